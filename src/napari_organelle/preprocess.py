@@ -1,0 +1,244 @@
+"""One preprocessing path for every image that reaches a model.
+
+Any array (2D, channel-first with a chosen channel, RGB/RGBA, any integer, float or bool dtype, any
+size) becomes a float32 plane; each plane is scaled to [0, 1] by its own 1st and 99.8th percentiles
+(values outside are clipped; NaN and Inf are ignored when computing them and then set to 0).
+
+Classifier inputs are resized so the longer side equals the model's input size (area-style
+antialiased bilinear resampling, aspect ratio kept) and zero-padded to a centred square. Very large
+images are first reduced by an integer block mean so memory stays bounded.
+
+Every problem the user can fix raises :class:`InputError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Percentiles that map an image to [0, 1].
+LOW_PERCENTILE = 1.0
+HIGH_PERCENTILE = 99.8
+#: Images smaller than this (either side) are refused.
+MIN_SIDE = 8
+#: Images are reduced (block mean) to at most this side before anything else (autoencoder input).
+MAX_NATIVE_SIDE = 2048
+#: Before percentiles are computed, planes larger than this many pixels are subsampled.
+_PERCENTILE_SAMPLE = 1_000_000
+
+CHANNELS = ("protein", "dna")
+
+
+class OrganelleError(Exception):
+    """Base class for errors whose message is meant for the user (shown in napari / the CLI)."""
+
+
+class InputError(OrganelleError, ValueError):
+    """The input cannot be used as given; the message says what is wrong and what to do."""
+
+
+def describe(array) -> str:
+    a = np.asarray(array)
+    return f"shape {tuple(a.shape)}, dtype {a.dtype}"
+
+
+def as_plane(image, *, channel: int | None = None, name: str = "protein") -> np.ndarray:
+    """Return one float32 (Y, X) plane from ``image``.
+
+    Accepts (Y, X); (C, Y, X) with ``channel`` chosen (or C == 1); RGB/RGBA (Y, X, 3|4), reduced to
+    the maximum over colour channels (a fluorescence image saved as RGB keeps its signal in one or
+    more colours); any integer, float or bool dtype.
+    """
+    if image is None:
+        raise InputError(f"No {name} image was given. Select an image layer or pass an array.")
+    try:
+        a = np.asarray(image)
+    except Exception as exc:  # pragma: no cover - exotic array-likes
+        raise InputError(f"The {name} image could not be read as an array ({exc}).") from exc
+    if a.dtype == object or np.iscomplexobj(a) or a.dtype.kind in "USV":
+        raise InputError(f"The {name} image has dtype {a.dtype}; give a numeric (integer, float or bool) image.")
+    if a.size == 0:
+        raise InputError(f"The {name} image is empty ({describe(a)}). Load an image with pixels in it.")
+    # Drop singleton axes (napari often gives (1, Y, X)).
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and channel is not None:
+        if not -a.shape[0] <= channel < a.shape[0]:
+            raise InputError(f"The {name} image has {a.shape[0]} channels; channel {channel} does not exist.")
+        a = a[channel]
+    elif a.ndim == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 4:
+        rgb = a[..., :3]
+        a = rgb.max(axis=-1)
+    elif a.ndim == 3 and a.shape[0] == 2 and channel is None:
+        raise InputError(
+            f"The {name} image has two channels ({describe(a)}). Pick the protein channel "
+            "(channel 0 in 2-channel files) and pass the other one as the DNA image."
+        )
+    if a.ndim == 1:
+        raise InputError(f"The {name} image is one-dimensional ({describe(a)}); give a 2D (Y, X) image.")
+    if a.ndim > 2:
+        raise InputError(
+            f"The {name} image is a stack ({describe(a)}), where one 2D image is expected. "
+            "Choose a single plane (napari's slider), or use 'each plane of a stack' mode."
+        )
+    if min(a.shape) < MIN_SIDE:
+        raise InputError(
+            f"The {name} image is {a.shape[0]}x{a.shape[1]} pixels; at least {MIN_SIDE}x{MIN_SIDE} are "
+            "needed. Is this a single-cell crop or a thumbnail?"
+        )
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    return a
+
+
+def block_reduce_to(plane: np.ndarray, max_side: int) -> np.ndarray:
+    """Integer block-mean reduction so that neither side exceeds ``max_side`` (keeps memory bounded)."""
+    f = math.ceil(max(plane.shape) / max_side)
+    if f <= 1:
+        return plane
+    h, w = (plane.shape[0] // f) * f, (plane.shape[1] // f) * f
+    out = np.zeros((h // f, w // f), np.float64)
+    # Row blocks one at a time: never materialises a float copy of the whole image.
+    for i in range(h // f):
+        rows = np.asarray(plane[i * f:(i + 1) * f, :w], dtype=np.float64)
+        out[i] = rows.reshape(f, w // f, f).mean(axis=(0, 2))
+    return out.astype(np.float32)
+
+
+def normalize(plane: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE) -> np.ndarray:
+    """Scale a plane to [0, 1] by its ``low`` and ``high`` percentiles, clipping outside values.
+
+    NaN and Inf are ignored for the percentiles and become 0. A constant plane becomes all zeros.
+    """
+    p = np.asarray(plane, dtype=np.float32)
+    finite = np.isfinite(p)
+    all_finite = bool(finite.all())
+    values = p if all_finite else p[finite]
+    if values.size == 0:
+        return np.zeros(p.shape, np.float32)
+    flat = values.ravel()
+    if flat.size > _PERCENTILE_SAMPLE:
+        flat = flat[:: flat.size // _PERCENTILE_SAMPLE + 1]
+    lo, hi = np.percentile(flat, [low, high])
+    if not hi > lo:
+        hi = float(flat.max())
+        if not hi > lo:
+            return np.zeros(p.shape, np.float32)
+    out = (p - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    np.clip(out, 0.0, 1.0, out=out)
+    if not all_finite:
+        out[~finite] = 0.0
+    return out
+
+
+def check_not_constant(plane: np.ndarray, name: str = "protein") -> None:
+    """Raise InputError for an image that carries no signal (constant, or no finite pixel)."""
+    p = np.asarray(plane)
+    finite = p[np.isfinite(p)] if p.dtype.kind == "f" else p
+    if finite.size == 0:
+        raise InputError(f"The {name} image has no finite pixel (all NaN or Inf).")
+    if finite.min() == finite.max():
+        raise InputError(
+            f"The {name} image is constant (every pixel is {finite.flat[0]!r}); there is nothing to "
+            "classify. Check the layer's contrast or whether the right channel was chosen."
+        )
+
+
+def resize_square(plane: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the longer side is ``size`` (aspect kept) and zero-pad to a centred square."""
+    import torch
+    import torch.nn.functional as F
+
+    p = np.asarray(plane, dtype=np.float32)
+    if max(p.shape) > 4 * size:
+        p = block_reduce_to(p, 2 * size)
+    h, w = p.shape
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    t = torch.from_numpy(np.ascontiguousarray(p))[None, None]
+    if (nh, nw) != (h, w):
+        t = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
+    out = torch.zeros((size, size), dtype=torch.float32)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top:top + nh, left:left + nw] = t[0, 0]
+    return out.numpy()
+
+
+def _pair_planes(protein, dna, channel, dna_channel):
+    p = as_plane(protein, channel=channel, name="protein")
+    d = None
+    if dna is not None:
+        d = as_plane(dna, channel=dna_channel, name="DNA")
+        if d.shape != p.shape:
+            raise InputError(
+                f"The protein image is {p.shape[0]}x{p.shape[1]} but the DNA image is "
+                f"{d.shape[0]}x{d.shape[1]}; they must show the same cell at the same size. "
+                "Choose the DNA layer of the same cell, or classify without DNA."
+            )
+    return p, d
+
+
+def prepare_pair(protein, dna=None, *, size: int = 128, channel: int | None = None,
+                 dna_channel: int | None = None, check_signal: bool = True) -> np.ndarray:
+    """Protein (+ optional DNA) -> float32 array (2, size, size) in [0, 1].
+
+    Channel 0 is the protein, channel 1 the DNA (all zeros when no DNA image is given; the bundled
+    classifier was trained for both cases).
+    """
+    p, d = _pair_planes(protein, dna, channel, dna_channel)
+    if check_signal:
+        check_not_constant(p, "protein")
+    out = np.zeros((2, size, size), np.float32)
+    out[0] = resize_square(normalize(_reduce_if_huge(p, size)), size)
+    if d is not None:
+        out[1] = resize_square(normalize(_reduce_if_huge(d, size)), size)
+    return out
+
+
+def prepare_native(protein, dna=None, *, channel: int | None = None, dna_channel: int | None = None,
+                   max_side: int = MAX_NATIVE_SIDE) -> tuple[np.ndarray, float]:
+    """Protein (+ optional DNA) -> (float32 array (2, H, W) in [0, 1], downscale factor).
+
+    Keeps the native resolution (for the autoencoder) unless a side exceeds ``max_side``, in which
+    case the image is block-mean reduced and the factor (> 1) is returned so callers can say so.
+    """
+    p, d = _pair_planes(protein, dna, channel, dna_channel)
+    f = max(1, math.ceil(max(p.shape) / max_side))
+    if f > 1:
+        p = block_reduce_to(p, max_side)
+        d = block_reduce_to(d, max_side) if d is not None else None
+    out = np.zeros((2,) + p.shape, np.float32)
+    out[0] = normalize(p)
+    if d is not None:
+        out[1] = normalize(d)
+    return out, float(f)
+
+
+def _reduce_if_huge(plane: np.ndarray, size: int) -> np.ndarray:
+    # Percentiles of a 20000x20000 image would need GBs; reduce first (the model sees `size` anyway).
+    if max(plane.shape) > 8 * size:
+        return block_reduce_to(plane, 4 * size)
+    return plane
+
+
+def split_channels(array, *, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+    """Split an image read from a file into (protein, DNA or None).
+
+    2-channel files, (2, Y, X) or (Y, X, 2), hold protein in channel 0 and DNA in channel 1. A 2D
+    image or an RGB/RGBA image is protein only. Anything else raises InputError.
+    """
+    a = np.asarray(array)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 2:
+        return a, None
+    if a.ndim == 3 and a.shape[0] == 2:
+        return a[0], a[1]
+    if a.ndim == 3 and a.shape[-1] == 2:
+        return a[..., 0], a[..., 1]
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        return a, None
+    raise InputError(
+        f"{name} has {describe(a)}; expected a 2D image, a 2-channel image (protein, DNA) or RGB."
+    )
