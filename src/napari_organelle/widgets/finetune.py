@@ -1,0 +1,1161 @@
+"""The "Fine-tune models" dock: train the classifier or the autoencoder on the user's own images.
+
+Data come from a labelled folder / archive (``datasets.load_labelled``) or from open image layers
+that the user assigns to classes. Training runs in a napari ``thread_worker`` (one worker thread);
+the engine's callback events cross to the GUI thread through a Qt signal of a small relay object
+(queued connection), so no widget is ever touched from the worker. Stop is cooperative: a
+``threading.Event`` passed to ``training.train(should_stop=...)``; the engine keeps the best weights.
+
+The model in use is never modified: the engine deep-copies ``init``; only "Use this model" swaps the
+active model in ``STATE`` (the other docks listen to ``STATE.changed``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import QEvent, QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFrame,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTableWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..classes import CLASSES, canonical_class
+from ..preprocess import InputError, OrganelleError
+from ._common import notify_error
+from ._devices import DeviceComboBox
+from ._plots import ConfusionPlot, TrainingPlot, theme_colors
+from ._state import STATE
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("classifier", "autoencoder")
+#: Input size of a classifier trained from scratch when TrainConfig does not say otherwise.
+DEFAULT_INPUT_SIZE = 128
+#: Seconds the GUI waits for a stopped training to wind down when napari or the dock closes.
+SHUTDOWN_WAIT_S = 10.0
+
+NO_DATA_MESSAGE = (
+    "No training data. In 'Training data', choose a folder or archive of labelled images (one "
+    "sub-folder per class) and press Load, or open the 'Open layers' tab, add image layers and give "
+    "each a class; then press Train again."
+)
+
+
+def _notify_error(exc: BaseException, what: str = "Fine-tuning") -> None:
+    """User-fixable errors -> napari warning with their message; others -> short error + traceback."""
+    notify_error(exc, what)
+
+
+# ==================================================================================================
+# The job (no Qt): runs in the worker thread
+# ==================================================================================================
+@dataclass
+class TrainRequest:
+    """Everything the worker needs, gathered in the GUI thread."""
+
+    kind: str
+    data: object                    # LabelledImages, or a path to load in the worker
+    val_fraction: float
+    config: object                  # training.TrainConfig
+    init: object | None = None      # LoadedModel to start from (None: from scratch)
+    keep_model_classes: bool = True
+
+
+@dataclass
+class TrainOutcome:
+    """What the worker hands back: the engine's result plus the dock's evaluation."""
+
+    kind: str
+    result: object | None = None               # training.TrainResult
+    classes: list[str] = field(default_factory=list)
+    confusion: np.ndarray | None = None        # classifier: validation confusion (true x predicted)
+    val_accuracy: float | None = None
+    n_train: int = 0
+    n_val: int = 0
+    data_description: str = ""
+    started_from: str = "scratch"
+    val_fraction: float = 0.2
+    error: BaseException | None = None
+
+
+def _stop_is_set(stop) -> bool:
+    return stop is not None and stop.is_set()
+
+
+def _ordered_classes(labels: list[str], declared: list[str]) -> list[str]:
+    out = [c for c in declared if c in set(labels)]
+    for lab in labels:
+        if lab not in out:
+            out.append(lab)
+    return out
+
+
+def check_classifier_data(data) -> list[str]:
+    """Classes with images, in the data's order; raises InputError when training cannot work."""
+    counts = Counter(s.label for s in data.samples)
+    empty = [c for c in data.classes if counts.get(c, 0) == 0]
+    if empty:
+        raise InputError(
+            f"Class {empty[0]!r} has no images. Add images of it (or remove it from the data), then "
+            "press Train again."
+        )
+    present = _ordered_classes([s.label for s in data.samples], list(data.classes))
+    if len(present) < 2:
+        raise InputError(
+            f"Only one class ({present[0]}) has images; a classifier needs at least two. Add images of "
+            "another class (another sub-folder, or another layer with a different class)."
+        )
+    few = [c for c in present if counts[c] < 2]
+    if few:
+        raise InputError(
+            f"Class {few[0]!r} has only one image; at least two per class are needed (one to train "
+            "on, one to validate). Add images or remove the class."
+        )
+    return present
+
+
+def _friendly_error(exc: BaseException, req: TrainRequest) -> BaseException:
+    """Turn CUDA out-of-memory (and similar) into an OrganelleError that says what to do."""
+    if isinstance(exc, OrganelleError):
+        return exc
+    text = str(exc)
+    oom = type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text.lower()
+    if oom:
+        bs = getattr(req.config, "batch_size", "?")
+        dev = getattr(req.config, "device", "?")
+        new = OrganelleError(
+            f"The device ({dev}) ran out of memory while training with batch size {bs}. Lower the "
+            "batch size, or choose 'cpu' in Device, then press Train again. Nothing was saved."
+        )
+        new.__cause__ = exc
+        return new
+    return exc
+
+
+def _confusion(model, X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int = 64) -> np.ndarray:
+    """Confusion matrix (true x predicted) of ``model`` on (X, y), in eval mode, without gradients."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        preds = []
+        with torch.no_grad():
+            for i in range(0, len(X), batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size])).to(device)
+                preds.append(model(xb).argmax(1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    cm = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(cm, (np.asarray(y, np.int64), pred.astype(np.int64)), 1)
+    return cm
+
+
+def run_training(req: TrainRequest, *, emit=None, message=None, stop=None) -> TrainOutcome:
+    """Load / split / convert the data, train, evaluate. Pure Python + torch; raises on errors.
+
+    ``emit(event)`` receives the engine's BatchEvent / EpochEvent; ``message(str)`` stage notes.
+    """
+    from .. import datasets, training
+
+    say = message or (lambda s: None)
+    data = req.data
+    if data is None:
+        raise InputError(NO_DATA_MESSAGE)
+    if isinstance(data, (str, os.PathLike)):
+        say(f"Loading {data} ...")
+        data = datasets.load_labelled(data)
+    if not data.samples:
+        raise InputError(NO_DATA_MESSAGE)
+    out = TrainOutcome(kind=req.kind, data_description=str(data.description or ""),
+                       started_from=getattr(req.init, "name", None) or "scratch",
+                       val_fraction=float(req.val_fraction))
+    labels = [s.label for s in data.samples]
+    vf = float(req.val_fraction)
+    if req.kind == "classifier":
+        present = check_classifier_data(data)
+        classes = list(present)
+        if req.init is not None and req.keep_model_classes and req.init.classes:
+            classes = list(req.init.classes) + [c for c in present if c not in req.init.classes]
+        tr, va, _ = datasets.stratified_split(labels, fractions=(1.0 - vf, vf, 0.0),
+                                              seed=int(getattr(req.config, "seed", 0)))
+        if len(va) == 0:
+            raise InputError("The validation set is empty: add images or raise the validation fraction.")
+        size = None
+        if req.init is not None and req.init.input_size:
+            size = int(req.init.input_size)
+        size = size or int(getattr(req.config, "input_size", 0) or DEFAULT_INPUT_SIZE)
+        say(f"Preparing {len(tr)} training and {len(va)} validation images at {size}x{size} ...")
+        train_data = datasets.to_classifier_tensors(data.subset(tr), size, classes)
+        val_data = datasets.to_classifier_tensors(data.subset(va), size, classes)
+    else:
+        classes = None
+        if len(data.samples) < 2:
+            raise InputError("The autoencoder needs at least two images (one to train on, one to "
+                             "validate). Add images, then press Train again.")
+        tr, va, _ = datasets.stratified_split(["_"] * len(labels), fractions=(1.0 - vf, vf, 0.0),
+                                              seed=int(getattr(req.config, "seed", 0)))
+        say(f"Preparing {len(tr)} training and {len(va)} validation images ...")
+        train_data = datasets.to_native_planes(data.subset(tr))
+        val_data = datasets.to_native_planes(data.subset(va))
+    out.n_train, out.n_val = int(len(tr)), int(len(va))
+    if _stop_is_set(stop):
+        return out  # stopped before training began: no result
+    say(f"Training the {req.kind} ...")
+    meta = {"data": out.data_description, "command": "napari dock: Fine-tune models",
+            "started_from": out.started_from, "val_fraction": vf}
+    result = training.train(req.kind, train_data, val_data, req.config, classes=classes, init=req.init,
+                            callback=emit, should_stop=stop, training_meta=meta)
+    out.result = result
+    out.classes = list(getattr(result, "classes", None) or classes or [])
+    if req.kind == "classifier" and int(getattr(result, "best_epoch", 1)) > 0:
+        say("Evaluating the best weights on the validation set ...")
+        Xv, yv = val_data
+        cm = _confusion(result.model, Xv, yv, len(out.classes),
+                        batch_size=max(1, int(getattr(req.config, "batch_size", 64))))
+        out.confusion = cm
+        out.val_accuracy = float(np.trace(cm)) / max(1, int(cm.sum()))
+    return out
+
+
+def _job(req: TrainRequest, relay: "_Relay", stop: threading.Event, done: threading.Event) -> TrainOutcome:
+    """Worker-thread body: never raises (errors travel in the outcome, shown by the GUI thread)."""
+    try:
+        return run_training(req, emit=relay.event.emit, message=relay.message.emit, stop=stop)
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the GUI as a notification
+        return TrainOutcome(kind=req.kind, error=_friendly_error(exc, req))
+    finally:
+        done.set()
+
+
+def _load_job(path: str):
+    from .. import datasets
+
+    try:
+        return path, datasets.load_labelled(path), None
+    except BaseException as exc:  # noqa: BLE001
+        return path, None, exc
+
+
+# ==================================================================================================
+# Qt plumbing
+# ==================================================================================================
+class _Relay(QObject):
+    """Carries engine events from the worker thread to the GUI thread (queued connections)."""
+
+    event = Signal(object)
+    message = Signal(str)
+
+
+def _worker_classes():
+    from napari.qt.threading import FunctionWorker
+
+    class TrainWorker(FunctionWorker):
+        """A FunctionWorker whose quit() (also napari's task cancel on close) sets the stop event."""
+
+        stop_event: threading.Event | None = None
+
+        def quit(self) -> None:
+            if self.stop_event is not None:
+                self.stop_event.set()
+            super().quit()
+
+    return TrainWorker
+
+
+class _RunningJob:
+    """Handles of one training run; kept apart from the widget so shutdown works after its deletion."""
+
+    def __init__(self, worker, stop: threading.Event, done: threading.Event, relay: _Relay, pbar=None):
+        self.worker, self.stop, self.done, self.relay, self.pbar = worker, stop, done, relay, pbar
+
+    def shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> bool:
+        """Ask the training to stop (keeping nothing) and wait up to ``wait_s`` for the thread."""
+        self.stop.set()
+        try:
+            self.worker.quit()
+        except RuntimeError:  # pragma: no cover - Qt object already gone
+            pass
+        finished = self.done.wait(wait_s) if wait_s else self.done.is_set()
+        if self.pbar is not None:
+            try:
+                self.pbar.close()
+            except Exception:  # pragma: no cover
+                pass
+            self.pbar = None
+        return finished
+
+
+def _layer_planes(layer) -> list[np.ndarray]:
+    """Image layer -> list of 2D planes (a stack gives one per plane; RGB stays one image)."""
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        data = data[0]
+    if getattr(layer, "rgb", False):
+        arr = data
+        lead = arr.shape[:-3]
+        if not lead:
+            return [np.asarray(arr)]
+        return [np.asarray(arr[idx]) for idx in np.ndindex(*lead)]
+    shape = tuple(data.shape)
+    if len(shape) <= 2:
+        return [np.asarray(data)]
+    return [np.asarray(data[idx]) for idx in np.ndindex(*shape[:-2])]
+
+
+def _n_planes(layer) -> int:
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    shape = tuple(data.shape)
+    spatial = 3 if getattr(layer, "rgb", False) else 2
+    return int(np.prod(shape[:-spatial])) if len(shape) > spatial else 1
+
+
+# ==================================================================================================
+# The dock
+# ==================================================================================================
+class FinetuneWidget(QWidget):
+    """Fine-tune the classifier or the autoencoder on your own images, with live curves."""
+
+    #: Emitted in the GUI thread when a run ends: the TrainOutcome, or None when it was aborted.
+    training_finished = Signal(object)
+    #: Emitted when a folder / archive has been loaded (the LabelledImages, or None on error).
+    dataset_loaded = Signal(object)
+
+    COL_LAYER, COL_CLASS, COL_DNA, COL_PLANES = range(4)
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.outcome: TrainOutcome | None = None
+        self.dataset = None                       # LabelledImages loaded from the path
+        self.dataset_path: str | None = None
+        self.saved_path: Path | None = None
+        self.used_model = None                    # the LoadedModel made active by "Use this model"
+        self._job: _RunningJob | None = None
+        self._load_worker = None
+        self._was_docked = False
+        self._checkpoint_cache: dict | None = None
+
+        self._build_ui()
+        self._connect_viewer()
+        self._on_kind_changed()
+
+        # Closing napari / the dock must stop training: several routes, all idempotent.
+        # The callbacks close over a holder, not over self: they must work after the widget is gone
+        # and must not keep it (and through it the viewer) alive.
+        holder = self._job_holder = [None]
+
+        def _stop_held_job(*_):
+            job = holder[0]
+            if job is not None:
+                job.shutdown()
+
+        self.destroyed.connect(_stop_held_job)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(_stop_held_job)
+        STATE.changed.connect(self._on_state_changed)
+
+    # ---------------------------------------------------------------------------------------------
+    # UI
+    def _build_ui(self) -> None:
+        # Everything sits in a scroll area: the dock is taller than many screens.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        inner = QWidget()
+        self.scroll_area.setWidget(inner)
+        outer.addWidget(self.scroll_area)
+        root = QVBoxLayout(inner)
+        root.setContentsMargins(4, 4, 4, 4)
+
+        # --- model
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.kind_combo = QComboBox()
+        self.kind_combo.addItems(list(KINDS))
+        self.kind_combo.setToolTip("Which model to train: the organelle classifier or the per-plane autoencoder.")
+        form.addRow("Model", self.kind_combo)
+        self.start_combo = QComboBox()
+        self.start_combo.addItem("active model", "active")
+        self.start_combo.addItem("scratch (random weights)", "scratch")
+        self.start_combo.setToolTip("Fine-tune the model the other docks use now, or train a new one.")
+        form.addRow("Start from", self.start_combo)
+        self.freeze_check = QCheckBox("Freeze backbone (train only the class head)")
+        self.freeze_check.setToolTip("Faster and safer with few images; only the last layer learns.")
+        form.addRow(self.freeze_check)
+        self.keep_classes_check = QCheckBox("Keep the model's classes that have no images here")
+        self.keep_classes_check.setChecked(True)
+        self.keep_classes_check.setToolTip(
+            "On: the fine-tuned model still predicts all of the active model's classes (plus any new "
+            "ones). Off: it predicts only the classes in your data.")
+        form.addRow(self.keep_classes_check)
+        root.addWidget(box)
+
+        # --- data
+        dbox = QGroupBox("Training data")
+        dlay = QVBoxLayout(dbox)
+        self.data_tabs = QTabWidget()
+        # folder / archive tab
+        ftab = QWidget()
+        flay = QVBoxLayout(ftab)
+        row = QHBoxLayout()
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("folder with one sub-folder per class, or .zip / .tgz")
+        row.addWidget(self.path_edit)
+        self.folder_button = QPushButton("Folder...")
+        self.archive_button = QPushButton("Archive...")
+        row.addWidget(self.folder_button)
+        row.addWidget(self.archive_button)
+        flay.addLayout(row)
+        row2 = QHBoxLayout()
+        self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("Read the images now and show the counts per class (Train also loads).")
+        row2.addWidget(self.load_button)
+        row2.addStretch(1)
+        flay.addLayout(row2)
+        self.data_summary = QPlainTextEdit()
+        self.data_summary.setReadOnly(True)
+        self.data_summary.setMaximumHeight(110)
+        self.data_summary.setPlaceholderText("Counts per class, skipped files and warnings appear here.")
+        flay.addWidget(self.data_summary)
+        self.data_tabs.addTab(ftab, "Folder / archive")
+        # layers tab
+        ltab = QWidget()
+        llay = QVBoxLayout(ltab)
+        self.layers_table = QTableWidget(0, 4)
+        self.layers_table.setHorizontalHeaderLabels(["image layer", "class", "DNA layer", "images"])
+        self.layers_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        hdr = self.layers_table.horizontalHeader()
+        for c in range(3):
+            hdr.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch)
+        hdr.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        self.layers_table.setMinimumHeight(110)
+        self.layers_table.setMaximumHeight(220)
+        self.layers_table.setToolTip(
+            "One row per image layer; a stack contributes one image per plane. Type a new name in "
+            "'class' to train on your own classes. The DNA layer is optional.")
+        llay.addWidget(self.layers_table)
+        row3 = QHBoxLayout()
+        self.add_layers_button = QPushButton("Add selected layers")
+        self.remove_row_button = QPushButton("Remove row")
+        row3.addWidget(self.add_layers_button)
+        row3.addWidget(self.remove_row_button)
+        llay.addLayout(row3)
+        self.data_tabs.addTab(ltab, "Open layers")
+        dlay.addWidget(self.data_tabs)
+        vrow = QFormLayout()
+        self.val_spin = QDoubleSpinBox()
+        self.val_spin.setRange(0.05, 0.5)
+        self.val_spin.setSingleStep(0.05)
+        self.val_spin.setDecimals(2)
+        self.val_spin.setValue(0.2)
+        self.val_spin.setToolTip("Fraction of each class held out to pick the best epoch and to score it.")
+        vrow.addRow("Validation fraction", self.val_spin)
+        dlay.addLayout(vrow)
+        root.addWidget(dbox)
+
+        # --- settings
+        sbox = QGroupBox("Settings")
+        sform = QFormLayout(sbox)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin.setValue(10)
+        sform.addRow("Epochs", self.epochs_spin)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 1024)
+        self.batch_spin.setValue(32)
+        sform.addRow("Batch size", self.batch_spin)
+        self.lr_edit = QLineEdit("0.001")
+        self.lr_edit.setToolTip("Learning rate (e.g. 0.001 from scratch, 0.0001 to fine-tune gently).")
+        sform.addRow("Learning rate", self.lr_edit)
+        self.device_combo = DeviceComboBox()
+        sform.addRow("Device", self.device_combo)
+        root.addWidget(sbox)
+        self._settings_boxes = (box, dbox, sbox)
+
+        # --- run
+        self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Start training; press again (Stop) to stop and keep the best epoch.")
+        root.addWidget(self.train_button)
+        pform = QFormLayout()
+        self.epoch_bar = QProgressBar()
+        self.epoch_bar.setFormat("epoch %v / %m")
+        self.epoch_bar.setRange(0, 1)
+        self.epoch_bar.setValue(0)
+        self.batch_bar = QProgressBar()
+        self.batch_bar.setFormat("batch %v / %m")
+        self.batch_bar.setRange(0, 1)
+        self.batch_bar.setValue(0)
+        pform.addRow("Epochs", self.epoch_bar)
+        pform.addRow("Batches", self.batch_bar)
+        root.addLayout(pform)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        root.addWidget(self.status_label)
+
+        self.plot = TrainingPlot()
+        self.confusion_plot = ConfusionPlot()
+        bg, fg = theme_colors(self.viewer)
+        self.plot.set_colors(bg, fg)
+        self.confusion_plot.set_colors(bg, fg)
+        root.addWidget(self.plot)
+
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.log.setMaximumHeight(120)
+        self.log.setPlaceholderText("One line per epoch.")
+        root.addWidget(self.log)
+
+        # --- result
+        rbox = QGroupBox("Result")
+        rlay = QVBoxLayout(rbox)
+        self.result_label = QLabel("No model trained yet.")
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        rlay.addWidget(self.result_label)
+        rlay.addWidget(self.confusion_plot)
+        brow = QHBoxLayout()
+        self.save_button = QPushButton("Save as...")
+        self.save_button.setToolTip("Save the best weights as a .pt checkpoint (default: your model folder).")
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setToolTip("Make the classify / reconstruct docks use the fine-tuned model.")
+        brow.addWidget(self.save_button)
+        brow.addWidget(self.use_button)
+        rlay.addLayout(brow)
+        root.addWidget(rbox)
+        self._set_result_buttons(False)
+
+        # --- connections
+        self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
+        self.start_combo.currentIndexChanged.connect(self._on_kind_changed)
+        self.folder_button.clicked.connect(self._browse_folder)
+        self.archive_button.clicked.connect(self._browse_archive)
+        self.load_button.clicked.connect(self.load_dataset)
+        self.path_edit.returnPressed.connect(self.load_dataset)
+        self.add_layers_button.clicked.connect(self._add_selected_layers)
+        self.remove_row_button.clicked.connect(self._remove_selected_rows)
+        self.train_button.clicked.connect(self._on_train_clicked)
+        self.save_button.clicked.connect(self.save_as)
+        self.use_button.clicked.connect(self.use_model)
+
+    def _connect_viewer(self) -> None:
+        ev = self.viewer.layers.events
+        ev.inserted.connect(self._on_layers_changed)
+        ev.removed.connect(self._on_layers_changed)
+        ev.moved.connect(self._on_layers_changed)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._on_layers_changed)
+
+    # ---------------------------------------------------------------------------------------------
+    # state helpers
+    @property
+    def kind(self) -> str:
+        return self.kind_combo.currentText()
+
+    @property
+    def is_running(self) -> bool:
+        return self._job is not None
+
+    @property
+    def worker(self):
+        return self._job.worker if self._job is not None else None
+
+    def _active_name(self, kind: str) -> str:
+        loaded = STATE.peek(kind)
+        return getattr(loaded, "name", None) or "bundled model"
+
+    def _model_classes(self) -> list[str]:
+        loaded = STATE.peek("classifier")
+        classes = list(getattr(loaded, "classes", None) or CLASSES)
+        return classes
+
+    def _on_state_changed(self, kind: str = "") -> None:
+        try:
+            self.start_combo.setItemText(0, f"active model ({self._active_name(self.kind)})")
+            self._refresh_class_items()
+        except RuntimeError:  # pragma: no cover - widget deleted while STATE still emits
+            pass
+
+    def _on_kind_changed(self, *_) -> None:
+        clf = self.kind == "classifier"
+        from_model = self.start_combo.currentData() == "active"
+        self.freeze_check.setEnabled(clf and from_model)
+        self.keep_classes_check.setEnabled(clf and from_model)
+        self.layers_table.setColumnHidden(self.COL_CLASS, not clf)
+        self.start_combo.setItemText(0, f"active model ({self._active_name(self.kind)})")
+        self.plot.reset(self.kind)
+
+    def _set_result_buttons(self, enabled: bool) -> None:
+        self.save_button.setEnabled(enabled)
+        self.use_button.setEnabled(enabled)
+
+    def _set_running_ui(self, running: bool) -> None:
+        for b in self._settings_boxes:
+            b.setEnabled(not running)
+        self.train_button.setEnabled(True)
+        self.train_button.setText("Stop" if running else "Train")
+        if running:
+            self._set_result_buttons(False)
+
+    # ---------------------------------------------------------------------------------------------
+    # data: folder / archive
+    def _browse_folder(self) -> None:
+        start = self.path_edit.text().strip() or str(Path.home())
+        path = QFileDialog.getExistingDirectory(self, "Folder of labelled images", start)
+        if path:
+            self.set_data_path(path, load=True)
+
+    def _browse_archive(self) -> None:
+        start = self.path_edit.text().strip() or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Archive of labelled images", start,
+            "Archives (*.zip *.tgz *.tar.gz *.tar *.tar.bz2 *.tar.xz);;All files (*)")
+        if path:
+            self.set_data_path(path, load=True)
+
+    def set_data_path(self, path, load: bool = False) -> None:
+        self.path_edit.setText(os.fspath(path))
+        self.data_tabs.setCurrentIndex(0)
+        if load:
+            self.load_dataset()
+
+    def load_dataset(self, *_):
+        """Read the folder / archive in a worker; returns the worker (None when no path)."""
+        path = self.path_edit.text().strip()
+        if not path:
+            _notify_error(InputError("Type or choose a folder or archive of labelled images first."))
+            return None
+        from napari.qt.threading import create_worker
+
+        self.load_button.setEnabled(False)
+        self.data_summary.setPlainText(f"Loading {path} ...")
+        worker = create_worker(_load_job, path, _start_thread=False, _ignore_errors=True,
+                               _progress={"desc": "Loading labelled images"})
+        worker.returned.connect(self._on_dataset_loaded)
+        worker.finished.connect(lambda: self.load_button.setEnabled(True))
+        self._load_worker = worker
+        worker.start()
+        return worker
+
+    def _on_dataset_loaded(self, payload) -> None:
+        path, data, exc = payload
+        if exc is not None:
+            self.dataset, self.dataset_path = None, None
+            self.data_summary.setPlainText(f"Could not load {path}:\n{exc}")
+            _notify_error(exc)
+            self.dataset_loaded.emit(None)
+            return
+        self.dataset, self.dataset_path = data, path
+        self.data_summary.setPlainText(self.describe_dataset(data))
+        self.dataset_loaded.emit(data)
+
+    @staticmethod
+    def describe_dataset(data) -> str:
+        counts = data.counts()
+        lines = []
+        if data.description:
+            lines.append(str(data.description))
+        lines.append(f"{len(data.samples)} images in {sum(1 for v in counts.values() if v)} classes"
+                     + (" (with DNA)" if data.has_dna() else " (no DNA channel)") + ":")
+        lines.append(", ".join(f"{c} {n}" for c, n in counts.items()))
+        if data.skipped:
+            lines.append(f"Skipped {len(data.skipped)} file(s):")
+            lines.extend(f"  {f}: {why}" for f, why in data.skipped[:20])
+            if len(data.skipped) > 20:
+                lines.append(f"  ... and {len(data.skipped) - 20} more")
+        for w in data.warnings:
+            lines.append(f"Warning: {w}")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------------------------------------
+    # data: open layers
+    def _image_layers(self) -> list:
+        from napari.layers import Image
+
+        return [lay for lay in self.viewer.layers if isinstance(lay, Image)]
+
+    def _fill_layer_combo(self, combo: QComboBox, selected, *, with_none: bool) -> None:
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            if with_none:
+                combo.addItem("(none)", None)
+            for lay in self._image_layers():
+                combo.addItem(lay.name, lay)
+            idx = 0
+            if selected is not None:
+                for i in range(combo.count()):
+                    if combo.itemData(i) is selected:
+                        idx = i
+                        break
+                else:
+                    idx = 0 if with_none else -1
+            combo.setCurrentIndex(idx)
+        finally:
+            combo.blockSignals(False)
+
+    def _class_names_in_table(self) -> list[str]:
+        names = []
+        for r in range(self.layers_table.rowCount()):
+            combo = self.layers_table.cellWidget(r, self.COL_CLASS)
+            if combo is not None:
+                t = combo.currentText().strip()
+                if t and t not in names:
+                    names.append(t)
+        return names
+
+    def _refresh_class_items(self) -> None:
+        base = self._model_classes()
+        extra = [c for c in self._class_names_in_table() if c not in base]
+        for r in range(self.layers_table.rowCount()):
+            combo = self.layers_table.cellWidget(r, self.COL_CLASS)
+            if combo is None:
+                continue
+            text = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(base + extra)
+            combo.setEditText(text)
+            combo.blockSignals(False)
+
+    def add_layer_row(self, layer, label: str | None = None, dna=None) -> int:
+        """Add a table row for ``layer`` (an Image layer or its name); returns the row index."""
+        if isinstance(layer, str):
+            layer = self.viewer.layers[layer]
+        if isinstance(dna, str):
+            dna = self.viewer.layers[dna]
+        r = self.layers_table.rowCount()
+        self.layers_table.insertRow(r)
+        lcombo = QComboBox()
+        self._fill_layer_combo(lcombo, layer, with_none=False)
+        ccombo = QComboBox()
+        ccombo.setEditable(True)
+        ccombo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        ccombo.addItems(self._model_classes())
+        if label is None:
+            label = canonical_class(getattr(layer, "name", "")) or ""
+        ccombo.setEditText(label)
+        ccombo.lineEdit().setCursorPosition(0)
+        ccombo.lineEdit().setPlaceholderText("class name")
+        dcombo = QComboBox()
+        self._fill_layer_combo(dcombo, dna, with_none=True)
+        self.layers_table.setCellWidget(r, self.COL_LAYER, lcombo)
+        self.layers_table.setCellWidget(r, self.COL_CLASS, ccombo)
+        self.layers_table.setCellWidget(r, self.COL_DNA, dcombo)
+        self.layers_table.setCellWidget(r, self.COL_PLANES, QLabel(""))
+        lcombo.currentIndexChanged.connect(self._update_plane_counts)
+        self._update_plane_counts()
+        self.data_tabs.setCurrentIndex(1)
+        return r
+
+    def _update_plane_counts(self, *_) -> None:
+        for r in range(self.layers_table.rowCount()):
+            combo = self.layers_table.cellWidget(r, self.COL_LAYER)
+            lab = self.layers_table.cellWidget(r, self.COL_PLANES)
+            lay = combo.currentData() if combo is not None else None
+            if lab is not None:
+                lab.setText(str(_n_planes(lay)) if lay is not None else "")
+
+    def _add_selected_layers(self) -> None:
+        from napari.layers import Image
+
+        selected = [lay for lay in self.viewer.layers.selection if isinstance(lay, Image)]
+        if not selected:
+            active = self.viewer.layers.selection.active
+            selected = [active] if isinstance(active, Image) else self._image_layers()[:1]
+        if not selected:
+            _notify_error(InputError("There is no image layer to add. Open an image (File > Open) first."))
+            return
+        present = {self.layers_table.cellWidget(r, self.COL_LAYER).currentData()
+                   for r in range(self.layers_table.rowCount())}
+        for lay in selected:
+            if lay not in present:
+                self.add_layer_row(lay)
+
+    def _remove_selected_rows(self) -> None:
+        rows = sorted({i.row() for i in self.layers_table.selectedIndexes()}, reverse=True)
+        if not rows and self.layers_table.rowCount():
+            rows = [self.layers_table.rowCount() - 1]
+        for r in rows:
+            self.layers_table.removeRow(r)
+
+    def _on_layers_changed(self, event=None) -> None:
+        if event is not None and getattr(event, "type", "") == "inserted":
+            try:
+                event.value.events.name.connect(self._on_layers_changed)
+            except Exception:  # pragma: no cover
+                pass
+        try:
+            for r in range(self.layers_table.rowCount()):
+                for col, with_none in ((self.COL_LAYER, False), (self.COL_DNA, True)):
+                    combo = self.layers_table.cellWidget(r, col)
+                    if combo is not None:
+                        self._fill_layer_combo(combo, combo.currentData(), with_none=with_none)
+            self._update_plane_counts()
+        except RuntimeError:  # pragma: no cover - widget deleted, viewer still emitting
+            pass
+
+    def layers_dataset(self):
+        """The table as LabelledImages (one sample per plane); raises InputError for bad rows."""
+        from ..datasets import LabelledImages, Sample
+
+        clf = self.kind == "classifier"
+        samples, warnings, names = [], [], []
+        for r in range(self.layers_table.rowCount()):
+            layer = self.layers_table.cellWidget(r, self.COL_LAYER).currentData()
+            if layer is None:
+                raise InputError(f"Row {r + 1} of the layer table has no image layer (was it closed?). "
+                                 "Pick one or remove the row.")
+            raw = self.layers_table.cellWidget(r, self.COL_CLASS).currentText().strip()
+            if clf and not raw:
+                raise InputError(f"Give the layer {layer.name!r} (row {r + 1}) a class: pick one or type "
+                                 "a new class name.")
+            label = (canonical_class(raw) or raw) if raw else "unlabelled"
+            dna_layer = self.layers_table.cellWidget(r, self.COL_DNA).currentData()
+            planes = _layer_planes(layer)
+            dna_planes: list = [None] * len(planes)
+            if dna_layer is not None:
+                d = _layer_planes(dna_layer)
+                if len(d) == 1:
+                    dna_planes = d * len(planes)
+                elif len(d) == len(planes):
+                    dna_planes = d
+                else:
+                    raise InputError(
+                        f"The DNA layer {dna_layer.name!r} has {len(d)} planes but the image layer "
+                        f"{layer.name!r} has {len(planes)}. Choose a DNA layer with one plane or the "
+                        "same number of planes.")
+            for i, (p, d) in enumerate(zip(planes, dna_planes)):
+                if d is not None and tuple(d.shape[:2]) != tuple(p.shape[:2]):
+                    raise InputError(
+                        f"The DNA layer {dna_layer.name!r} ({d.shape[0]}x{d.shape[1]}) and the image "
+                        f"layer {layer.name!r} ({p.shape[0]}x{p.shape[1]}) differ in size; choose a "
+                        "matching DNA layer or none.")
+                src = f"layer:{layer.name}" + (f"[{i}]" if len(planes) > 1 else "")
+                samples.append(Sample(protein=p, dna=d, label=label, source=src))
+            names.append(f"{layer.name} ({label}, {len(planes)})")
+        labels = [s.label for s in samples]
+        canon = [c for c in CLASSES if c in labels]
+        classes = canon + [c for c in dict.fromkeys(labels) if c not in canon]
+        return LabelledImages(samples=samples, classes=classes, skipped=[], warnings=warnings,
+                              description="napari layers: " + "; ".join(names))
+
+    # ---------------------------------------------------------------------------------------------
+    # training
+    def _on_train_clicked(self) -> None:
+        if self.is_running:
+            self.stop()
+            return
+        try:
+            req = self.build_request()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, never escapes into Qt
+            _notify_error(exc)
+            return
+        self.start(req)
+
+    def build_request(self) -> TrainRequest:
+        """Gather the settings and data in the GUI thread (raises InputError for what is missing)."""
+        from ..training import TrainConfig
+
+        kind = self.kind
+        if self.data_tabs.currentIndex() == 0:
+            path = self.path_edit.text().strip()
+            if not path:
+                raise InputError(NO_DATA_MESSAGE)
+            data = self.dataset if (self.dataset is not None and self.dataset_path == path) else path
+        else:
+            if self.layers_table.rowCount() == 0:
+                raise InputError(NO_DATA_MESSAGE)
+            data = self.layers_dataset()
+        try:
+            lr = float(self.lr_edit.text().strip())
+        except ValueError:
+            lr = float("nan")
+        if not (lr > 0 and np.isfinite(lr)):
+            raise InputError(f"The learning rate {self.lr_edit.text()!r} is not a positive number; "
+                             "use e.g. 0.001.")
+        from_model = self.start_combo.currentData() == "active"
+        init = STATE.get_active(kind) if from_model else None
+        config = TrainConfig(
+            epochs=int(self.epochs_spin.value()),
+            batch_size=int(self.batch_spin.value()),
+            lr=lr,
+            device=self.device_combo.device(),
+            freeze_backbone=bool(kind == "classifier" and from_model and self.freeze_check.isChecked()),
+        )
+        return TrainRequest(kind=kind, data=data, val_fraction=float(self.val_spin.value()), config=config,
+                            init=init, keep_model_classes=self.keep_classes_check.isChecked())
+
+    def start(self, req: TrainRequest):
+        """Start a training run for ``req`` in a worker thread; returns the worker."""
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
+        self.outcome = None
+        self.saved_path = None
+        self._checkpoint_cache = None
+        self.plot.reset(req.kind)
+        self.confusion_plot.clear()
+        self.log.clear()
+        self.result_label.setText("Training ...")
+        epochs = int(getattr(req.config, "epochs", 1))
+        self.epoch_bar.setRange(0, epochs)
+        self.epoch_bar.setValue(0)
+        self.batch_bar.setRange(0, 1)
+        self.batch_bar.setValue(0)
+        self.log.appendPlainText(
+            f"{req.kind}: {epochs} epochs, batch {req.config.batch_size}, lr {req.config.lr:g}, "
+            f"device {self.device_combo.currentText()}, from "
+            f"{getattr(req.init, 'name', None) or 'scratch'}")
+
+        stop, done = threading.Event(), threading.Event()
+        relay = _Relay()
+        relay.event.connect(self._on_event)
+        relay.message.connect(self._on_message)
+        worker = create_worker(_job, req, relay, stop, done, _start_thread=False, _ignore_errors=True,
+                               _worker_class=_worker_classes())
+        worker.stop_event = stop
+        pbar = progress(total=epochs, desc=f"Fine-tuning the {req.kind}")
+        self._job = _RunningJob(worker, stop, done, relay, pbar)
+        self._job_holder[0] = self._job
+        worker.returned.connect(self._on_returned)
+        worker.finished.connect(self._on_finished)
+        self._set_running_ui(True)
+        worker.start()
+        return worker
+
+    def stop(self) -> None:
+        """Cooperative stop: the engine ends after the current batch and keeps the best weights."""
+        if self._job is None:
+            return
+        self._job.stop.set()
+        self.train_button.setText("Stopping ...")
+        self.train_button.setEnabled(False)
+        self.status_label.setText("Stopping after the current batch; the best weights are kept.")
+
+    def _on_message(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _on_event(self, ev) -> None:
+        if self._job is None:
+            return
+        if hasattr(ev, "batch") and hasattr(ev, "batches"):
+            batches = max(1, int(ev.batches))
+            self.batch_bar.setRange(0, batches)
+            self.batch_bar.setValue(min(batches, int(ev.batch)))
+            phase = getattr(ev, "phase", "train")
+            self.batch_bar.setFormat(f"{phase} batch %v / %m")
+            return
+        # EpochEvent
+        epochs = max(1, int(getattr(ev, "epochs", self.epoch_bar.maximum())))
+        self.epoch_bar.setRange(0, epochs)
+        self.epoch_bar.setValue(min(epochs, int(ev.epoch)))
+        self.plot.add_epoch(ev)
+        try:
+            from ..training import format_epoch
+
+            line = format_epoch(ev)
+        except Exception:  # pragma: no cover - keep the dock going whatever the formatter does
+            line = f"epoch {ev.epoch}/{ev.epochs}: loss {ev.train_loss} val {ev.val_loss}"
+        self.log.appendPlainText(line)
+        if self._job.pbar is not None:
+            try:
+                self._job.pbar.update(1)
+            except Exception:  # pragma: no cover
+                pass
+
+    def _on_returned(self, outcome: TrainOutcome) -> None:
+        self.outcome = outcome
+        if outcome.error is not None:
+            self.result_label.setText(f"Training failed: {outcome.error}")
+            self.log.appendPlainText(f"Failed: {outcome.error}")
+            _notify_error(outcome.error)
+            return
+        res = outcome.result
+        if res is None:
+            self.result_label.setText("Stopped before training began; nothing to keep.")
+            self.log.appendPlainText("Stopped before the first epoch.")
+            return
+        summary = self._summary(outcome)
+        self.result_label.setText(summary)
+        self.log.appendPlainText(summary)
+        if res.history and not self.plot.epochs:  # events missed: draw from the history
+            for ev in res.history:
+                self.plot.add_epoch(ev)
+        if outcome.confusion is not None:
+            self.confusion_plot.show_matrix(outcome.confusion, outcome.classes, "validation set")
+        # best_epoch 0: no epoch finished, the engine returned the initial weights: nothing new to keep
+        self._set_result_buttons(int(res.best_epoch) > 0)
+
+    @staticmethod
+    def _summary(o: TrainOutcome) -> str:
+        res = o.result
+        n_ep = len(res.history)
+        if res.best_epoch <= 0:
+            return (f"Stopped before the first epoch finished ({res.stop_reason}). The model is "
+                    "unchanged; nothing to save.")
+        parts = []
+        if res.stopped:
+            parts.append(f"Stopped after {n_ep} epoch(s): {res.stop_reason}.")
+        else:
+            parts.append(f"Finished: {res.stop_reason}.")
+        best = res.best_event
+        line = f"Best epoch {res.best_epoch}: val loss {res.best_val_loss:.4g}"
+        if best is not None and best.val_acc is not None:
+            line += f", val accuracy {best.val_acc:.1%}"
+        if best is not None and best.val_psnr is not None:
+            line += f", val PSNR {best.val_psnr:.1f} dB"
+        parts.append(line + ".")
+        parts.append(f"{o.n_train} training / {o.n_val} validation images; {res.seconds:.0f} s on "
+                     f"{res.device}.")
+        return "\n".join(parts)
+
+    def _on_finished(self) -> None:
+        job = self._job
+        self._job = None
+        self._job_holder[0] = None
+        if job is not None and job.pbar is not None:
+            try:
+                job.pbar.close()
+            except Exception:  # pragma: no cover
+                pass
+        try:
+            self._set_running_ui(False)
+            self.status_label.setText("")
+        except RuntimeError:  # pragma: no cover - widget already deleted
+            return
+        self.training_finished.emit(self.outcome)
+
+    # ---------------------------------------------------------------------------------------------
+    # results
+    def _default_name(self) -> str:
+        o = self.outcome
+        kind = o.kind if o is not None else self.kind
+        return f"finetuned-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def checkpoint(self) -> dict:
+        """The checkpoint dict of the last result (training metadata and validation metrics)."""
+        o = self.outcome
+        if o is None or o.result is None:
+            raise InputError("Train a model first (press Train); there is nothing to save yet.")
+        if self._checkpoint_cache is None:
+            res = o.result
+            training_meta = {"name": self._default_name()}
+            metrics = {}
+            if o.val_accuracy is not None:
+                metrics["val_accuracy"] = float(o.val_accuracy)
+            self._checkpoint_cache = res.checkpoint(training=training_meta, metrics=metrics)
+        return self._checkpoint_cache
+
+    def save_as(self, *_, path=None) -> Path | None:
+        """Ask for a file (default: the user model folder) and write the checkpoint atomically."""
+        try:
+            ckpt = self.checkpoint()
+            if path is None:
+                from ..checkpoints import user_models_dir
+
+                folder = user_models_dir()
+                default = folder / f"{self._default_name()}.pt"
+                path, _ = QFileDialog.getSaveFileName(self, "Save the fine-tuned model", str(default),
+                                                      "napari-organelle model (*.pt)")
+                if not path:
+                    return None
+            path = Path(path)
+            if path.suffix != ".pt":
+                path = path.with_name(path.name + ".pt")
+            from ..checkpoints import write_checkpoint_dict
+
+            out = write_checkpoint_dict(path, {**ckpt, "training": {**ckpt.get("training", {}),
+                                                                    "name": path.stem}})
+        except Exception as exc:  # noqa: BLE001
+            _notify_error(exc)
+            return None
+        self.saved_path = out
+        self.log.appendPlainText(f"Saved to {out}")
+        from napari.utils.notifications import show_info
+
+        show_info(f"Saved the fine-tuned {self.outcome.kind} to {out}")
+        return out
+
+    def use_model(self, *_):
+        """Make the fine-tuned model the active one (a fresh copy; the result stays untouched)."""
+        try:
+            from ..checkpoints import load_checkpoint
+
+            o = self.outcome
+            ckpt = self.checkpoint()
+            name = self.saved_path.stem if self.saved_path is not None else f"fine-tuned {o.kind}"
+            loaded = load_checkpoint(ckpt, expected_kind=o.kind, name=name)
+            if self.saved_path is not None:
+                loaded.path = self.saved_path
+            STATE.set_active(o.kind, loaded)
+        except Exception as exc:  # noqa: BLE001
+            _notify_error(exc)
+            return None
+        self.used_model = loaded
+        self.log.appendPlainText(f"Now using {loaded.name} in the other docks.")
+        from napari.utils.notifications import show_info
+
+        show_info(f"The {o.kind} docks now use {loaded.name}.")
+        return loaded
+
+    # ---------------------------------------------------------------------------------------------
+    # shutdown
+    def _shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
+        job = self._job
+        if job is not None:
+            job.shutdown(wait_s)
+        w = self._load_worker
+        if w is not None:
+            try:
+                w.quit()
+            except RuntimeError:  # pragma: no cover
+                pass
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        self._shutdown()
+        super().closeEvent(event)
+
+    def event(self, ev) -> bool:
+        # napari's dock close button un-parents the inner widget (remove_dock_widget): stop then.
+        if ev.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._was_docked = True
+            elif self._was_docked:
+                self._shutdown()
+        return super().event(ev)

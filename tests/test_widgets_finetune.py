@@ -1,0 +1,263 @@
+"""The "Fine-tune models" dock: train / stop / save / use, errors as notifications, clean shutdown.
+
+Runs the real engine on tiny simulated sets (3 classes x 6 cells, 64 px) and the tiny models from
+conftest (``tiny_models``), on the CPU. Waits on the dock's ``training_finished`` signal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qt
+
+CLASSES3 = ("ER", "Mitochondria", "Nucleus")
+TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def dock(make_napari_viewer, qtbot, tiny_models):
+    """(viewer, FinetuneWidget) docked through the plugin manifest, set to the CPU."""
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-organelle", "Fine-tune models")
+    from napari_organelle.widgets.finetune import FinetuneWidget
+
+    assert isinstance(widget, FinetuneWidget)
+    assert widget.device_combo.set_device("cpu")
+    widget.batch_spin.setValue(4)
+    yield viewer, widget
+    widget._shutdown()
+    # no training thread outlives the test (napari's workers register themselves while running)
+    from napari.qt.threading import WorkerBase
+
+    qtbot.waitUntil(lambda: not any(wk.is_running for wk in list(getattr(WorkerBase, "_worker_set", ()))),
+                    timeout=20_000)
+
+
+@pytest.fixture(scope="module")
+def cells():
+    from napari_organelle.phantoms import simulate_dataset
+
+    return simulate_dataset(6, seed=3, size=64, classes=CLASSES3)
+
+
+def _add_class_layers(viewer, widget, cells, with_dna=True):
+    """One stack layer per class (6 planes each) plus its DNA stack; one table row per class."""
+    for cls in CLASSES3:
+        prot = np.stack([s.protein for s in cells.samples if s.label == cls])
+        layer = viewer.add_image(prot, name=f"{cls} protein")
+        dna = None
+        if with_dna:
+            dna = viewer.add_image(np.stack([s.dna for s in cells.samples if s.label == cls]), name=f"{cls} dna")
+        widget.add_layer_row(layer, label=cls, dna=dna)
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _train(qtbot, widget):
+    with qtbot.waitSignal(widget.training_finished, timeout=TIMEOUT_MS) as blocker:
+        widget.train_button.click()
+        assert widget.train_button.text() == "Stop"
+    return blocker.args[0]
+
+
+def _warnings_since(n):
+    from napari.utils.notifications import notification_manager
+
+    return [str(r.message) for r in notification_manager.records[n:]]
+
+
+def _n_records():
+    from napari.utils.notifications import notification_manager
+
+    return len(notification_manager.records)
+
+
+def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path, monkeypatch):
+    from napari_organelle.checkpoints import load_checkpoint, user_models_dir
+    from napari_organelle.phantoms import write_dataset
+    from napari_organelle.widgets._state import STATE
+
+    viewer, w = dock
+    write_dataset(tmp_path / "cells", 6, seed=1, size=64, classes=CLASSES3)
+    with qtbot.waitSignal(w.dataset_loaded, timeout=30_000) as loaded:
+        w.set_data_path(tmp_path / "cells", load=True)
+    data = loaded.args[0]
+    assert data is not None and len(data.samples) == 18
+    summary = w.data_summary.toPlainText()
+    assert all(c in summary for c in CLASSES3) and "18 images" in summary
+
+    active = STATE.get_active("classifier")
+    before = _state(active.model)
+    w.epochs_spin.setValue(1)
+    outcome = _train(qtbot, w)
+    assert outcome is not None and outcome.error is None, outcome and outcome.error
+    res = outcome.result
+    assert len(res.history) == 1 and res.best_epoch == 1 and not res.stopped
+    # the model in use is untouched; the fine-tuned one differs from it
+    after = _state(active.model)
+    assert all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
+    tuned = _state(res.model)
+    assert any(not np.array_equal(before[k].numpy(), tuned[k].numpy()) for k in before)
+    # UI at the end: Train again, plot, log line, confusion matrix over the validation images
+    assert w.train_button.text() == "Train" and w.train_button.isEnabled()
+    assert w.plot.epochs == [1] and "Epoch: 1" in w.log.toPlainText()
+    assert w.epoch_bar.value() == 1
+    assert outcome.confusion is not None and outcome.confusion.sum() == outcome.n_val
+    assert outcome.classes == list(active.classes)  # "keep the model's classes" (default)
+    assert w.save_button.isEnabled() and w.use_button.isEnabled()
+
+    # Use this model -> the other docks' shared state switches to a copy of the result
+    seen = []
+    STATE.changed.connect(seen.append)
+    w.use_button.click()
+    assert seen == ["classifier"]
+    now = STATE.get_active("classifier")
+    assert now is w.used_model and now is not active and now.model is not res.model
+    st = _state(now.model)
+    assert all(np.array_equal(st[k].numpy(), tuned[k].numpy()) for k in tuned)
+
+    # Save as... -> a checkpoint that loads (default folder: the user's model folder)
+    target = tmp_path / "saved" / "my-model"
+    asked = {}
+
+    def fake_dialog(parent, caption, directory, filt):
+        asked["dir"] = directory
+        return str(target), filt
+
+    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName", fake_dialog)
+    w.save_button.click()
+    assert asked["dir"].startswith(str(user_models_dir()))
+    path = target.with_name("my-model.pt")
+    assert w.saved_path == path and path.exists()
+    lm = load_checkpoint(path, expected_kind="classifier")
+    assert lm.classes == outcome.classes
+    assert lm.training_info["best_epoch"] == 1 and lm.training_info["n_val"] == outcome.n_val
+    assert "val_accuracy" in lm.metrics
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_stop_keeps_best_weights(dock, qtbot, cells):
+    viewer, w = dock
+    _add_class_layers(viewer, w, cells)
+    w.epochs_spin.setValue(40)
+    w.batch_spin.setValue(2)
+    clicked = []
+
+    def stop_in_epoch_two(ev):
+        if not clicked and getattr(ev, "batch", None) is not None and ev.epoch >= 2:
+            clicked.append(ev)
+            w.train_button.click()  # Stop
+            assert w.train_button.text().startswith("Stopping")
+
+    with qtbot.waitSignal(w.training_finished, timeout=TIMEOUT_MS) as blocker:
+        w.train_button.click()
+        w._job.relay.event.connect(stop_in_epoch_two)
+    outcome = blocker.args[0]
+    assert outcome.error is None
+    res = outcome.result
+    assert res.stopped and "stopped by the user" in res.stop_reason
+    assert 1 <= len(res.history) < 40
+    assert res.best_epoch >= 1
+    assert res.best_val_loss == min(ev.val_loss for ev in res.history)
+    assert w.train_button.text() == "Train" and w.train_button.isEnabled()
+    assert w.use_button.isEnabled()  # a finished epoch exists: its weights can be used
+    assert "Stopped" in w.result_label.text()
+
+
+def test_errors_become_notifications(dock, qtbot, cells):
+    viewer, w = dock
+    # no data at all: refused before any thread starts
+    n = _n_records()
+    w.train_button.click()
+    assert any("No training data" in m for m in _warnings_since(n))
+    assert w.train_button.text() == "Train" and w.worker is None
+    # open-layers tab, one class only: refused by the worker, reported in the GUI thread
+    layer = viewer.add_image(np.stack([s.protein for s in cells.samples[:6]]), name="only ER")
+    w.add_layer_row(layer, label="ER")
+    n = _n_records()
+    outcome = _train(qtbot, w)
+    assert outcome.error is not None and "Only one class" in str(outcome.error)
+    assert any("Only one class" in m for m in _warnings_since(n))
+    assert w.train_button.text() == "Train" and not w.save_button.isEnabled()
+    # a row without a class
+    w.add_layer_row(layer, label="")
+    n = _n_records()
+    w.train_button.click()
+    assert any("Give the layer" in m for m in _warnings_since(n))
+    assert w.worker is None
+
+
+def test_closing_the_dock_stops_training(dock, qtbot, cells):
+    viewer, w = dock
+    _add_class_layers(viewer, w, cells, with_dna=False)
+    w.epochs_spin.setValue(500)
+    w.batch_spin.setValue(2)
+    w.train_button.click()
+    job = w._job
+    qtbot.waitUntil(lambda: len(w.plot.epochs) >= 1, timeout=TIMEOUT_MS)
+    viewer.window.remove_dock_widget(w)  # what the dock's close button does
+    assert job.stop.is_set()
+    assert job.done.wait(20)  # the training thread ended (shutdown waits for it)
+    qtbot.waitUntil(lambda: w.worker is None, timeout=10_000)
+    assert len(w.plot.epochs) < 500
+    w.deleteLater()
+
+
+def test_closing_the_widget_stops_training(dock, qtbot, cells):
+    viewer, w = dock
+    _add_class_layers(viewer, w, cells, with_dna=False)
+    w.epochs_spin.setValue(500)
+    w.train_button.click()
+    job = w._job
+    qtbot.waitUntil(lambda: len(w.plot.epochs) >= 1, timeout=TIMEOUT_MS)
+    w.close()
+    assert job.stop.is_set() and job.done.is_set()
+
+
+def test_autoencoder_one_epoch(dock, qtbot, cells):
+    from napari_organelle.widgets._state import STATE
+
+    viewer, w = dock
+    w.kind_combo.setCurrentText("autoencoder")
+    assert not w.freeze_check.isEnabled()
+    assert w.layers_table.isColumnHidden(w.COL_CLASS)
+    stack = viewer.add_image(np.stack([s.protein for s in cells.samples[:8]]), name="cells")
+    w.add_layer_row(stack, label="")
+    w.epochs_spin.setValue(1)
+    outcome = _train(qtbot, w)
+    assert outcome.error is None, outcome.error
+    res = outcome.result
+    assert res.kind == "autoencoder" and len(res.history) == 1 and res.best_epoch == 1
+    assert outcome.confusion is None
+    assert w.plot.metric_name.startswith("PSNR") and w.plot.val_metric[0] is not None
+    w.use_button.click()
+    assert STATE.get_active("autoencoder") is w.used_model
+    assert w.used_model.kind == "autoencoder"
+
+
+def test_device_combo_lists_this_machine(qtbot):
+    from napari_organelle.training import available_devices
+    from napari_organelle.widgets._devices import DeviceComboBox
+
+    combo = DeviceComboBox()
+    qtbot.addWidget(combo)
+    assert combo.ids() == [d for d, _ in available_devices()]
+    assert combo.device() == "auto" and combo.currentText().startswith("auto (->")
+    assert combo.set_device("cpu") and combo.device() == "cpu"
+    assert not combo.set_device("cuda:99") and combo.device() == "cpu"
+
+
+def test_closing_the_viewer_stops_training(dock, qtbot, cells):
+    viewer, w = dock
+    _add_class_layers(viewer, w, cells, with_dna=False)
+    w.epochs_spin.setValue(500)
+    w.train_button.click()
+    job = w._job
+    qtbot.waitUntil(lambda: len(w.plot.epochs) >= 1, timeout=TIMEOUT_MS)
+    viewer.close()  # napari cancels its running tasks: the worker's quit() sets the stop event
+    assert job.stop.is_set()
+    assert job.done.wait(20)
+    qtbot.waitUntil(lambda: not job.worker.is_running, timeout=10_000)
