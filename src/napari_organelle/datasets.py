@@ -1,0 +1,855 @@
+"""Labelled image sets: folders and archives in the layouts users and the public releases use.
+
+:func:`load_labelled` reads, without the user unpacking anything:
+
+* **generic** -- one sub-folder per class (any names; aliases of the ten classes map to the
+  canonical names, other names stay the user's own classes). Each file holds one channel (protein)
+  or two (channel 0 protein, channel 1 DNA); or protein and DNA are separate files paired by name
+  (``x_protein.tif`` + ``x_dna.tif``, ``x.tif`` + ``x_dna.tif``), or ``prot/`` and ``dna/``
+  sub-folders inside each class folder;
+* the **Murphy-lab 2D HeLa release** -- ``<antibody>/prot/*`` and ``<antibody>/dna/*`` (antibody
+  folders dap, erdak, giant, ... from :data:`classes.MURPHY_ANTIBODIES`), possibly under one top
+  folder, with any ``crop/`` or ``cell/`` folders ignored;
+* the **IICBU-2008 "hela"** set -- ``actin/actin_001.tif`` ... ``dna/DNA_001.TIF`` (protein only);
+* a ``.zip``, ``.tar``, ``.tar.gz``/``.tgz`` (also ``.tar.bz2``/``.tar.xz``) of any of these,
+  streamed member by member (never extracted to disk; unsafe member paths are refused);
+* the literal source ``"simulated"`` or ``"simulated:N"`` (N simulated cells per class).
+
+Unreadable files are skipped and listed, never fatal; what was read is said in ``description``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from . import classes as _classes
+from . import preprocess
+from .io import IMAGE_SUFFIXES, is_image_name, read_image
+from .preprocess import InputError
+
+Progress = Callable[[int, int], None]
+
+#: Sub-folder names (lower case) that hold the protein channel inside a class folder.
+PROTEIN_DIRS = ("prot", "protein", "proteins")
+#: Sub-folder names (lower case) that hold the DNA channel inside a class folder.
+DNA_DIRS = ("dna", "dapi", "hoechst")
+#: Name tokens that mark a file as the DNA image of a pair.
+DNA_TOKENS = frozenset({"dna", "dapi", "hoechst"})
+#: Name tokens that mark a file as the protein image of a pair.
+PROTEIN_TOKENS = frozenset({"prot", "protein"})
+#: Archive suffixes read as archives.
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tbz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
+#: Archive members larger than this are skipped (a guard against zip bombs).
+MAX_MEMBER_BYTES = 4 * 1024 ** 3
+
+_IGNORED_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
+
+_EXPECTED = (
+    "Expected one of: a folder with one sub-folder per class holding .tif/.tiff/.png/.jpg images "
+    "(e.g. Mito/cell1.tif, ER/cell7.tif); the Murphy 2D HeLa release (<antibody>/prot/*.tif and "
+    "<antibody>/dna/*.tif, e.g. tubul/prot/r14jul98.tubul.03--1---2.tif); the IICBU-2008 HeLa set "
+    "(actin/actin_001.tif ... dna/DNA_001.TIF); or a .zip/.tar/.tar.gz/.tgz of one of these."
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data types
+
+
+@dataclass
+class Sample:
+    protein: np.ndarray            # 2D, any dtype, native size
+    dna: np.ndarray | None         # 2D, same shape, or None
+    label: str                     # class name (canonical where it is one of the ten)
+    source: str                    # file path / "archive.zip::member" / "simulated:<style>:<seed>:<i>"
+
+
+@dataclass
+class LabelledImages:
+    samples: list[Sample]
+    classes: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    warnings: list[str] = field(default_factory=list)
+    description: str = ""
+
+    def counts(self) -> dict[str, int]:
+        """Images per class, in ``classes`` order (plus any label not in ``classes`` at the end)."""
+        out = {c: 0 for c in self.classes}
+        for s in self.samples:
+            out[s.label] = out.get(s.label, 0) + 1
+        return out
+
+    def has_dna(self) -> bool:
+        """True if any sample has a DNA image."""
+        return any(s.dna is not None for s in self.samples)
+
+    def labels(self) -> list[str]:
+        return [s.label for s in self.samples]
+
+    def subset(self, indices) -> "LabelledImages":
+        """The samples at ``indices`` (same class list, so label indices stay the same)."""
+        idx = [int(i) for i in np.asarray(indices, dtype=np.int64).ravel()]
+        return LabelledImages(
+            samples=[self.samples[i] for i in idx],
+            classes=list(self.classes),
+            skipped=list(self.skipped),
+            warnings=list(self.warnings),
+            description=f"{self.description} [subset of {len(idx)} of {len(self.samples)} images]"
+            if self.description else f"subset of {len(idx)} of {len(self.samples)} images",
+        )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# File trees: a folder, a zip or a tar, all seen as relative posix names of regular files
+
+
+def _clean_member_name(name: str) -> str | None:
+    """Normalise an archive member name; None if it is unsafe (absolute or with '..')."""
+    n = name.replace("\\", "/")
+    if n.startswith("/") or re.match(r"^[A-Za-z]:", n):
+        return None
+    parts = [p for p in n.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def _is_ignored(name: str) -> bool:
+    return any(p.startswith(".") or p.lower() in _IGNORED_NAMES for p in name.split("/"))
+
+
+class _Tree:
+    kind = "folder"
+
+    def __init__(self, label: str):
+        self.label = label
+        self.files: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
+
+    def source(self, name: str) -> str:
+        raise NotImplementedError
+
+    def read(self, names: Sequence[str], progress: Progress | None) -> Iterator[tuple[str, object]]:
+        """Yield (name, ndarray or InputError) for ``names``, in the order cheapest to read."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _DirTree(_Tree):
+    kind = "folder"
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in _IGNORED_NAMES)
+            rel = Path(dirpath).relative_to(path).as_posix()
+            for f in sorted(filenames):
+                name = f if rel in ("", ".") else f"{rel}/{f}"
+                if _is_ignored(name):
+                    continue
+                self.files.append(name)
+
+    def source(self, name: str) -> str:
+        return str(self.path / name)
+
+    def read(self, names, progress):
+        total = len(names)
+        for i, name in enumerate(names):
+            try:
+                yield name, read_image(self.path / name, name=self.source(name))
+            except InputError as exc:
+                yield name, exc
+            if progress is not None:
+                progress(i + 1, total)
+
+
+class _ZipTree(_Tree):
+    kind = "zip archive"
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        try:
+            self.zf = zipfile.ZipFile(path)
+            infos = self.zf.infolist()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise InputError(f"{path}: the zip archive is corrupt or truncated ({exc}).") from exc
+        self.infos: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            if info.is_dir():
+                continue
+            clean = _clean_member_name(info.filename)
+            if clean is None:
+                self.skipped.append((f"{path}::{info.filename}", "unsafe path in archive"))
+                continue
+            if _is_ignored(clean) or clean in self.infos:
+                continue
+            if info.file_size > MAX_MEMBER_BYTES:
+                self.skipped.append((f"{path}::{info.filename}",
+                                     f"member is {info.file_size / 1e9:.1f} GB, larger than allowed"))
+                continue
+            self.infos[clean] = info
+            self.files.append(clean)
+        self.files.sort()
+
+    def source(self, name: str) -> str:
+        return f"{self.label}::{self.infos[name].filename}"
+
+    def read(self, names, progress):
+        total = len(names)
+        order = sorted(names, key=lambda n: self.infos[n].header_offset)
+        for i, name in enumerate(order):
+            src = self.source(name)
+            try:
+                data = self.zf.read(self.infos[name])
+            except Exception as exc:  # bad CRC, truncated member, unsupported compression ...
+                yield name, InputError(f"{src}: the archive member cannot be read ({exc}).")
+            else:
+                try:
+                    yield name, read_image(data, name=src)
+                except InputError as exc:
+                    yield name, exc
+                del data
+            if progress is not None:
+                progress(i + 1, total)
+
+    def close(self):
+        self.zf.close()
+
+
+class _TarTree(_Tree):
+    kind = "tar archive"
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        try:
+            self.tf = tarfile.open(path, mode="r:*")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise InputError(f"{path}: the tar archive is corrupt or not a tar archive ({exc}).") from exc
+        self.members: dict[str, tarfile.TarInfo] = {}
+        self.order: dict[str, int] = {}
+        n = 0
+        while True:
+            try:
+                m = self.tf.next()
+            except Exception as exc:  # truncated gzip, bad header ...
+                self.warnings.append(
+                    f"{path}: the archive is truncated or corrupt after {n} members ({exc}); "
+                    "the rest of it was not read."
+                )
+                break
+            if m is None:
+                break
+            n += 1
+            if m.isdir():
+                continue
+            clean = _clean_member_name(m.name)
+            if clean is None:
+                self.skipped.append((f"{path}::{m.name}", "unsafe path in archive"))
+                continue
+            if _is_ignored(clean):
+                continue
+            if not m.isfile():
+                if is_image_name(clean):
+                    self.skipped.append((f"{path}::{m.name}", "link or special file in archive (not followed)"))
+                continue
+            if m.size > MAX_MEMBER_BYTES:
+                self.skipped.append((f"{path}::{m.name}", f"member is {m.size / 1e9:.1f} GB, larger than allowed"))
+                continue
+            if clean not in self.members:
+                self.files.append(clean)
+            self.members[clean] = m
+            self.order[clean] = n
+        self.files.sort()
+
+    def source(self, name: str) -> str:
+        return f"{self.label}::{self.members[name].name}"
+
+    def read(self, names, progress):
+        # Members in archive order: a compressed tar is then decompressed once, front to back.
+        total = len(names)
+        order = sorted(names, key=lambda n: self.order[n])
+        for i, name in enumerate(order):
+            src = self.source(name)
+            try:
+                fh = self.tf.extractfile(self.members[name])
+                data = fh.read() if fh is not None else b""
+            except Exception as exc:
+                yield name, InputError(f"{src}: the archive member cannot be read ({exc}).")
+            else:
+                try:
+                    yield name, read_image(data, name=src)
+                except InputError as exc:
+                    yield name, exc
+                del data
+            if progress is not None:
+                progress(i + 1, total)
+
+    def close(self):
+        self.tf.close()
+
+
+def _open_tree(path: Path) -> _Tree:
+    if path.is_dir():
+        return _DirTree(path)
+    low = path.name.lower()
+    if low.endswith(".zip"):
+        return _ZipTree(path)
+    if low.endswith(ARCHIVE_SUFFIXES):
+        return _TarTree(path)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); expected a folder or an archive of images.")
+    if zipfile.is_zipfile(path):
+        return _ZipTree(path)
+    try:
+        if tarfile.is_tarfile(path):
+            return _TarTree(path)
+    except Exception:  # pragma: no cover - is_tarfile on odd files
+        pass
+    if is_image_name(low):
+        raise InputError(
+            f"{path} is a single image. A labelled set is a folder (or archive) with one sub-folder "
+            f"per class. {_EXPECTED}"
+        )
+    raise InputError(f"{path} is neither a folder nor a .zip/.tar/.tar.gz/.tgz archive. {_EXPECTED}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Layout discovery (works on names only; nothing is read until the plan is made)
+
+
+class _Node:
+    __slots__ = ("files", "dirs")
+
+    def __init__(self):
+        self.files: list[str] = []          # full relative names of files directly here
+        self.dirs: dict[str, _Node] = {}
+
+    def all_files(self) -> list[str]:
+        out = list(self.files)
+        for d in sorted(self.dirs):
+            out.extend(self.dirs[d].all_files())
+        return out
+
+    def has_images_here(self) -> bool:
+        return any(is_image_name(f) for f in self.files)
+
+    def image_count(self) -> int:
+        return sum(1 for f in self.all_files() if is_image_name(f))
+
+    def child(self, names: Sequence[str]) -> tuple[str, "_Node"] | None:
+        for d in sorted(self.dirs):
+            if d.lower() in names:
+                return d, self.dirs[d]
+        return None
+
+
+def _build(names: Sequence[str]) -> _Node:
+    root = _Node()
+    for name in names:
+        node = root
+        parts = name.split("/")
+        for p in parts[:-1]:
+            node = node.dirs.setdefault(p, _Node())
+        node.files.append(name)
+    return root
+
+
+@dataclass
+class _Plan:
+    label: str
+    protein: str
+    dna: str | None
+
+
+def _tokens(name: str, drop: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    stem = PurePosixPath(name).name
+    low = stem.lower()
+    for suf in IMAGE_SUFFIXES:
+        if low.endswith(suf):
+            low = low[: -len(suf)]
+            break
+    out = []
+    for t in re.split(r"[^a-z0-9]+", low):
+        if not t or t in drop:
+            continue
+        out.append(str(int(t)) if t.isdigit() else t)
+    return tuple(out)
+
+
+def _pair_subfolders(label: str, folder: str, class_dir: str, prot: list[str], dna: list[str],
+                     warnings: list[str]) -> list[_Plan]:
+    """Pair protein and DNA files of one class folder (prot/ + dna/ layout)."""
+    if not dna:
+        return [_Plan(label, p, None) for p in prot]
+    drop = frozenset(PROTEIN_TOKENS | DNA_TOKENS | set(re.split(r"[^a-z0-9]+", class_dir.lower())) - {""})
+
+    def match(drop_p, drop_d):
+        pkeys = {p: _tokens(p, drop_p) for p in prot}
+        dkeys: dict[tuple, list[str]] = {}
+        for d in dna:
+            dkeys.setdefault(_tokens(d, drop_d), []).append(d)
+        unique = len(set(pkeys.values())) == len(prot)
+        return unique, {p: dkeys[k][0] for p, k in pkeys.items() if k in dkeys and len(dkeys[k]) == 1}
+
+    unique_p, matched = match(drop, drop)
+    if not (unique_p and len(matched) == len(prot)):
+        # A token in every protein name and in no DNA name (or the other way round) marks the
+        # channel (e.g. "gfp" / "hoechst"); it cannot tell cells apart, so try without it.
+        common_p = set.intersection(*(set(_tokens(p, drop)) for p in prot))
+        common_d = set.intersection(*(set(_tokens(d, drop)) for d in dna))
+        u2, m2 = match(drop | (common_p - common_d), drop | (common_d - common_p))
+        if u2 and len(m2) == len(prot):
+            unique_p, matched = u2, m2
+    if unique_p and len(matched) == len(prot):
+        left = len(dna) - len(matched)
+        if left:
+            warnings.append(f"{folder}: {left} DNA image(s) have no protein image of the same name; not used.")
+        return [_Plan(label, p, matched[p]) for p in prot]
+    if len(prot) == len(dna):
+        warnings.append(
+            f"{folder}: protein and DNA file names could not be matched ({len(prot) - len(matched)} of "
+            f"{len(prot)} unmatched); paired them in sorted name order instead. Check that the n-th "
+            "protein file and the n-th DNA file show the same cell."
+        )
+        return [_Plan(label, p, d) for p, d in zip(sorted(prot), sorted(dna))]
+    if not unique_p:
+        matched = {}
+    warnings.append(
+        f"{folder}: {len(prot)} protein and {len(dna)} DNA images, and only {len(matched)} pair(s) "
+        f"match by name; the other {len(prot) - len(matched)} protein image(s) are used without DNA."
+    )
+    return [_Plan(label, p, matched.get(p)) for p in prot]
+
+
+def _pair_flat(label: str, files: list[str]) -> list[_Plan]:
+    """Files of one class folder: pair `x_dna.tif` with `x.tif` / `x_protein.tif` in the same folder."""
+    by_dir: dict[str, list[str]] = {}
+    for f in files:
+        by_dir.setdefault(f.rsplit("/", 1)[0] if "/" in f else "", []).append(f)
+    plans: list[_Plan] = []
+    for _, group in sorted(by_dir.items()):
+        prot: dict[tuple, list[str]] = {}
+        dna: list[tuple[str, tuple]] = []
+        for f in group:
+            toks = _tokens(f)
+            if DNA_TOKENS & set(toks):
+                dna.append((f, tuple(t for t in toks if t not in DNA_TOKENS and t not in PROTEIN_TOKENS)))
+            else:
+                prot.setdefault(tuple(t for t in toks if t not in PROTEIN_TOKENS), []).append(f)
+        dkeys: dict[tuple, list[str]] = {}
+        for f, k in dna:
+            dkeys.setdefault(k, []).append(f)
+        used: set[str] = set()
+        for f in group:
+            if any(f == d for d, _ in dna):
+                continue
+            k = tuple(t for t in _tokens(f) if t not in PROTEIN_TOKENS)
+            partner = None
+            if len(prot.get(k, [])) == 1 and len(dkeys.get(k, [])) == 1:
+                partner = dkeys[k][0]
+                used.add(partner)
+            plans.append(_Plan(label, f, partner))
+        # A DNA-named file without a protein partner is an image of this class in its own right
+        # (e.g. the IICBU "dna" folder is the Nucleus class).
+        for f, _ in dna:
+            if f not in used:
+                plans.append(_Plan(label, f, None))
+    plans.sort(key=lambda p: p.protein)
+    return plans
+
+
+def _discover(tree: _Tree, skipped: list, warnings: list, notes: list) -> tuple[str, list[_Plan]]:
+    root = _build(tree.files)
+    prefix: list[str] = []
+
+    def looks_like_class(node: _Node) -> bool:
+        if node.child(PROTEIN_DIRS) is not None:
+            return True
+        return node.has_images_here() and not any(d.image_count() for d in node.dirs.values())
+
+    # Step down through single wrapping folders (e.g. HeLa10Class2DImages_16bit_tiff/).
+    while not root.has_images_here():
+        with_images = [(n, c) for n, c in root.dirs.items() if c.image_count()]
+        if len(with_images) != 1:
+            break
+        (name, child), = with_images
+        if looks_like_class(child):
+            break
+        prefix.append(name)
+        root = child
+    where = "/".join(prefix)
+    if root.child(PROTEIN_DIRS) is not None:
+        raise InputError(
+            f"{tree.label}{'::' + where if where else ''} looks like ONE class folder (it holds prot/ and "
+            "dna/ sub-folders). Choose the folder above it, which holds one folder per class. " + _EXPECTED
+        )
+    if where:
+        notes.append(f"inside top folder '{where}'")
+
+    for f in root.files:
+        if is_image_name(f):
+            skipped.append((tree.source(f), "not inside a class folder (images must be in one sub-folder per class)"))
+
+    # Folders without any image file (docs/, licence/ ...) are not classes.
+    class_dirs = {d: n for d, n in sorted(root.dirs.items()) if n.image_count()}
+    # Layout detection.
+    subfolder_mode = {d: n.child(PROTEIN_DIRS) is not None or n.child(DNA_DIRS) is not None
+                      for d, n in class_dirs.items()}
+    is_murphy = bool(class_dirs) and any(subfolder_mode.values()) and all(
+        d.lower() in _classes.MURPHY_ANTIBODIES for d, n in class_dirs.items() if n.image_count())
+    is_iicbu = bool(class_dirs) and not any(subfolder_mode.values()) and all(
+        d.lower() in _classes.IICBU_FOLDERS
+        and not n.dirs
+        and all(re.fullmatch(rf"{re.escape(d.lower())}_\d+\.tiff?", PurePosixPath(f).name.lower())
+                for f in n.files if is_image_name(f))
+        for d, n in class_dirs.items()
+    )
+    if is_murphy:
+        layout = "Murphy 2D HeLa release (<antibody>/prot + <antibody>/dna)"
+    elif is_iicbu:
+        layout = "IICBU-2008 HeLa (<folder>/<folder>_NNN.tif, protein only)"
+    elif any(subfolder_mode.values()):
+        layout = "generic, one folder per class with prot/ and dna/ sub-folders"
+    else:
+        layout = "generic, one folder per class"
+
+    plans: list[_Plan] = []
+    ignored: dict[str, int] = {}
+    label_of: dict[str, str] = {}
+    for d, node in class_dirs.items():
+        label = _classes.canonical_class(d) or d
+        if label in label_of.values():
+            other = [k for k, v in label_of.items() if v == label]
+            warnings.append(f"Folders {other + [d]} both mean class {label!r}; their images were merged.")
+        label_of[d] = label
+        folder = f"{where}/{d}" if where else d
+        if subfolder_mode[d]:
+            dpair = node.child(DNA_DIRS)
+            ppair = node.child(PROTEIN_DIRS)
+            if ppair is None:
+                warnings.append(f"{folder}: has a {dpair[0]}/ folder but no prot/ folder, so no protein "
+                                "images; folder not used.")
+                continue
+            pname, pnode = ppair
+            used = [pname] + ([dpair[0]] if dpair else [])
+            for sub, snode in node.dirs.items():
+                if sub not in used:
+                    n_img = snode.image_count()
+                    if n_img:
+                        ignored[sub] = ignored.get(sub, 0) + n_img
+            for f in node.files:
+                if is_image_name(f):
+                    ignored["(files beside prot/)"] = ignored.get("(files beside prot/)", 0) + 1
+            files = pnode.all_files() + (dpair[1].all_files() if dpair else [])
+            for f in files:
+                if not is_image_name(f):
+                    skipped.append((tree.source(f), _not_image_reason(f)))
+            prot = [f for f in pnode.all_files() if is_image_name(f)]
+            dna = [f for f in dpair[1].all_files() if is_image_name(f)] if dpair else []
+            plans.extend(_pair_subfolders(label, folder, d, prot, dna, warnings))
+        else:
+            files = node.all_files()
+            for f in files:
+                if not is_image_name(f):
+                    skipped.append((tree.source(f), _not_image_reason(f)))
+            imgs = [f for f in files if is_image_name(f)]
+            if is_iicbu:
+                plans.extend(_Plan(label, f, None) for f in imgs)
+            else:
+                plans.extend(_pair_flat(label, imgs))
+    if ignored:
+        notes.append("ignored sub-folders: " + ", ".join(f"{k} ({v} images)" for k, v in sorted(ignored.items())))
+    return layout, plans
+
+
+def _not_image_reason(name: str) -> str:
+    suffix = PurePosixPath(name).suffix or "(no suffix)"
+    return f"not an image file ({suffix}); images must be {', '.join(IMAGE_SUFFIXES)}"
+
+
+def _reason(exc: Exception, source: str) -> str:
+    msg = str(exc)
+    for pre in (f"{source}: ", f"{source} "):
+        if msg.startswith(pre):
+            return msg[len(pre):]
+    return msg
+
+
+def _no_signal(plane: np.ndarray) -> str | None:
+    try:
+        preprocess.check_not_constant(plane, "protein")
+    except InputError:
+        finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+        if finite.size == 0:
+            return "the image has no finite pixel (all NaN or Inf)"
+        return f"the image is constant (every pixel is {finite.flat[0]!r}); it holds no signal"
+    return None
+
+
+def _spatial(a: np.ndarray) -> tuple[int, int]:
+    return tuple(a.shape[:2])  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+
+
+def load_labelled(path, *, min_per_class: int = 2, progress: Progress | None = None) -> LabelledImages:
+    """Read a labelled image set from a folder, an archive or ``"simulated[:N]"``.
+
+    ``progress(done, total)`` is called after each file is read. Unreadable files go to
+    ``skipped``; a class with fewer than ``min_per_class`` images gives a warning. Raises
+    InputError when the path does not exist, holds no images, or holds only one class.
+    """
+    text = os.fspath(path) if not isinstance(path, str) else path
+    sim = re.fullmatch(r"simulated(?::(\d+))?", str(text).strip())
+    if sim and not os.path.exists(text):
+        return _load_simulated(int(sim.group(1)) if sim.group(1) else 40, progress)
+    p = Path(text).expanduser()
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder. Give a folder or archive of labelled images. {_EXPECTED}")
+
+    tree = _open_tree(p)
+    try:
+        skipped: list[tuple[str, str]] = list(tree.skipped)
+        warnings: list[str] = list(tree.warnings)
+        notes: list[str] = []
+        layout, plans = _discover(tree, skipped, warnings, notes)
+
+        needed: list[str] = []
+        seen: set[str] = set()
+        for pl in plans:
+            for n in (pl.protein, pl.dna):
+                if n is not None and n not in seen:
+                    seen.add(n)
+                    needed.append(n)
+        dna_names = {pl.dna for pl in plans if pl.dna is not None}
+
+        # Decode every needed file once; keep 2D planes only.
+        planes: dict[str, tuple[np.ndarray, np.ndarray | None] | str] = {}
+        for name, result in tree.read(needed, progress):
+            src = tree.source(name)
+            if isinstance(result, Exception):
+                planes[name] = _reason(result, src)
+                continue
+            try:
+                prot, dna = preprocess.split_channels(result, name=src)
+                prot = preprocess.as_plane(prot, name="protein" if name not in dna_names else "DNA")
+                if dna is not None:
+                    dna = preprocess.as_plane(dna, name="DNA")
+                planes[name] = (prot, dna)
+            except InputError as exc:
+                planes[name] = _reason(exc, src)
+            del result
+
+        samples: list[Sample] = []
+        for pl in plans:
+            src = tree.source(pl.protein)
+            got = planes.get(pl.protein, "not read")
+            if isinstance(got, str):
+                skipped.append((src, got))
+                continue
+            prot, dna = got
+            why = _no_signal(prot)
+            if why:
+                skipped.append((src, why))
+                continue
+            if pl.dna is not None:
+                dsrc = tree.source(pl.dna)
+                dgot = planes.get(pl.dna, "not read")
+                if isinstance(dgot, str):
+                    skipped.append((dsrc, f"{dgot} (its protein image {Path(pl.protein).name} is used without DNA)"))
+                    dna = None
+                elif _spatial(dgot[0]) != _spatial(prot):
+                    skipped.append((dsrc, f"DNA image is {dgot[0].shape[0]}x{dgot[0].shape[1]} but its protein "
+                                          f"image {Path(pl.protein).name} is {prot.shape[0]}x{prot.shape[1]}; "
+                                          "protein used without DNA"))
+                    dna = None
+                else:
+                    dna = dgot[0]
+            samples.append(Sample(protein=prot, dna=dna, label=pl.label, source=src))
+        planes.clear()
+    finally:
+        tree.close()
+
+    found_labels = sorted({pl.label for pl in plans})
+    have = {s.label for s in samples}
+    for lab in found_labels:
+        if lab not in have:
+            warnings.append(f"Class {lab!r}: none of its images could be read; the class is left out.")
+    present = [lab for lab in found_labels if lab in have]
+
+    also = ""
+    if warnings:
+        also = " Also: " + " ".join(warnings[:3]) + (f" (and {len(warnings) - 3} more)" if len(warnings) > 3 else "")
+    if not samples:
+        n_files = len(tree.files)
+        n_img = sum(1 for f in tree.files if is_image_name(f))
+        folders = sorted({f.split("/")[0] for f in tree.files if "/" in f})
+        raise InputError(
+            f"No readable labelled images in {p} ({tree.kind}): found {n_files} file(s), {n_img} with an "
+            f"image suffix, {len(skipped)} skipped"
+            + (f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else "")
+            + (f"; top-level folders: {', '.join(folders[:12])}" if folders else "; no sub-folders")
+            + f". {_EXPECTED}{also}"
+        )
+    if len(present) < 2:
+        raise InputError(
+            f"Only one class ({present[0]!r}, {len(samples)} images) was found in {p}; a classifier needs "
+            f"at least two classes, each in its own sub-folder. {_EXPECTED}{also}"
+        )
+
+    if all(lab in _classes.CLASSES for lab in present):
+        class_list = [c for c in _classes.CLASSES if c in present]
+    else:
+        class_list = sorted(present)
+    data = LabelledImages(samples=samples, classes=class_list, skipped=skipped, warnings=warnings)
+    for c, n in data.counts().items():
+        if n < min_per_class:
+            warnings.append(
+                f"Class {c!r} has only {n} image(s); at least {min_per_class} are needed to train and "
+                "validate on it. Add images or remove the class."
+            )
+    n_dna = sum(1 for s in samples if s.dna is not None)
+    counts = ", ".join(f"{c} {n}" for c, n in data.counts().items())
+    desc = (f"{p} ({tree.kind}; {layout}"
+            + (f"; {'; '.join(notes)}" if notes else "")
+            + f"): {len(samples)} images in {len(class_list)} classes ({counts}); "
+            f"DNA channel for {n_dna} of {len(samples)}")
+    if skipped:
+        desc += f"; {len(skipped)} file(s) skipped"
+    data.description = desc
+    return data
+
+
+def _load_simulated(per_class: int, progress: Progress | None) -> LabelledImages:
+    if per_class < 1:
+        raise InputError("simulated:N needs N >= 1 (cells per class).")
+    from . import phantoms  # lazy: phantoms imports this module
+
+    data = phantoms.simulate_dataset(per_class, seed=0, progress=progress)
+    if not getattr(data, "description", ""):
+        data.description = f"simulated: {per_class} phantom cells per class, seed 0"
+    return data
+
+
+def stratified_split(labels: Sequence, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split indices into (train, val, test), class by class, deterministically for a ``seed``.
+
+    Each class with at least 3 images has at least one image in every part whose fraction is > 0;
+    a class with 2 images goes to train and val (or test if there is no val part); 1 image: train.
+    Returns sorted int64 index arrays.
+    """
+    fr = np.asarray(list(fractions), dtype=np.float64)
+    if fr.shape != (3,) or np.any(fr < 0) or not np.isfinite(fr).all() or fr.sum() <= 0 or fr[0] <= 0:
+        raise InputError(f"fractions must be three non-negative numbers (train > 0), got {tuple(fractions)}.")
+    fr = fr / fr.sum()
+    labs = list(labels)
+    groups: dict[object, list[int]] = {}
+    for i, lab in enumerate(labs):
+        key = lab.item() if isinstance(lab, np.generic) else lab
+        groups.setdefault(key, []).append(i)
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[], [], []]
+    for key in sorted(groups, key=lambda k: (str(type(k)), str(k))):
+        idx = np.asarray(groups[key], dtype=np.int64)
+        idx = idx[rng.permutation(len(idx))]
+        n = len(idx)
+        counts = [0, 0, 0]
+        if n >= 3:
+            for j in (1, 2):
+                if fr[j] > 0:
+                    counts[j] = max(1, int(round(n * fr[j])))
+            while n - counts[1] - counts[2] < 1:
+                j = 1 if counts[1] >= counts[2] else 2
+                counts[j] -= 1
+            counts[0] = n - counts[1] - counts[2]
+        elif n == 2:
+            j = 1 if fr[1] > 0 else (2 if fr[2] > 0 else 0)
+            counts = [1, 0, 0]
+            counts[j] += 1
+        else:
+            counts = [n, 0, 0]
+        a, b = counts[0], counts[0] + counts[1]
+        parts[0].extend(idx[:a].tolist())
+        parts[1].extend(idx[a:b].tolist())
+        parts[2].extend(idx[b:].tolist())
+    return tuple(np.asarray(sorted(p), dtype=np.int64) for p in parts)  # type: ignore[return-value]
+
+
+def to_classifier_tensors(data: LabelledImages, size: int, classes: list[str] | None = None,
+                          progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(X float32 (N, 2, size, size) in [0, 1], y int64 (N,)) via preprocess.prepare_pair.
+
+    Channel 1 is all zeros for samples without DNA. Labels index ``classes`` (default
+    ``data.classes``); a label not in it raises InputError.
+    """
+    class_list = list(classes) if classes is not None else list(data.classes)
+    index = {c: i for i, c in enumerate(class_list)}
+    unknown = sorted({s.label for s in data.samples if s.label not in index})
+    if unknown:
+        raise InputError(
+            f"The images have class(es) {unknown} that are not among the model's classes {class_list}. "
+            "Rename or remove those folders, or train a new model on these classes."
+        )
+    n = len(data.samples)
+    X = np.zeros((n, 2, size, size), np.float32)
+    y = np.zeros((n,), np.int64)
+    for i, s in enumerate(data.samples):
+        try:
+            X[i] = preprocess.prepare_pair(s.protein, s.dna, size=size, check_signal=False)
+        except InputError as exc:
+            raise InputError(f"{s.source}: {exc}") from exc
+        y[i] = index[s.label]
+        if progress is not None:
+            progress(i + 1, n)
+    return X, y
+
+
+def to_native_planes(data: LabelledImages, max_side: int = 512,
+                     progress: Progress | None = None) -> list[np.ndarray]:
+    """Every protein and DNA image as a float32 2D plane in [0, 1], reduced to at most ``max_side``.
+
+    Planes are block-mean reduced (preprocess.block_reduce_to) and then percentile-normalised
+    (preprocess.normalize). Used to train the autoencoder, which works on one plane at a time.
+    """
+    out: list[np.ndarray] = []
+    n = len(data.samples)
+    for i, s in enumerate(data.samples):
+        for a, what in ((s.protein, "protein"), (s.dna, "DNA")):
+            if a is None:
+                continue
+            plane = preprocess.as_plane(a, name=what)
+            out.append(preprocess.normalize(preprocess.block_reduce_to(plane, max_side)))
+        if progress is not None:
+            progress(i + 1, n)
+    return out
+
+
+def to_native_list(data: LabelledImages, max_side: int = preprocess.MAX_NATIVE_SIDE,
+                   progress: Progress | None = None) -> list[np.ndarray]:
+    """Every sample as float32 (2, H, W) in [0, 1] via preprocess.prepare_native (DNA zero if absent)."""
+    out: list[np.ndarray] = []
+    n = len(data.samples)
+    for i, s in enumerate(data.samples):
+        arr, _ = preprocess.prepare_native(s.protein, s.dna, max_side=max_side)
+        out.append(arr)
+        if progress is not None:
+            progress(i + 1, n)
+    return out

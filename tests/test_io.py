@@ -1,0 +1,179 @@
+"""io.read_image / read_pair: formats, bit depths, bytes input and clear errors for broken files."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from napari_organelle.io import IMAGE_SUFFIXES, is_image_name, read_image, read_pair
+from napari_organelle.preprocess import InputError
+
+RNG = np.random.default_rng(0)
+
+
+def _u16(shape=(382, 512)):
+    return RNG.integers(0, 4096, shape).astype(np.uint16)
+
+
+def _u8(shape=(382, 512)):
+    return RNG.integers(0, 256, shape).astype(np.uint8)
+
+
+def _png_bytes(arr, mode=None):
+    b = io.BytesIO()
+    Image.fromarray(arr, mode=mode).save(b, format="PNG") if mode else Image.fromarray(arr).save(b, format="PNG")
+    return b.getvalue()
+
+
+def test_suffixes():
+    assert IMAGE_SUFFIXES == (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+    assert is_image_name("dna/DNA_001.TIF") and is_image_name("a.JPeG") and not is_image_name("a.txt")
+
+
+def test_tiff_uint16_from_path_and_bytes(tmp_path):
+    a = _u16()
+    p = tmp_path / "cell.tif"
+    tifffile.imwrite(p, a)
+    r = read_image(p)
+    assert r.dtype == np.uint16 and r.shape == (382, 512) and np.array_equal(r, a)
+    r2 = read_image(p.read_bytes(), name="x.zip::cell.tif")
+    assert np.array_equal(r2, a)
+    r3 = read_image(str(p))
+    assert np.array_equal(r3, a)
+
+
+def test_big_endian_tiff_becomes_native(tmp_path):
+    a = _u16((64, 80))
+    p = tmp_path / "be.tiff"
+    tifffile.imwrite(p, a, byteorder=">")
+    r = read_image(p)
+    assert r.dtype.isnative and np.array_equal(r, a)
+
+
+def test_two_channel_tiff_read_pair(tmp_path):
+    a = np.stack([_u16(), _u16()])
+    p = tmp_path / "two.tif"
+    tifffile.imwrite(p, a)
+    prot, dna = read_pair(p)
+    assert prot.shape == dna.shape == (382, 512)
+    assert np.array_equal(prot, a[0]) and np.array_equal(dna, a[1])
+    single = tmp_path / "one.tif"
+    tifffile.imwrite(single, a[0])
+    p2, d2 = read_pair(single)
+    assert d2 is None and np.array_equal(p2, a[0])
+
+
+def test_png_8_and_16_bit(tmp_path):
+    a16 = _u16()
+    p = tmp_path / "c16.png"
+    p.write_bytes(_png_bytes(a16))
+    r = read_image(p)
+    assert r.dtype == np.uint16 and np.array_equal(r, a16)
+    assert r.flags.writeable
+    a8 = _u8()
+    p8 = tmp_path / "c8.png"
+    p8.write_bytes(_png_bytes(a8))
+    r8 = read_image(p8)
+    assert r8.dtype == np.uint8 and np.array_equal(r8, a8)
+
+
+def test_png_rgb_palette_and_grey_alpha(tmp_path):
+    rgb = _u8((40, 50, 3))
+    p = tmp_path / "rgb.png"
+    p.write_bytes(_png_bytes(rgb))
+    r = read_image(p)
+    assert r.shape == (40, 50, 3) and np.array_equal(r, rgb)
+    prot, dna = read_pair(p)
+    assert dna is None and prot.shape == (40, 50, 3)
+
+    pal = Image.fromarray(_u8((40, 50))).convert("P")
+    b = io.BytesIO()
+    pal.save(b, format="PNG")
+    r = read_image(b.getvalue(), name="pal.png")
+    assert r.shape == (40, 50, 3)
+
+    la = Image.fromarray(_u8((40, 50))).convert("LA")
+    b = io.BytesIO()
+    la.save(b, format="PNG")
+    r = read_image(b.getvalue(), name="la.png")
+    assert r.shape == (40, 50)
+
+
+def test_jpeg_grey_and_rgb(tmp_path):
+    g = tmp_path / "g.jpg"
+    Image.fromarray(_u8()).save(g, quality=95)
+    r = read_image(g)
+    assert r.dtype == np.uint8 and r.shape == (382, 512)
+    c = tmp_path / "c.jpeg"
+    Image.fromarray(_u8((382, 512, 3))).save(c)
+    r = read_image(c)
+    assert r.shape == (382, 512, 3)
+
+
+def test_format_from_content_not_suffix(tmp_path):
+    a = _u16((30, 40))
+    p = tmp_path / "really_a_png.tif"
+    p.write_bytes(_png_bytes(a))
+    assert np.array_equal(read_image(p), a)
+
+
+@pytest.mark.parametrize("content,expect", [
+    (b"", "empty (0 bytes)"),
+    (b"hello, these are notes about the cells\n", "not an image"),
+    (b"\x00" * 100, "not an image"),
+])
+def test_bad_files_raise_with_name(tmp_path, content, expect):
+    p = tmp_path / "bad_file.tif"
+    p.write_bytes(content)
+    with pytest.raises(InputError) as ei:
+        read_image(p)
+    assert "bad_file.tif" in str(ei.value) and expect in str(ei.value)
+    with pytest.raises(InputError) as ei:
+        read_image(content, name="arch.zip::bad_file.tif")
+    assert "arch.zip::bad_file.tif" in str(ei.value)
+
+
+def test_corrupt_and_truncated_tiff(tmp_path):
+    p = tmp_path / "corrupt.tif"
+    p.write_bytes(b"II*\x00" + bytes(RNG.integers(0, 256, 500, dtype=np.uint8)))
+    with pytest.raises(InputError, match="corrupt.tif.*corrupt or truncated"):
+        read_image(p)
+    b = io.BytesIO()
+    tifffile.imwrite(b, _u16())
+    t = tmp_path / "trunc.tif"
+    t.write_bytes(b.getvalue()[: len(b.getvalue()) // 2])
+    with pytest.raises(InputError, match="trunc.tif"):
+        read_image(t)
+
+
+def test_truncated_png_and_jpeg(tmp_path):
+    data = _png_bytes(_u16())
+    p = tmp_path / "trunc.png"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="trunc.png.*PNG file is (truncated|corrupt)"):
+        read_image(p)
+    b = io.BytesIO()
+    Image.fromarray(_u8()).save(b, format="JPEG")
+    j = tmp_path / "trunc.jpg"
+    j.write_bytes(b.getvalue()[: len(b.getvalue()) // 3])
+    with pytest.raises(InputError, match="trunc.jpg"):
+        read_image(j)
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        read_image(tmp_path / "nope.tif")
+    with pytest.raises(InputError, match="folder"):
+        read_image(tmp_path)
+
+
+def test_three_channel_stack_read_pair_error(tmp_path):
+    p = tmp_path / "stack.tif"
+    tifffile.imwrite(p, np.stack([_u16((40, 50))] * 5))
+    assert read_image(p).shape == (5, 40, 50)
+    with pytest.raises(InputError, match="stack.tif"):
+        read_pair(p)
