@@ -1,0 +1,331 @@
+"""The ``napari-organelle`` command: simulate, train, evaluate, classify, reconstruct, list models.
+
+Every user-fixable problem prints one clear ``error: ...`` line and exits with status 2; no
+traceback. Long work shows a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+from .preprocess import OrganelleError
+
+
+class Progress:
+    """A small progress bar on stderr (a line per update when stderr is not a terminal)."""
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.label = label
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+        self._t0 = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        now = time.perf_counter()
+        if done < total and now - self._last < (0.1 if self.tty else 5.0):
+            return
+        self._last = now
+        frac = done / total
+        bar = "#" * int(30 * frac)
+        msg = f"{self.label} [{bar:<30}] {done}/{total} ({now - self._t0:.0f}s)"
+        if self.tty:
+            sys.stderr.write("\r" + msg + ("\n" if done >= total else ""))
+        else:
+            sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="napari-organelle",
+        description="Which organelle does this protein label? Classify, reconstruct and train models. "
+        "The bundled models were trained on simulated cells (see docs/model_card.md).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("phantoms", help="write simulated cells as <Class>/<Class>_NNN.tif (2-channel uint16)")
+    s.add_argument("out")
+    s.add_argument("--per-class", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, default=382)
+    s.add_argument("--style", default="default", help="renderer: default | alt (a second, independent renderer)")
+    s.add_argument("--separate-files", action="store_true", help="protein and DNA as separate files")
+
+    s = sub.add_parser("train", help="train or fine-tune a model on a labelled folder, archive or simulated:N")
+    s.add_argument("data", help="folder / .zip / .tgz (any supported layout) or simulated:N")
+    s.add_argument("--model", choices=["classifier", "autoencoder"], default="classifier")
+    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--weight-decay", type=float, default=1e-4)
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    s.add_argument("--from", dest="init", default=None, help="checkpoint (path or model name) to fine-tune")
+    s.add_argument("--freeze-backbone", action="store_true")
+    s.add_argument("--size", type=int, default=None, help="classifier input size (default 128, or the --from model's)")
+    s.add_argument("--arch", default=None, help="architecture (classifier: organelle-cnn | resnet18)")
+    s.add_argument("--val-fraction", type=float, default=0.15)
+    s.add_argument("--test-fraction", type=float, default=0.15)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--patience", type=int, default=None, help="early stopping after N epochs without improvement")
+    s.add_argument("--no-augment", action="store_true")
+    s.add_argument("--crop-size", type=int, default=96, help="autoencoder training crop size")
+    s.add_argument("--out", required=True, help="where to write the checkpoint (.pt)")
+    s.add_argument("--resume-file", default=None,
+                   help="also write the best checkpoint so far here after every improvement")
+
+    s = sub.add_parser("evaluate", help="accuracy of a classifier on labelled data")
+    s.add_argument("data")
+    s.add_argument("--model", default=None, help="model name (see 'models') or checkpoint path")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--protein-only", action="store_true", help="ignore the DNA channel")
+    s.add_argument("--confusion-png", default=None, help="save the confusion matrix as a PNG")
+    s.add_argument("--predictions", default=None, help="save one row per image as CSV")
+
+    s = sub.add_parser("classify", help="classify image files (2-channel files: protein, DNA)")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--model", default=None)
+    s.add_argument("--dna", nargs="*", default=None, help="DNA files, one per protein file")
+    s.add_argument("--output", default=None, help="CSV file (default: print a table)")
+    s.add_argument("--ood", action="store_true", help="add out-of-distribution scores (bundled autoencoder)")
+    s.add_argument("--batch-size", type=int, default=64)
+
+    s = sub.add_parser("reconstruct", help="reconstruct an image with the autoencoder")
+    s.add_argument("file")
+    s.add_argument("--out", required=True, help="output TIFF (float32, input's intensity range)")
+    s.add_argument("--residual", default=None, help="also write input - reconstruction here")
+    s.add_argument("--model", default=None)
+
+    sub.add_parser("models", help="list bundled and user models")
+
+    s = sub.add_parser("demo", help="open napari with simulated cells and the three docks")
+    s.add_argument("--no-block", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def _cmd_phantoms(a) -> int:
+    from .phantoms import write_dataset
+
+    t0 = time.perf_counter()
+    paths = write_dataset(a.out, per_class=a.per_class, seed=a.seed, size=a.size, style=a.style,
+                          two_channel=not a.separate_files)
+    print(f"Wrote {len(paths)} files of simulated cells to {a.out} in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def _cmd_train(a) -> int:
+    from .checkpoints import resolve_model, write_checkpoint_dict
+    from .recipes import command_line, train_model
+    from .training import TrainConfig, format_epoch, resolve_device
+
+    if a.epochs < 1:
+        raise OrganelleError(f"--epochs must be at least 1 (got {a.epochs}).")
+    dev = resolve_device(a.device)
+    print(f"Device: {dev}")
+    init = resolve_model(a.init, kind=a.model) if a.init else None
+    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                      device=a.device, seed=a.seed, patience=a.patience, augment=not a.no_augment,
+                      freeze_backbone=a.freeze_backbone, crop_size=a.crop_size)
+    bar = Progress("batches")
+
+    def on_event(ev):
+        if hasattr(ev, "batch"):
+            bar(ev.batch, ev.batches)
+        else:
+            print(format_epoch(ev), flush=True)
+
+    load_bar = Progress("loading")
+    frac_train = 1.0 - a.val_fraction - a.test_fraction
+    if frac_train <= 0:
+        raise OrganelleError("--val-fraction plus --test-fraction must leave something to train on.")
+    kwargs = {}
+    if a.arch:
+        kwargs["arch"] = a.arch
+    outcome = train_model(a.data, a.model, cfg, init=init, size=a.size,
+                          fractions=(frac_train, a.val_fraction, a.test_fraction), split_seed=a.seed,
+                          callback=on_event, checkpoint_path=a.resume_file, command=command_line(),
+                          progress=load_bar, **kwargs)
+    d = outcome.data
+    if d.skipped:
+        print(f"Skipped {len(d.skipped)} unreadable files:", file=sys.stderr)
+        for f, why in d.skipped[:20]:
+            print(f"  {f}: {why}", file=sys.stderr)
+    for w in d.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    ck = outcome.checkpoint
+    write_checkpoint_dict(a.out, ck)
+    r = outcome.result
+    print(f"Best epoch: {r.best_epoch} (val loss {r.best_val_loss:.4f})" + (" - stopped early: " + r.stop_reason if r.stopped else ""))
+    m = ck.get("metrics", {})
+    if "test_accuracy" in m:
+        print(f"Test accuracy: {100 * m['test_accuracy']:.2f}% on {m['test_n']} held-out images"
+              + (f"; protein only: {100 * m['test_accuracy_protein_only']:.2f}%" if "test_accuracy_protein_only" in m else ""))
+    if "test_psnr" in m:
+        print(f"Test reconstruction: PSNR {m['test_psnr']:.2f} dB, MSE {m['test_mse']:.5f} on {m['test_n_planes']} held-out planes")
+    print(f"Data: {d.description}")
+    print(f"Saved {a.out}")
+    return 0
+
+
+def _cmd_evaluate(a) -> int:
+    from .recipes import evaluate
+
+    rep = evaluate(a.data, a.model, protein_only=a.protein_only, progress=Progress("classifying", not a.json))
+    if a.confusion_png:
+        rep.save_confusion_png(a.confusion_png)
+    if a.predictions:
+        _write_csv(a.predictions, rep.predictions)
+    if a.json:
+        print(json.dumps(rep.to_dict()))
+    else:
+        print(rep.table())
+        if a.confusion_png:
+            print(f"Confusion matrix saved to {a.confusion_png}")
+    return 0
+
+
+def _write_csv(path, rows: list[dict]) -> None:
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    tmp = Path(str(path) + ".part")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def _iter_files(files, dna_files, skipped):
+    from .io import read_image
+    from .preprocess import split_channels
+
+    for i, f in enumerate(files):
+        try:
+            arr = read_image(f)
+            protein, dna = split_channels(arr, name=str(f))
+            if dna_files:
+                dna = read_image(dna_files[i])
+            yield f, protein, dna
+        except OrganelleError as exc:
+            skipped.append((f, str(exc)))
+
+
+def _cmd_classify(a) -> int:
+    from .inference import iter_classify, load_model
+
+    if a.dna and len(a.dna) != len(a.files):
+        raise OrganelleError(f"Give one --dna file per protein file ({len(a.files)} protein, {len(a.dna)} DNA).")
+    clf = load_model(a.model, "classifier")
+    ae = load_model(None, "autoencoder") if a.ood else None
+    skipped: list = []
+    names: list[str] = []
+
+    def pairs():
+        for f, p, d in _iter_files(a.files, a.dna, skipped):
+            names.append(str(f))
+            yield p, d
+
+    bar = Progress("classifying")
+    out_fh = None
+    writer = None
+    tmp = None
+    n = 0
+    try:
+        if a.output:
+            tmp = Path(str(a.output) + ".part")
+            out_fh = open(tmp, "w", newline="")
+        for r in iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae):
+            row = {"file": names[n], **r.as_row()}
+            n += 1
+            if out_fh is not None:
+                if writer is None:
+                    writer = csv.DictWriter(out_fh, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+            else:
+                flag = "  (uncertain)" if r.uncertain else ""
+                print(f"{row['file']}\t{r.label}\t{100 * r.confidence:.1f}%{flag}")
+            bar(n, len(a.files))
+    finally:
+        if out_fh is not None:
+            out_fh.close()
+    if tmp is not None:
+        tmp.replace(a.output)
+        print(f"Classified {n} images with {clf.name}; results in {a.output}")
+    for f, why in skipped:
+        print(f"skipped {f}: {why}", file=sys.stderr)
+    if n == 0:
+        raise OrganelleError("No image could be classified (see the skipped files above).")
+    return 0
+
+
+def _cmd_reconstruct(a) -> int:
+    import numpy as np
+    import tifffile
+
+    from .inference import reconstruct
+    from .io import read_image
+
+    img = read_image(a.file)
+    rec = reconstruct(img, a.model, progress=Progress("planes"))
+    tifffile.imwrite(a.out, rec.reconstruction.astype(np.float32))
+    if a.residual:
+        tifffile.imwrite(a.residual, rec.residual.astype(np.float32))
+    print(f"MSE {rec.mse:.5f}  PSNR {rec.psnr:.2f} dB  SSIM {rec.ssim:.4f} (on [0,1]-scaled planes)")
+    print(f"Saved {a.out}")
+    return 0
+
+
+def _cmd_models(a) -> int:
+    from .checkpoints import list_models, user_models_dir
+
+    infos = list_models()
+    for m in infos:
+        where = "bundled" if m.bundled else "user"
+        print(f"{m.name:<28} {m.kind:<12} {where:<8} {m.summary}")
+    print(f"\nUser models folder: {user_models_dir()}")
+    return 0
+
+
+def _cmd_demo(a) -> int:
+    from .widgets.demo import run_demo
+
+    run_demo(block=not a.no_block)
+    return 0
+
+
+COMMANDS = {
+    "phantoms": _cmd_phantoms,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "classify": _cmd_classify,
+    "reconstruct": _cmd_reconstruct,
+    "models": _cmd_models,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except OrganelleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Inference: classify cells, reconstruct images, class-activation maps, out-of-distribution scores.
+
+Plain numpy in, plain numpy / dataclasses out; no Qt. The widgets, the CLI and scripts all call
+these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .preprocess import (
+    InputError,
+    MAX_NATIVE_SIDE,
+    as_plane,
+    block_reduce_to,
+    normalize,
+    prepare_pair,
+)
+
+#: A cell is flagged "uncertain" below this top-class probability ...
+CONFIDENCE_THRESHOLD = 0.5
+#: ... or when its autoencoder reconstruction error is this many times the error measured on the
+#: autoencoder's own validation cells (see :func:`ood_score`).
+OOD_THRESHOLD = 3.0
+#: Reconstruction runs on tiles of this side (plus context) for planes larger than MAX_NATIVE_SIDE.
+_TILE = 1024
+_TILE_CONTEXT = 32
+
+
+@dataclass
+class Classification:
+    """The classifier's answer for one image (or plane, or cell)."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    classes: list[str]
+    has_dna: bool
+    ood_score: float | None = None
+    uncertain: bool = False
+    model_name: str = ""
+
+    def as_row(self) -> dict:
+        """A flat dict: label, confidence, one ``p_<class>`` column per class, ood_score, uncertain."""
+        row: dict = {"label": self.label, "confidence": round(self.confidence, 6)}
+        for c in self.classes:
+            row[f"p_{c}"] = round(self.probabilities[c], 6)
+        row["has_dna"] = self.has_dna
+        row["ood_score"] = None if self.ood_score is None else round(self.ood_score, 4)
+        row["uncertain"] = self.uncertain
+        return row
+
+
+@dataclass
+class Reconstruction:
+    """An autoencoder reconstruction in the input's shape and intensity range, with its quality."""
+
+    reconstruction: np.ndarray
+    residual: np.ndarray
+    mse: float
+    psnr: float
+    ssim: float
+    downscale: float = 1.0
+    per_plane: list[dict] = field(default_factory=list)
+
+    def metrics(self) -> dict:
+        return {"mse": self.mse, "psnr": self.psnr, "ssim": self.ssim}
+
+
+# --------------------------------------------------------------------------------------------
+# models
+
+
+def load_model(name_or_path=None, kind: str = "classifier"):
+    """Load a model by store name (``napari-organelle models`` lists them), by path, or the bundled one."""
+    from .checkpoints import resolve_model
+
+    return resolve_model(name_or_path, kind=kind)
+
+
+def _as_loaded(model, kind: str):
+    from .checkpoints import LoadedModel
+
+    if isinstance(model, LoadedModel):
+        if model.kind != kind:
+            raise InputError(
+                f"The model {model.name!r} is a {model.kind}; a {kind} is needed here. "
+                f"Pick a {kind} (napari-organelle models lists them)."
+            )
+        return model
+    return load_model(model, kind=kind)
+
+
+def _device_of(module):
+    import torch
+
+    try:
+        return next(module.parameters()).device
+    except StopIteration:  # pragma: no cover
+        return torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# classification
+
+
+def _stop_requested(should_stop) -> bool:
+    if should_stop is None:
+        return False
+    if hasattr(should_stop, "is_set"):
+        return bool(should_stop.is_set())
+    return bool(should_stop())
+
+
+def _softmax_rows(logits) -> np.ndarray:
+    import torch
+
+    return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str,
+                 ood: float | None) -> Classification:
+    k = int(np.argmax(probs))
+    conf = float(probs[k])
+    uncertain = conf < CONFIDENCE_THRESHOLD or (ood is not None and ood > OOD_THRESHOLD)
+    return Classification(
+        label=classes[k],
+        confidence=conf,
+        probabilities={c: float(p) for c, p in zip(classes, probs)},
+        classes=list(classes),
+        has_dna=has_dna,
+        ood_score=ood,
+        uncertain=bool(uncertain),
+        model_name=name,
+    )
+
+
+def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
+                  should_stop=None) -> Iterator[Classification]:
+    """Classify (protein, dna-or-None) pairs lazily, ``batch_size`` at a time.
+
+    Memory stays bounded by one batch whatever the number of images (the CLI streams 10,000s of
+    files through this). Stops early, yielding nothing more, when ``should_stop`` is set.
+    """
+    import torch
+
+    clf = _as_loaded(model, "classifier")
+    ae = _as_loaded(autoencoder, "autoencoder") if autoencoder is not None else None
+    size = int(clf.input_size)
+    dev = _device_of(clf.model)
+    batch: list[np.ndarray] = []
+    dna_flags: list[bool] = []
+    oods: list[float | None] = []
+
+    def flush():
+        x = torch.from_numpy(np.stack(batch)).to(dev)
+        with torch.inference_mode():
+            probs = _softmax_rows(clf.model(x))
+        out = [_make_result(p, clf.classes, f, clf.name, o) for p, f, o in zip(probs, dna_flags, oods)]
+        batch.clear()
+        dna_flags.clear()
+        oods.clear()
+        return out
+
+    for protein, dna in pairs:
+        if _stop_requested(should_stop):
+            return
+        batch.append(prepare_pair(protein, dna, size=size))
+        dna_flags.append(dna is not None)
+        oods.append(ood_score(protein, autoencoder=ae) if ae is not None else None)
+        if len(batch) >= batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
+def classify(protein, dna=None, model=None, *, channel: int | None = None,
+             dna_channel: int | None = None, autoencoder=None) -> Classification:
+    """Which organelle does this protein label?
+
+    ``protein``: a 2D image (or channel-first with ``channel``, or RGB); ``dna``: the DNA (DAPI) image
+    of the same cell, optional. ``model``: a LoadedModel, a store name, a path, or None for the bundled
+    classifier (trained on simulated cells). ``autoencoder``: when given (or "bundled"), adds an
+    out-of-distribution score from its reconstruction error.
+    """
+    if isinstance(autoencoder, str) and autoencoder == "bundled":
+        autoencoder = load_model(None, kind="autoencoder")
+    p = as_plane(protein, channel=channel, name="protein")
+    d = as_plane(dna, channel=dna_channel, name="DNA") if dna is not None else None
+    return next(iter_classify([(p, d)], model, batch_size=1, autoencoder=autoencoder))
+
+
+def classify_batch(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
+                   progress: Callable[[int, int], None] | None = None, should_stop=None) -> list[Classification]:
+    """Classify many (protein, dna-or-None) pairs; ``progress(done, total)`` after each batch."""
+    pairs = list(pairs)
+    out: list[Classification] = []
+    for r in iter_classify(pairs, model, batch_size=batch_size, autoencoder=autoencoder,
+                           should_stop=should_stop):
+        out.append(r)
+        if progress is not None and (len(out) % batch_size == 0 or len(out) == len(pairs)):
+            progress(len(out), len(pairs))
+    return out
+
+
+def classify_stack(stack, dna_stack=None, model=None, **kwargs) -> list[Classification]:
+    """Classify each plane of a (Z, Y, X) stack (with an optional DNA stack of the same shape)."""
+    s = np.asarray(stack)
+    if s.ndim < 3:
+        raise InputError(f"Expected a stack of planes, got an image of shape {s.shape}. Use classify() for one image.")
+    planes = s.reshape((-1,) + s.shape[-2:])
+    if dna_stack is not None:
+        d = np.asarray(dna_stack)
+        if d.shape[-2:] != s.shape[-2:]:
+            raise InputError(f"Protein planes are {s.shape[-2:]} but DNA planes are {d.shape[-2:]}; they must match.")
+        dplanes = d.reshape((-1,) + d.shape[-2:]) if d.ndim >= 3 else np.broadcast_to(d, planes.shape)
+        if len(dplanes) != len(planes):
+            raise InputError(f"The protein stack has {len(planes)} planes but the DNA stack has {len(dplanes)}.")
+    else:
+        dplanes = [None] * len(planes)
+    return classify_batch(list(zip(planes, dplanes)), model, **kwargs)
+
+
+def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Yield (label id, protein crop, dna crop) for each labelled cell.
+
+    Each crop is the cell's bounding box grown by ``margin`` (and at least 4 pixels); pixels of other
+    cells inside it are set to the crop's background (1st percentile), so each crop shows one cell.
+    """
+    from scipy import ndimage
+
+    p = as_plane(protein, name="protein")
+    lab = np.asarray(labels)
+    if lab.shape != p.shape:
+        raise InputError(f"The Labels layer is {lab.shape} but the protein image is {p.shape}; they must match.")
+    if lab.dtype.kind not in "iub":
+        raise InputError("The labels must be an integer image (a napari Labels layer).")
+    d = as_plane(dna, name="DNA") if dna is not None else None
+    if d is not None and d.shape != p.shape:
+        raise InputError(f"The DNA image is {d.shape} but the protein image is {p.shape}; they must match.")
+    objects = ndimage.find_objects(lab.astype(np.int64, copy=False))
+    if not any(o is not None for o in objects):
+        raise InputError("The Labels layer has no labelled cells (all pixels are 0). Paint or segment cells first.")
+    for i, sl in enumerate(objects, start=1):
+        if sl is None:
+            continue
+        (y0, y1), (x0, x1) = (sl[0].start, sl[0].stop), (sl[1].start, sl[1].stop)
+        pad_y = max(4, int((y1 - y0) * margin))
+        pad_x = max(4, int((x1 - x0) * margin))
+        y0, y1 = max(0, y0 - pad_y), min(p.shape[0], y1 + pad_y)
+        x0, x1 = max(0, x0 - pad_x), min(p.shape[1], x1 + pad_x)
+        if min(y1 - y0, x1 - x0) < 8:
+            continue
+        lab_c = lab[y0:y1, x0:x1]
+        others = (lab_c != i) & (lab_c != 0)
+        pc = np.array(p[y0:y1, x0:x1], dtype=np.float32)
+        if others.any():
+            pc[others] = np.percentile(pc, 1)
+        dc = None
+        if d is not None:
+            dc = np.array(d[y0:y1, x0:x1], dtype=np.float32)
+            if others.any():
+                dc[others] = np.percentile(dc, 1)
+        yield i, pc, dc
+
+
+def classify_cells(protein, labels, dna=None, model=None, *, autoencoder=None, batch_size: int = 32,
+                   progress=None, should_stop=None) -> dict[int, Classification]:
+    """Classify each labelled cell of ``labels`` (0 = background) in a field of view."""
+    crops = list(cell_crops(protein, labels, dna))
+    results = classify_batch([(pc, dc) for _, pc, dc in crops], model, batch_size=batch_size,
+                             autoencoder=autoencoder, progress=progress, should_stop=should_stop)
+    return {i: r for (i, _, _), r in zip(crops, results)}
+
+
+# --------------------------------------------------------------------------------------------
+# class-activation map
+
+
+def activation_map(protein, dna=None, model=None, *, target: str | int | None = None) -> np.ndarray:
+    """Class-activation map (CAM) of ``target`` (default: the predicted class), in [0, 1], shaped like
+    ``protein`` so it overlays the source layer directly."""
+    import torch
+    import torch.nn.functional as F
+
+    clf = _as_loaded(model, "classifier")
+    p = as_plane(protein, name="protein")
+    d = as_plane(dna, name="DNA") if dna is not None else None
+    size = int(clf.input_size)
+    x = torch.from_numpy(prepare_pair(p, d, size=size))[None].to(_device_of(clf.model))
+    with torch.inference_mode():
+        feats = clf.model.features(x)
+        logits = clf.model.head(feats.mean(dim=(2, 3)))
+        if target is None:
+            k = int(logits.argmax(1))
+        elif isinstance(target, str):
+            if target not in clf.classes:
+                raise InputError(f"{target!r} is not a class of this model ({', '.join(clf.classes)}).")
+            k = clf.classes.index(target)
+        else:
+            k = int(target)
+        w = clf.model.head.weight[k].float()
+        cam = torch.einsum("c,chw->hw", w, feats[0].float()).relu()
+        cam = F.interpolate(cam[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+    cam = cam.cpu().numpy()
+    # Undo resize_square: crop the padded square back to the image's aspect, then resize to its shape.
+    h, w_ = p.shape
+    scale = size / max(h, w_)
+    nh, nw = max(1, round(h * scale)), max(1, round(w_ * scale))
+    top, left = (size - nh) // 2, (size - nw) // 2
+    cam = cam[top:top + nh, left:left + nw]
+    t = torch.from_numpy(np.ascontiguousarray(cam))[None, None]
+    cam = F.interpolate(t, size=(h, w_), mode="bilinear", align_corners=False)[0, 0].numpy()
+    m = float(cam.max())
+    return (cam / m).astype(np.float32) if m > 0 else np.zeros_like(cam, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# autoencoder
+
+
+def _run_ae(ae_model, planes01: np.ndarray) -> np.ndarray:
+    """(N, H, W) in [0, 1] -> reconstructions (N, H, W), batched to keep memory modest."""
+    import torch
+
+    dev = _device_of(ae_model)
+    out = np.empty_like(planes01, dtype=np.float32)
+    n_per = max(1, int(2 ** 22 // max(1, planes01.shape[1] * planes01.shape[2])))  # ~4 Mpx per batch
+    with torch.inference_mode():
+        for i in range(0, len(planes01), n_per):
+            x = torch.from_numpy(np.ascontiguousarray(planes01[i:i + n_per]))[:, None].to(dev)
+            out[i:i + n_per] = ae_model(x)[:, 0].float().cpu().numpy()
+    return out
+
+
+def _reconstruct_plane01(ae_model, plane01: np.ndarray) -> np.ndarray:
+    """Reconstruct one [0, 1] plane; planes larger than MAX_NATIVE_SIDE go tile by tile."""
+    h, w = plane01.shape
+    if max(h, w) <= MAX_NATIVE_SIDE:
+        return _run_ae(ae_model, plane01[None])[0]
+    out = np.empty((h, w), np.float32)
+    c = _TILE_CONTEXT
+    for y in range(0, h, _TILE):
+        for x in range(0, w, _TILE):
+            y0, x0 = max(0, y - c), max(0, x - c)
+            y1, x1 = min(h, y + _TILE + c), min(w, x + _TILE + c)
+            rec = _run_ae(ae_model, plane01[None, y0:y1, x0:x1])[0]
+            ty1, tx1 = min(h, y + _TILE), min(w, x + _TILE)
+            out[y:ty1, x:tx1] = rec[y - y0:ty1 - y0, x - x0:tx1 - x0]
+    return out
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two [0, 1] images."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
+    """Structural similarity of two [0, 1] images (Gaussian window, Wang et al. 2004 constants)."""
+    from scipy.ndimage import gaussian_filter
+
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = gaussian_filter(a, sigma), gaussian_filter(b, sigma)
+    saa = gaussian_filter(a * a, sigma) - mu_a ** 2
+    sbb = gaussian_filter(b * b, sigma) - mu_b ** 2
+    sab = gaussian_filter(a * b, sigma) - mu_a * mu_b
+    m = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
+    return float(m.mean())
+
+
+def _percentiles(plane: np.ndarray) -> tuple[float, float]:
+    from .preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
+
+    finite = plane[np.isfinite(plane)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(finite[:: max(1, finite.size // 1_000_000)], [LOW_PERCENTILE, HIGH_PERCENTILE])
+    if not hi > lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Reconstruction:
+    """Reconstruct an image with the autoencoder, plane by plane.
+
+    Returns the reconstruction in the input's shape and intensity range (each plane scaled back by
+    its own 1st/99.8th percentiles), the residual (input - reconstruction), and MSE / PSNR / SSIM
+    measured on the [0, 1]-scaled planes (mean over planes). Planes larger than 2048 pixels a side
+    are processed tile by tile at full resolution, so memory stays bounded by a tile.
+    """
+    ae = _as_loaded(model, "autoencoder")
+    a = np.asarray(image)
+    if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[-3] > 4 and a.ndim == 3:
+        raise InputError("This is an RGB image; convert it to a single channel (or split the channels) to reconstruct it.")
+    if a.ndim < 2:
+        raise InputError(f"Expected a 2D image or a stack of planes, got shape {a.shape}.")
+    planes = a.reshape((-1,) + a.shape[-2:])
+    out = np.empty(planes.shape, np.float32)
+    per_plane = []
+    for i, pl in enumerate(planes):
+        if _stop_requested(should_stop):
+            raise InterruptedError("Reconstruction stopped by the user.")
+        p = as_plane(pl, name=f"plane {i}")
+        lo, hi = _percentiles(p)
+        p01 = np.clip((p.astype(np.float32) - lo) / (hi - lo), 0, 1)
+        p01[~np.isfinite(p01)] = 0
+        r01 = _reconstruct_plane01(ae.model, p01)
+        out[i] = r01 * (hi - lo) + lo
+        mse = float(np.mean((r01.astype(np.float64) - p01) ** 2))
+        per_plane.append({"plane": i, "mse": mse, "psnr": psnr(p01, r01), "ssim": ssim(p01, r01)})
+        if progress is not None:
+            progress(i + 1, len(planes))
+    rec = out.reshape(a.shape)
+    residual = np.asarray(a, np.float32) - rec
+    return Reconstruction(
+        reconstruction=rec,
+        residual=residual,
+        mse=float(np.mean([d["mse"] for d in per_plane])),
+        psnr=float(np.mean([d["psnr"] for d in per_plane])),
+        ssim=float(np.mean([d["ssim"] for d in per_plane])),
+        per_plane=per_plane,
+    )
+
+
+def _ae_reference_mse(ae) -> float:
+    m = ae.meta.get("metrics", {}) or {}
+    for key in ("val_mse", "test_mse"):
+        if m.get(key):
+            return float(m[key])
+    return 1e-3  # PSNR 30 dB, the autoencoder's target on cells like its training data
+
+
+def ood_score(protein, dna=None, autoencoder=None) -> float:
+    """How unlike the autoencoder's training cells this image is.
+
+    The protein plane's reconstruction MSE (at native resolution, percentile-scaled) divided by the
+    MSE the autoencoder reached on its own validation cells: about 1 for familiar cells; above
+    OOD_THRESHOLD (3) the classifier's answer should not be trusted.
+    """
+    ae = _as_loaded(autoencoder, "autoencoder")
+    p = as_plane(protein, name="protein")
+    if max(p.shape) > MAX_NATIVE_SIDE:
+        p = block_reduce_to(p, MAX_NATIVE_SIDE)
+    p01 = normalize(p)
+    r = _reconstruct_plane01(ae.model, p01)
+    return float(np.mean((r - p01) ** 2)) / _ae_reference_mse(ae)

@@ -1,0 +1,263 @@
+"""End-to-end recipes over the core: train a model on a labelled source, evaluate a classifier.
+
+A "source" is anything :func:`napari_organelle.datasets.load_labelled` reads (a folder in any
+supported layout, an archive, ``simulated:N``) or an already loaded ``LabelledImages``.
+The CLI and the fine-tune dock both call these, so a model trained either way is the same.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .preprocess import InputError
+
+DEFAULT_INPUT_SIZE = 128
+
+
+def _load(source, progress=None):
+    from .datasets import LabelledImages, load_labelled
+
+    if isinstance(source, LabelledImages):
+        return source
+    return load_labelled(source, progress=progress)
+
+
+@dataclass
+class EvaluationReport:
+    """Accuracy of a classifier on labelled data. Rows of ``confusion`` are true classes."""
+
+    accuracy: float
+    n: int
+    classes: list[str]
+    per_class: dict[str, float]
+    confusion: list[list[int]]
+    data: str
+    model: str
+    protein_only: bool = False
+    predictions: list[dict] = field(default_factory=list)
+
+    def to_dict(self, with_predictions: bool = False) -> dict:
+        d = {
+            "accuracy": self.accuracy,
+            "n": self.n,
+            "classes": self.classes,
+            "per_class": self.per_class,
+            "confusion": self.confusion,
+            "data": self.data,
+            "model": self.model,
+            "protein_only": self.protein_only,
+        }
+        if with_predictions:
+            d["predictions"] = self.predictions
+        return d
+
+    def table(self) -> str:
+        w = max(len(c) for c in self.classes)
+        lines = [f"Data: {self.data}", f"Model: {self.model}",
+                 f"Accuracy: {100 * self.accuracy:.2f}% on {self.n} images"
+                 + (" (protein only)" if self.protein_only else ""), ""]
+        short = [c[:6] for c in self.classes]
+        lines.append(" " * (w + 2) + " ".join(f"{s:>6}" for s in short) + "   acc")
+        for c, row in zip(self.classes, self.confusion):
+            acc = self.per_class.get(c)
+            acc_s = "   n/a" if acc is None else f"{100 * acc:5.1f}%"
+            lines.append(f"{c:<{w}}  " + " ".join(f"{v:>6d}" for v in row) + f"  {acc_s}")
+        lines.append("(rows: true class, columns: predicted class)")
+        return "\n".join(lines)
+
+    def save_confusion_png(self, path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        cm = np.asarray(self.confusion, float)
+        fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
+        norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center",
+                            color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+        ax.set_xticks(range(len(self.classes)), self.classes, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(self.classes)), self.classes, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{self.model}: {100 * self.accuracy:.1f}% on {self.n} cells\n{self.data}", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), np.int64)
+    np.add.at(cm, (np.asarray(true, np.int64), np.asarray(pred, np.int64)), 1)
+    return cm
+
+
+def evaluate(source, model=None, *, protein_only: bool = False, batch_size: int = 64,
+             progress=None) -> EvaluationReport:
+    """Accuracy, per-class accuracy and confusion matrix of a classifier on labelled data."""
+    from .classes import canonical_class
+    from .inference import iter_classify, load_model
+
+    clf = model if hasattr(model, "classes") and hasattr(model, "model") else load_model(model, "classifier")
+    data = _load(source)
+    model_classes = list(clf.classes)
+    lookup = {c: i for i, c in enumerate(model_classes)}
+    for c in model_classes:
+        lookup.setdefault(canonical_class(c) or c, lookup[c])
+    unknown = sorted({s.label for s in data.samples if (canonical_class(s.label) or s.label) not in lookup})
+    if unknown:
+        raise InputError(
+            f"The data has classes the model does not know: {', '.join(unknown)}. The model knows "
+            f"{', '.join(model_classes)}. Fine-tune it on these classes first (napari-organelle train ... --from)."
+        )
+    true = np.array([lookup[canonical_class(s.label) or s.label] for s in data.samples], np.int64)
+    pairs = ((s.protein, None if protein_only else s.dna) for s in data.samples)
+    preds, rows = [], []
+    for i, r in enumerate(iter_classify(pairs, clf, batch_size=batch_size)):
+        preds.append(model_classes.index(r.label))
+        rows.append({"source": data.samples[i].source, "true": model_classes[true[i]], **r.as_row()})
+        if progress is not None:
+            progress(i + 1, len(data.samples))
+    pred = np.array(preds, np.int64)
+    cm = confusion_matrix(true, pred, len(model_classes))
+    per_class = {}
+    for k, c in enumerate(model_classes):
+        if cm[k].sum():
+            per_class[c] = float(cm[k, k] / cm[k].sum())
+    return EvaluationReport(
+        accuracy=float((pred == true).mean()) if len(true) else 0.0,
+        n=int(len(true)),
+        classes=model_classes,
+        per_class=per_class,
+        confusion=cm.tolist(),
+        data=data.description or str(source),
+        model=clf.name,
+        protein_only=protein_only,
+        predictions=rows,
+    )
+
+
+@dataclass
+class TrainingOutcome:
+    result: object  # training.TrainResult
+    checkpoint: dict
+    test_report: EvaluationReport | None
+    data: object  # LabelledImages
+
+
+def train_model(source, kind: str = "classifier", config=None, *, init=None, size: int | None = None,
+                fractions=(0.7, 0.15, 0.15), split_seed: int = 0, callback=None, should_stop=None,
+                checkpoint_path=None, command: str | None = None, progress=None,
+                arch: str | None = None) -> TrainingOutcome:
+    """Load ``source``, split it (stratified, seeded), train, and test on the held-out part.
+
+    ``init``: a LoadedModel to fine-tune (its class list may differ from the data's: new head).
+    Returns the result, its checkpoint dict (with metadata: data, split, metrics, command) and, for
+    classifiers, the report on the test split (protein + DNA and protein only).
+    """
+    from .checkpoints import checkpoint_dict  # noqa: F401  (import check: the store is usable)
+    from .datasets import stratified_split, to_classifier_tensors, to_native_planes
+    from .training import TrainConfig, train
+
+    config = config or TrainConfig()
+    data = _load(source, progress=progress)
+    if len(data.samples) == 0:
+        raise InputError("No images were found to train on.")
+    labels = [s.label for s in data.samples]
+    tr, va, te = stratified_split(labels, fractions=fractions, seed=split_seed)
+    if len(va) == 0:
+        raise InputError(
+            f"Too few images ({len(labels)}) to hold any out for validation; add images "
+            "(at least 3 per class) or raise the validation fraction."
+        )
+    train_set, val_set = data.subset(tr), data.subset(va)
+    test_set = data.subset(te) if len(te) else None
+
+    if kind == "classifier":
+        if init is not None:
+            classes = list(data.classes)
+            size = size or int(init.input_size)
+        else:
+            classes = list(data.classes)
+            size = size or DEFAULT_INPUT_SIZE
+        xtr, ytr = to_classifier_tensors(train_set, size, classes)
+        xva, yva = to_classifier_tensors(val_set, size, classes)
+        result = train("classifier", (xtr, ytr), (xva, yva), config, classes=classes, init=init,
+                       arch=arch, callback=callback, should_stop=should_stop, checkpoint_path=checkpoint_path)
+    elif kind == "autoencoder":
+        ptr = to_native_planes(train_set)
+        pva = to_native_planes(val_set)
+        result = train("autoencoder", ptr, pva, config, init=init, callback=callback,
+                       should_stop=should_stop, checkpoint_path=checkpoint_path)
+    else:
+        raise InputError(f"Unknown model kind {kind!r}: use 'classifier' or 'autoencoder'.")
+
+    training_meta = {
+        "data": data.description or str(source),
+        "n_train": int(len(tr)),
+        "n_val": int(len(va)),
+        "n_test": int(len(te)),
+        "split": {"fractions": list(fractions), "seed": split_seed, "method": "stratified"},
+        "epochs": int(config.epochs),
+        "epochs_run": len(result.history),
+        "best_epoch": int(result.best_epoch),
+        "stopped": bool(result.stopped),
+        "seed": config.seed,
+        "device": str(result.device),
+        "seconds": round(float(result.seconds), 1),
+        "date": _dt.date.today().isoformat(),
+        "command": command or "",
+        "fine_tuned_from": getattr(init, "name", None),
+        "python": platform.python_version(),
+    }
+    best = next((h for h in result.history if h.epoch == result.best_epoch), None)
+    metrics: dict = {}
+    if best is not None:
+        metrics["val_loss"] = float(best.val_loss)
+        if best.val_acc is not None:
+            metrics["val_accuracy"] = float(best.val_acc)
+    metrics["measured_on"] = "held-out split of the training data: " + (data.description or str(source))
+    test_report = None
+    if kind == "classifier":
+        from .checkpoints import load_checkpoint
+
+        provisional = load_checkpoint(result.checkpoint(training=training_meta, metrics=metrics))
+        if test_set is not None:
+            test_report = evaluate(test_set, provisional)
+            metrics["test_accuracy"] = test_report.accuracy
+            metrics["test_n"] = test_report.n
+            metrics["test_per_class"] = test_report.per_class
+            if data.has_dna():
+                metrics["test_accuracy_protein_only"] = evaluate(test_set, provisional, protein_only=True).accuracy
+    else:
+        from .inference import _run_ae, psnr
+
+        planes = to_native_planes(test_set if test_set is not None else val_set)
+        mses, psnrs = [], []
+        for p in planes:
+            r = _run_ae(result.model, p[None])[0]
+            mses.append(float(np.mean((r - p) ** 2)))
+            psnrs.append(psnr(p, r))
+        metrics["val_mse"] = float(result.best_val_loss)
+        metrics["test_mse"] = float(np.mean(mses))
+        metrics["test_psnr"] = float(np.mean(psnrs))
+        metrics["test_n_planes"] = len(planes)
+    ckpt = result.checkpoint(training=training_meta, metrics=metrics)
+    return TrainingOutcome(result=result, checkpoint=ckpt, test_report=test_report, data=data)
+
+
+def command_line() -> str:
+    """The command that is running, for checkpoint metadata."""
+    import os
+
+    prog = os.path.basename(sys.argv[0]) if sys.argv else "python"
+    return " ".join([prog] + sys.argv[1:])
