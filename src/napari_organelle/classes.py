@@ -94,6 +94,8 @@ _SPELLED_OUT: dict[str, str] = {
     "tubulin": "Microtubules",
     "mitochondria": "Mitochondria",
     "mitochondrion": "Mitochondria",
+    "mito": "Mitochondria",
+    "mitotracker": "Mitochondria",
     "nucleolus": "Nucleolus",
     "nucleoli": "Nucleolus",
     "nucleolin": "Nucleolus",

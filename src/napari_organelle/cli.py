@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -122,7 +123,7 @@ def _cmd_phantoms(a) -> int:
 
 def _cmd_train(a) -> int:
     from .checkpoints import resolve_model, write_checkpoint_dict
-    from .recipes import command_line, train_model
+    from .recipes import train_model
     from .training import TrainConfig, format_epoch, resolve_device
 
     if a.epochs < 1:
@@ -150,7 +151,7 @@ def _cmd_train(a) -> int:
         kwargs["arch"] = a.arch
     outcome = train_model(a.data, a.model, cfg, init=init, size=a.size,
                           fractions=(frac_train, a.val_fraction, a.test_fraction), split_seed=a.seed,
-                          callback=on_event, checkpoint_path=a.resume_file, command=command_line(),
+                          callback=on_event, checkpoint_path=a.resume_file, command=a.command_line,
                           progress=load_bar, **kwargs)
     d = outcome.data
     if d.skipped:
@@ -316,7 +317,9 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.command_line = "napari-organelle " + " ".join(shlex.quote(x) for x in argv)
     try:
         return COMMANDS[args.command](args)
     except OrganelleError as exc:

@@ -193,6 +193,7 @@ def prepare_pair(protein, dna=None, *, size: int = 128, channel: int | None = No
     out[0] = resize_square(normalize(_reduce_if_huge(p, size)), size)
     if d is not None:
         out[1] = resize_square(normalize(_reduce_if_huge(d, size)), size)
+    np.clip(out, 0.0, 1.0, out=out)  # antialiased resampling may overshoot by a hair
     return out
 
 
