@@ -1,0 +1,566 @@
+"""One checkpoint format, safe loading, and the model store (bundled + per-user models).
+
+A checkpoint is a ``dict`` of plain Python values and tensors (see docs/architecture.md) and is only
+ever read with ``torch.load(..., weights_only=True)``: a file that would run code when unpickled is
+refused. Everything is validated (format marker, version, kind, architecture, class list against
+the head, every state_dict key and shape) BEFORE the weights are applied.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+import pickle
+import re
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .models.registry import ARCHITECTURES, KINDS, build_model
+from .preprocess import HIGH_PERCENTILE, LOW_PERCENTILE, OrganelleError
+
+FORMAT = "napari-organelle-checkpoint"
+FORMAT_VERSION = 1
+BUNDLED_DIR = Path(__file__).parent / "weights"
+BUNDLED_NAMES = {"classifier": "bundled-classifier", "autoencoder": "bundled-autoencoder"}
+SUFFIX = ".pt"
+
+
+class CheckpointError(OrganelleError):
+    """A model file cannot be used; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Plain-type conversion (weights_only loading accepts only plain types and tensors)
+# --------------------------------------------------------------------------------------------------
+def _plain(obj: Any, where: str = "value") -> Any:
+    """Convert to plain Python types (dict/list/str/int/float/bool/None) + tensors."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, (Path, os.PathLike)):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, where) for v in obj]
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    try:  # numpy scalars and arrays, without importing numpy here
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return _plain(dataclasses.asdict(obj), where)
+    return str(obj)
+
+
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+def checkpoint_dict(model: nn.Module, *, kind: str, arch: str, classes=None, input_size=None,
+                    training: dict | None = None, metrics: dict | None = None,
+                    extra: dict | None = None) -> dict:
+    """Build the checkpoint dict (CPU tensors, plain types) without writing it."""
+    if kind not in KINDS:
+        raise CheckpointError(f"Unknown model kind {kind!r}; use one of {', '.join(KINDS)}.")
+    if arch not in ARCHITECTURES[kind]:
+        raise CheckpointError(f"Unknown {kind} architecture {arch!r}.")
+    arch_kwargs = getattr(model, "arch_kwargs", None)
+    if not isinstance(arch_kwargs, dict):
+        raise CheckpointError("The model has no arch_kwargs; build it with models.build_model.")
+    if kind == "classifier":
+        if classes is None:
+            raise CheckpointError("A classifier checkpoint needs its class list.")
+        classes = [str(c) for c in classes]
+        n_out = int(model.head.out_features)
+        if len(classes) != n_out:
+            raise CheckpointError(f"{len(classes)} class names given for a head with {n_out} outputs.")
+    elif classes is not None:
+        classes = [str(c) for c in classes]
+    training = dict(training or {})
+    training.setdefault("date", now_iso())
+    ckpt = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "arch": arch,
+        "arch_kwargs": _plain(arch_kwargs),
+        "classes": classes if kind == "classifier" else None,
+        "channels": ["protein", "dna"],
+        "per_plane": kind == "autoencoder",
+        "normalization": {"method": "percentile", "low": LOW_PERCENTILE, "high": HIGH_PERCENTILE,
+                          "clip": True},
+        "input_size": None if input_size is None else int(input_size),
+        "training": _plain(training),
+        "metrics": _plain(dict(metrics or {})),
+        "package_version": __version__,
+        "state_dict": {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()},
+    }
+    if extra:
+        ckpt["extra"] = _plain(extra)
+    return ckpt
+
+
+def write_checkpoint_dict(path, ckpt: dict) -> Path:
+    """Atomically write an already-built checkpoint dict (temp file in the same folder, fsync,
+    os.replace). On any error the temp file is removed and an existing file at ``path`` is intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename durable (POSIX); harmless to skip elsewhere
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def save_checkpoint(path, model: nn.Module, *, kind: str, arch: str, classes=None, input_size=None,
+                    training: dict | None = None, metrics: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write a checkpoint atomically; never leaves a partial file. Returns the path."""
+    ckpt = checkpoint_dict(model, kind=kind, arch=arch, classes=classes, input_size=input_size,
+                           training=training, metrics=metrics, extra=extra)
+    return write_checkpoint_dict(path, ckpt)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    model: nn.Module            # eval mode
+    kind: str
+    arch: str
+    classes: list[str] | None
+    input_size: int | None
+    meta: dict = field(default_factory=dict)   # the checkpoint without state_dict
+    path: Path | None = None
+    name: str = "model"
+
+    @property
+    def training_info(self) -> dict:
+        return dict(self.meta.get("training") or {})
+
+    @property
+    def metrics(self) -> dict:
+        return dict(self.meta.get("metrics") or {})
+
+    @property
+    def card(self) -> str:
+        """Short human-readable description: name, training data, metrics (and their data), date."""
+        t, m = self.training_info, self.metrics
+        lines = []
+        what = f"{self.arch} {self.kind}"
+        if self.kind == "classifier" and self.classes:
+            shown = ", ".join(self.classes[:10]) + (" ..." if len(self.classes) > 10 else "")
+            what += f", {len(self.classes)} classes ({shown})"
+        lines.append(f"{self.name}: {what}")
+        data = t.get("data") or "unknown data"
+        counts = []
+        for k in ("n_train", "n_val"):
+            if t.get(k) is not None:
+                counts.append(f"{k.split('_')[1]} {t[k]}")
+        extra = f" ({', '.join(counts)})" if counts else ""
+        ep = ""
+        if t.get("epochs_run") is not None or t.get("epochs") is not None:
+            ep = f"; {t.get('epochs_run', t.get('epochs'))} epochs"
+            if t.get("best_epoch"):
+                ep += f", best epoch {t['best_epoch']}"
+        lines.append(f"Trained on: {data}{extra}{ep}")
+        mparts = []
+        for k, v in m.items():
+            if k.endswith("_data") or k == "measured_on" or isinstance(v, (dict, list)):
+                continue
+            if isinstance(v, float) and ("acc" in k) and v <= 1.0:
+                val = f"{100 * v:.1f}%"
+            elif isinstance(v, float) and "psnr" in k:
+                val = f"{v:.1f} dB"
+            elif isinstance(v, float):
+                val = f"{v:.4g}"
+            else:
+                val = str(v)
+            src = m.get(f"{k.split('_')[0]}_data")
+            mparts.append(f"{k} {val}" + (f" (on {src})" if src else ""))
+        if mparts:
+            on = f" - measured on {m['measured_on']}" if m.get("measured_on") else ""
+            lines.append("Metrics: " + "; ".join(mparts) + on)
+        if t.get("date"):
+            lines.append(f"Date: {t['date']}")
+        return "\n".join(lines)
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol ..." on foreign files
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        if any(s in msg for s in ("Unsupported global", "GLOBAL", "not an allowed global",
+                                  "Unsupported operand", "REDUCE", "safe_globals", "allowlisted")):
+            raise CheckpointError(
+                f"{path.name} contains code that would run when loaded; it was refused for safety. "
+                "Only load napari-organelle checkpoints from sources you trust."
+            ) from None
+        raise CheckpointError(f"{path.name} is corrupt or truncated and cannot be read ({_short(msg)}).") from None
+    except (EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({_short(str(exc)) or type(exc).__name__}). "
+                              "Copy or download it again.") from None
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path.name} is truncated or corrupt and cannot be read ({_short(str(exc))}). "
+                              "Copy or download it again.") from None
+    except PermissionError as exc:
+        raise CheckpointError(f"{path.name} cannot be read: permission denied ({_short(str(exc))}).") from None
+    except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError, IndexError,
+            MemoryError, OverflowError) as exc:
+        raise CheckpointError(f"{path.name} is truncated or corrupt, or not a model file "
+                              f"({_short(str(exc)) or type(exc).__name__}).") from None
+
+
+def _short(msg: str, n: int = 160) -> str:
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= n else msg[: n - 3] + "..."
+
+
+def read_checkpoint(path) -> dict:
+    """Read a checkpoint file safely (weights_only) and check it is ours; returns the raw dict."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"No model file at {p}.")
+    if p.is_dir():
+        raise CheckpointError(f"{p} is a folder, not a model file (.pt).")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p.name} is empty (0 bytes); the save was probably interrupted.")
+    ckpt = _torch_load(p)
+    _check_format(ckpt, p.name)
+    return ckpt
+
+
+def _check_format(ckpt, label: str) -> None:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{label} is not a napari-organelle checkpoint (a plain PyTorch state_dict or another "
+            "program's model cannot be used directly). Train or fine-tune a model with napari-organelle."
+        )
+    ver = ckpt.get("format_version")
+    if not isinstance(ver, int) or ver < 1:
+        raise CheckpointError(f"{label} has an invalid format version {ver!r}.")
+    if ver > FORMAT_VERSION:
+        raise CheckpointError(f"{label} was written by a newer napari-organelle (format {ver}); "
+                              "update napari-organelle to load it.")
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
+def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
+                    expected_classes: int | list | tuple | None = None, device="cpu",
+                    name: str | None = None) -> LoadedModel:
+    """Validate and load a checkpoint (file path or dict). Raises CheckpointError."""
+    if isinstance(path_or_dict, dict):
+        ckpt, path, label = path_or_dict, None, "The checkpoint"
+        _check_format(ckpt, label)
+    else:
+        path = Path(path_or_dict)
+        ckpt = read_checkpoint(path)
+        label = path.name
+    kind = ckpt.get("kind")
+    if kind not in KINDS:
+        raise CheckpointError(f"{label} has unknown model kind {kind!r}.")
+    if expected_kind is not None and kind != expected_kind:
+        raise CheckpointError(
+            f"{label} is {_article(kind)} {kind} checkpoint; choose {_article(expected_kind)} "
+            f"{expected_kind} checkpoint."
+        )
+    arch = ckpt.get("arch")
+    if arch not in ARCHITECTURES[kind]:
+        raise CheckpointError(f"{label} uses the {kind} architecture {arch!r}, which this version of "
+                              f"napari-organelle does not know (known: {', '.join(ARCHITECTURES[kind])}).")
+    arch_kwargs = ckpt.get("arch_kwargs") or {}
+    if not isinstance(arch_kwargs, dict):
+        raise CheckpointError(f"{label} has invalid arch_kwargs.")
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{label} has no usable weights (state_dict missing or invalid).")
+
+    classes = ckpt.get("classes")
+    if kind == "classifier":
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+            raise CheckpointError(f"{label} has no valid class list (a list of class names is required).")
+        if len(set(classes)) != len(classes):
+            raise CheckpointError(f"{label} names a class twice: {classes}.")
+        if arch_kwargs.get("num_classes", len(classes)) != len(classes):
+            raise CheckpointError(f"{label} lists {len(classes)} classes but its architecture has "
+                                  f"{arch_kwargs.get('num_classes')} outputs.")
+        if expected_classes is not None:
+            if isinstance(expected_classes, int):
+                if len(classes) != expected_classes:
+                    raise CheckpointError(f"{label} predicts {len(classes)} classes; {expected_classes} are "
+                                          "expected here. Choose a model trained on the same classes.")
+            else:
+                exp = [str(c) for c in expected_classes]
+                if len(classes) != len(exp):
+                    raise CheckpointError(f"{label} predicts {len(classes)} classes ({', '.join(classes)}); "
+                                          f"{len(exp)} are expected ({', '.join(exp)}).")
+                if classes != exp:
+                    raise CheckpointError(f"{label} predicts the classes {classes}, not the expected {exp}.")
+    else:
+        classes = None
+
+    try:
+        model = build_model(kind, arch, **arch_kwargs)
+    except Exception as exc:
+        raise CheckpointError(f"{label}: the {arch} model could not be rebuilt from its settings "
+                              f"{arch_kwargs} ({exc}).") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (model needs {tuple(v.shape)})" for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} weights (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unknown weights (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:3])})")
+        raise CheckpointError(f"{label}'s weights do not match the {arch} architecture: " + ", ".join(parts) + ".")
+    if kind == "classifier" and int(model.head.out_features) != len(classes):
+        raise CheckpointError(f"{label}: the head has {model.head.out_features} outputs for {len(classes)} classes.")
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{label} contains NaN or infinite weights ({k}); the training diverged.")
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    if device is not None and str(device) != "cpu":
+        from .training import resolve_device
+
+        model.to(resolve_device(str(device)))
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    input_size = ckpt.get("input_size")
+    if name is None:
+        name = path.stem if path is not None else str((meta.get("training") or {}).get("name", "checkpoint"))
+    return LoadedModel(model=model, kind=kind, arch=arch, classes=list(classes) if classes else None,
+                       input_size=int(input_size) if isinstance(input_size, (int, float)) else None,
+                       meta=meta, path=path, name=name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Model store
+# --------------------------------------------------------------------------------------------------
+def user_models_dir() -> Path:
+    """Folder of the user's own models: $NAPARI_ORGANELLE_HOME if set, else the per-user data folder
+    (``~/.local/share/napari-organelle/models`` on Linux). Not created here."""
+    env = os.environ.get("NAPARI_ORGANELLE_HOME")
+    if env:
+        return Path(env).expanduser()
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("napari-organelle", appauthor=False)) / "models"
+    except ImportError:
+        pass
+    home = Path.home()
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or (home / "AppData" / "Local"))
+    elif os.uname().sysname == "Darwin":  # pragma: no cover
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or (home / ".local" / "share"))
+    return base / "napari-organelle" / "models"
+
+
+def bundled_path(kind: str) -> Path:
+    if kind not in KINDS:
+        raise CheckpointError(f"Unknown model kind {kind!r}; use one of {', '.join(KINDS)}.")
+    return BUNDLED_DIR / f"{kind}{SUFFIX}"
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    kind: str | None
+    path: Path
+    bundled: bool
+    summary: str
+    error: str | None = None
+
+
+def _summary(ckpt: dict) -> str:
+    t, m = ckpt.get("training") or {}, ckpt.get("metrics") or {}
+    parts = [str(ckpt.get("arch"))]
+    if ckpt.get("kind") == "classifier" and ckpt.get("classes"):
+        parts.append(f"{len(ckpt['classes'])} classes")
+    for k in ("val_accuracy", "test_accuracy"):
+        if isinstance(m.get(k), (int, float)):
+            parts.append(f"{k.split('_')[0]} acc {100 * m[k]:.1f}%")
+    for k in ("val_psnr", "test_psnr"):
+        if isinstance(m.get(k), (int, float)):
+            parts.append(f"{k.split('_')[0]} PSNR {m[k]:.1f} dB")
+    if t.get("date"):
+        parts.append(str(t["date"])[:10])
+    return ", ".join(parts)
+
+
+def _info(path: Path, name: str, bundled: bool, kind: str | None) -> ModelInfo | None:
+    try:
+        ckpt = read_checkpoint(path)
+        k = ckpt.get("kind")
+        if kind is not None and k != kind:
+            return None
+        return ModelInfo(name, k, path, bundled, _summary(ckpt))
+    except CheckpointError as exc:
+        return ModelInfo(name, None, path, bundled, f"unreadable: {exc}", error=str(exc))
+
+
+def list_models(kind: str | None = None) -> list[ModelInfo]:
+    """Bundled models (those whose files are present) then user models (sorted by name).
+
+    Unreadable user files are listed with an error summary (``error`` set, ``kind`` None)."""
+    if kind is not None and kind not in KINDS:
+        raise CheckpointError(f"Unknown model kind {kind!r}; use one of {', '.join(KINDS)}.")
+    out: list[ModelInfo] = []
+    for k in KINDS:
+        if kind is not None and k != kind:
+            continue
+        p = bundled_path(k)
+        if p.exists():
+            info = _info(p, BUNDLED_NAMES[k], True, None)
+            if info is not None:
+                out.append(info)
+    d = user_models_dir()
+    if d.is_dir():
+        for p in sorted(d.glob(f"*{SUFFIX}")):
+            if p.name.startswith("."):
+                continue
+            info = _info(p, p.stem, False, kind)
+            if info is not None:
+                out.append(info)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _load_bundled_cached(path: str, mtime_ns: int, kind: str) -> LoadedModel:
+    return load_checkpoint(path, expected_kind=kind, name=BUNDLED_NAMES[kind])
+
+
+def load_bundled(kind: str = "classifier") -> LoadedModel:
+    """The bundled model of ``kind`` (cached by path and modification time; do not mutate it)."""
+    p = bundled_path(kind)
+    if not p.exists():
+        raise CheckpointError(f"The bundled {kind} weights were not found ({p}); reinstall napari-organelle.")
+    return _load_bundled_cached(str(p), p.stat().st_mtime_ns, kind)
+
+
+def resolve_model(name_or_path=None, kind: str = "classifier") -> LoadedModel:
+    """None -> the bundled model of ``kind``; a model name from the store; or a path to a .pt file."""
+    if kind not in KINDS:
+        raise CheckpointError(f"Unknown model kind {kind!r}; use one of {', '.join(KINDS)}.")
+    if name_or_path is None or (isinstance(name_or_path, str) and name_or_path.strip() in ("", "bundled")):
+        return load_bundled(kind)
+    if isinstance(name_or_path, str):
+        s = name_or_path.strip()
+        for k, bname in BUNDLED_NAMES.items():
+            if s == bname:
+                if k != kind:
+                    raise CheckpointError(f"{s} is {_article(k)} {k}; choose {_article(kind)} {kind} model.")
+                return load_bundled(kind)
+        if _valid_name(s):
+            p = user_models_dir() / f"{s}{SUFFIX}"
+            if p.exists():
+                return load_checkpoint(p, expected_kind=kind, name=s)
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return load_checkpoint(p, expected_kind=kind)
+    known = [m.name for m in list_models(kind) if m.error is None]
+    raise CheckpointError(f"No {kind} model named or at {str(name_or_path)!r}. "
+                          f"Known {kind} models: {', '.join(known) if known else 'none'}.")
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
+
+
+def _valid_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name)) and not name.endswith(".") and ".." not in name
+
+
+def save_user_model(result_or_loaded, name: str, *, overwrite: bool = False,
+                    training: dict | None = None, metrics: dict | None = None) -> Path:
+    """Save a TrainResult, LoadedModel or checkpoint dict into the user store as ``<name>.pt``."""
+    name = str(name).strip()
+    if name.endswith(SUFFIX):
+        name = name[: -len(SUFFIX)]
+    if not _valid_name(name):
+        raise CheckpointError(f"{name!r} is not a usable model name: use letters, digits, spaces, '.', '_' "
+                              "or '-', starting with a letter or digit.")
+    if name.lower().startswith("bundled"):
+        raise CheckpointError("Names starting with 'bundled' are reserved for the bundled models.")
+    if isinstance(result_or_loaded, dict):
+        ckpt = dict(result_or_loaded)
+        _check_format(ckpt, "The checkpoint")
+    elif isinstance(result_or_loaded, LoadedModel):
+        lm = result_or_loaded
+        meta = lm.meta
+        ckpt = checkpoint_dict(lm.model, kind=lm.kind, arch=lm.arch, classes=lm.classes,
+                               input_size=lm.input_size,
+                               training={**(meta.get("training") or {}), **(training or {})},
+                               metrics={**(meta.get("metrics") or {}), **(metrics or {})},
+                               extra=meta.get("extra"))
+    elif hasattr(result_or_loaded, "checkpoint"):
+        ckpt = result_or_loaded.checkpoint(training=training, metrics=metrics)
+    else:
+        raise CheckpointError(f"Cannot save a {type(result_or_loaded).__name__} as a model.")
+    ckpt.setdefault("training", {})
+    if isinstance(ckpt["training"], dict):
+        ckpt["training"] = {**ckpt["training"], "name": name}
+    path = user_models_dir() / f"{name}{SUFFIX}"
+    if path.exists() and not overwrite:
+        raise CheckpointError(f"A model named {name!r} already exists ({path}); choose another name or overwrite it.")
+    return write_checkpoint_dict(path, ckpt)
+
+
+def clear_cache() -> None:
+    _load_bundled_cached.cache_clear()
