@@ -1,0 +1,207 @@
+"""The "Classify organelles" dock, docked through the plugin manifest, on the simulated samples."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qt
+
+PLUGIN = "napari-organelle"
+N_CLASSES = 10
+
+
+def _dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Classify organelles")
+    return widget
+
+
+def _run(qtbot, widget, timeout=60_000):
+    job = widget.run()
+    assert job is not None, widget.summary.text()
+    qtbot.waitUntil(lambda: widget._job is None, timeout=timeout)
+    return job
+
+
+def _notifications():
+    from napari.utils.notifications import notification_manager
+
+    return notification_manager.records
+
+
+def test_whole_image_with_cam(make_napari_viewer, qtbot, tiny_models, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "golgi_cell")
+    protein = viewer.layers["Golgi_gpp protein"]
+    protein.scale = (0.5, 0.25)
+    protein.translate = (7, -3)
+    widget = _dock(viewer)
+    assert widget.protein_combo.layer().name == "Golgi_gpp protein"
+    assert widget.dna_combo.layer().name == "Golgi_gpp DNA"  # picked automatically by name and size
+    assert widget.mode == "whole image"
+    widget.cam_check.setChecked(True)
+    _run(qtbot, widget)
+
+    rows = widget.table.rows
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["label"] in widget.chart.probabilities()
+    assert {f"p_{c}" for c in widget.chart.probabilities()} <= set(row)
+    assert len(widget.chart.probabilities()) == N_CLASSES
+    assert sum(widget.chart.probabilities().values()) == pytest.approx(1.0, abs=1e-3)
+    meta = protein.metadata["organelle"]
+    assert meta["label"] == row["label"] and meta["mode"] == "whole image"
+    assert meta["has_dna"] is True and meta["model"] == "tiny-classifier"
+
+    cams = [lay for lay in viewer.layers if lay.metadata.get("organelle_cam_of") == protein.name]
+    assert len(cams) == 1
+    cam = cams[0]
+    assert cam.name == f"Golgi_gpp protein CAM ({row['label']})"
+    assert cam.data.shape == protein.data.shape
+    np.testing.assert_allclose(cam.scale, protein.scale)
+    np.testing.assert_allclose(cam.translate, protein.translate)
+    assert cam.colormap.name == "inferno" and cam.blending == "additive"
+    assert cam.opacity == pytest.approx(0.6)
+    assert 0.0 <= float(cam.data.min()) and float(cam.data.max()) <= 1.0
+
+    # re-running replaces the CAM layer instead of piling up copies
+    _run(qtbot, widget)
+    assert sum(lay.metadata.get("organelle_cam_of") == protein.name for lay in viewer.layers) == 1
+
+    path = widget.table.export_csv(tmp_path / "out.csv")
+    with open(path, newline="") as fh:
+        got = list(csv.DictReader(fh))
+    assert len(got) == 1 and got[0]["label"] == row["label"] and "p_Nucleus" in got[0]
+
+
+def test_stack_mode_rows_per_plane_and_dims_follow(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "cells")
+    widget = _dock(viewer)
+    assert widget.mode == "each plane of a stack"  # suggested for a stack layer
+    assert widget.dna_combo.layer() is not None
+    _run(qtbot, widget)
+    rows = widget.table.rows
+    assert len(rows) == N_CLASSES
+    assert [r["plane"] for r in rows] == [str(i) for i in range(N_CLASSES)]
+    assert [r["expected"] for r in rows] == list(viewer.layers[0].metadata["classes"])
+    meta = viewer.layers[0].metadata["organelle"]
+    assert meta["mode"] == "each plane of a stack" and len(meta["rows"]) == N_CLASSES
+
+    viewer.dims.set_current_step(0, 3)
+    qtbot.waitUntil(lambda: "plane 3" in widget.chart.title(), timeout=5000)
+    assert widget.chart.probabilities() == pytest.approx(
+        {k[2:]: v for k, v in rows[3].items() if k.startswith("p_")}, abs=1e-5)
+    # a click on a table row moves the slider to that plane
+    widget.table.table.setCurrentCell(6, 0)
+    assert viewer.dims.current_step[0] == 6
+    assert "plane 6" in widget.chart.title()
+
+
+def test_each_cell_mode_features_and_class_layer(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "field")
+    labels = viewer.layers["Field cells"]
+    labels.scale = (2, 2)
+    widget = _dock(viewer)
+    widget.set_mode("each labelled cell")
+    assert widget.labels_combo.layer().name == "Field cells"
+    assert not widget.cam_check.isEnabled()
+    _run(qtbot, widget)
+
+    ids = sorted(int(i) for i in np.unique(labels.data) if i > 0)
+    feats = labels.features
+    assert sorted(feats["index"].astype(int)) == ids
+    for col in ("label", "confidence", "p_Nucleus", "true_class"):
+        assert col in feats.columns
+    assert len(widget.table.rows) == len(ids)
+    assert {r["cell"] for r in widget.table.rows} == set(ids)
+
+    layer = viewer.layers["Field protein predicted classes"]
+    assert layer.data.shape == labels.data.shape
+    np.testing.assert_allclose(layer.scale, labels.scale)
+    from napari_organelle.classes import class_color, hex_to_rgba
+
+    first = widget.table.rows[0]
+    np.testing.assert_allclose(layer.colormap.map(first["cell"]), hex_to_rgba(class_color(first["label"])),
+                               atol=1e-2)
+    assert widget.legend.isVisible() or not widget.isVisible()
+    assert first["label"] in widget.legend.text()
+
+    n_layers = len(viewer.layers)
+    _run(qtbot, widget)  # re-run updates, does not duplicate
+    assert len(viewer.layers) == n_layers
+
+
+def test_dna_shape_mismatch_is_a_notification(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random((64, 64)), name="protein")
+    viewer.add_image(rng.random((80, 80)), name="DNA other cell")
+    widget = _dock(viewer)
+    widget.dna_combo.setCurrentText("DNA other cell")
+    before = len(_notifications())
+    assert widget.run() is None
+    assert "64x64" in widget.summary.text() and "80x80" in widget.summary.text()
+    assert len(_notifications()) > before
+    assert widget.run_button.isEnabled()
+
+
+def test_error_inside_worker_is_a_notification(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64), np.uint16), name="blank")
+    widget = _dock(viewer)
+    before = len(_notifications())
+    _run(qtbot, widget)
+    assert "constant" in widget.summary.text()
+    assert len(_notifications()) > before
+    assert widget.table.rows == []
+
+
+def test_model_follows_shared_state(make_napari_viewer, qtbot, tiny_models, tiny_checkpoints):
+    from napari_organelle.checkpoints import load_checkpoint
+    from napari_organelle.widgets._state import STATE
+
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    other = load_checkpoint(tiny_checkpoints["classifier"], expected_kind="classifier", name="other-model")
+    STATE.set_active("classifier", other)
+    assert widget.model_picker.combo.currentText() == "other-model"
+    assert "other-model" in widget.model_picker.card.text()
+    assert "simulated" in widget.model_picker.card.text()
+    # loading an unusable file says why and keeps the previous model
+    assert widget.model_picker.load(str(tiny_checkpoints["autoencoder"])) is None
+    assert STATE.peek("classifier") is other
+
+
+def test_cancel_stack(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(1).random((40, 64, 64)).astype(np.float32), name="many")
+    widget = _dock(viewer)
+    job = widget.run()
+    job.cancel()
+    qtbot.waitUntil(lambda: widget._job is None, timeout=60_000)
+    assert widget.run_button.isEnabled()
+    # the stop request is checked before each plane; it was set right after the start
+    assert widget.table.rows == []
+    assert "stopped" in widget.summary.text()
+    assert "organelle" not in viewer.layers["many"].metadata
+
+
+def test_demo_docks_widgets_and_shows_a_result(qtbot, tiny_models):
+    from napari_organelle.widgets.demo import run_demo
+
+    viewer = run_demo(block=False, with_finetune=False)
+    try:
+        docks = list(viewer.window.dock_widgets)
+        assert any("Classify organelles" in name for name in docks)
+        assert any("Reconstruct with autoencoder" in name for name in docks)
+        widget = viewer.window.dock_widgets[
+            next(n for n in docks if "Classify organelles" in n)]
+        qtbot.waitUntil(lambda: len(widget.table.rows) == N_CLASSES, timeout=60_000)
+        assert viewer.dims.current_step[0] == 4
+        assert "plane 4" in widget.chart.title()
+    finally:
+        viewer.close()

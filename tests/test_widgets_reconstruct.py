@@ -1,0 +1,84 @@
+"""The "Reconstruct with autoencoder" dock, docked through the plugin manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qt
+
+PLUGIN = "napari-organelle"
+
+
+def _dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct with autoencoder")
+    return widget
+
+
+def _run(qtbot, widget, timeout=60_000):
+    job = widget.run()
+    assert job is not None, widget.metrics_label.text()
+    qtbot.waitUntil(lambda: widget._job is None, timeout=timeout)
+    return job
+
+
+def _cell(shape=(96, 80), seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    blob = np.exp(-(((yy - shape[0] / 2) / 20) ** 2 + ((xx - shape[1] / 2) / 15) ** 2))
+    return (1000 * blob + 50 * rng.random(shape)).astype(np.uint16)
+
+
+def test_reconstruction_layers_aligned_with_source(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    src = viewer.add_image(_cell(), name="cell", scale=(2, 3), translate=(10, -5))
+    widget = _dock(viewer)
+    assert widget.image_combo.layer().name == "cell"
+    assert widget.residual_check.isChecked()
+    _run(qtbot, widget)
+
+    rec = viewer.layers["cell reconstruction"]
+    res = viewer.layers["cell residual"]
+    for layer in (rec, res):
+        assert layer.data.shape == src.data.shape
+        np.testing.assert_allclose(layer.scale, (2, 3))
+        np.testing.assert_allclose(layer.translate, (10, -5))
+        np.testing.assert_allclose(layer.affine.affine_matrix, src.affine.affine_matrix)
+        m = layer.metadata["organelle_reconstruction"]
+        assert {"mse", "psnr", "ssim"} <= set(m) and m["model"] == "tiny-autoencoder"
+    np.testing.assert_allclose(rec.contrast_limits, src.contrast_limits)
+    lo, hi = res.contrast_limits
+    assert lo == pytest.approx(-hi) and hi > 0
+    np.testing.assert_allclose(res.data, src.data.astype(np.float32) - rec.data, atol=1e-2)
+    text = widget.metrics_label.text()
+    assert "MSE" in text and "PSNR" in text and "SSIM" in text
+    assert widget.last_metrics["ssim"] <= 1.0
+
+    n = len(viewer.layers)
+    _run(qtbot, widget)  # re-running replaces the data, no duplicate layers
+    assert len(viewer.layers) == n
+    assert [lay.name for lay in viewer.layers].count("cell reconstruction") == 1
+
+
+def test_stack_without_residual(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    stack = np.stack([_cell(seed=i) for i in range(3)])
+    viewer.add_image(stack, name="stack", scale=(5, 2, 3), translate=(0, 10, -5))
+    widget = _dock(viewer)
+    widget.residual_check.setChecked(False)
+    _run(qtbot, widget)
+    rec = viewer.layers["stack reconstruction"]
+    assert rec.data.shape == stack.shape
+    np.testing.assert_allclose(rec.scale, (5, 2, 3))
+    np.testing.assert_allclose(rec.translate, (0, 10, -5))
+    assert "stack residual" not in [lay.name for lay in viewer.layers]
+    assert len(widget.last_metrics["per_plane"]) == 3
+
+
+def test_rgb_layer_is_refused_with_a_message(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="photo", rgb=True)
+    widget = _dock(viewer)
+    assert widget.run() is None
+    assert "RGB" in widget.metrics_label.text()
+    assert len(viewer.layers) == 1
