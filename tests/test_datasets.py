@@ -346,7 +346,7 @@ def test_flat_folder_without_class_folders(tmp_path):
 def test_one_class_only(tmp_path):
     for i in range(3):
         _tif(tmp_path / "one" / "Mito" / f"c{i}.tif", _img(i))
-    with pytest.raises(InputError, match=r"Only one class \('Mito', 3 images\)"):
+    with pytest.raises(InputError, match=r"Only one class \('Mitochondria', 3 images\)"):
         load_labelled(tmp_path / "one")
     with pytest.raises(InputError, match="Only one class"):
         load_labelled(tmp_path / "one" / "Mito" / "..")
