@@ -50,6 +50,9 @@ class TrainConfig:
     freeze_backbone: bool = False
     crop_size: int = 96           # autoencoder: random crops of native planes
     num_threads: int | None = None
+    distributed: bool | None = None  # DDP over an initialised torch.distributed process group;
+                                     # None: on when one with > 1 ranks is initialised (torchrun)
+    compile: bool = False         # torch.compile the model for training (opt-in; first epoch compiles)
 
     def validate(self) -> None:
         def _int(name, lo):
@@ -70,6 +73,8 @@ class TrainConfig:
             _int("patience", 1)
         if self.num_threads is not None:
             _int("num_threads", 1)
+        if self.distributed not in (None, True, False):
+            raise InputError(f"distributed must be True, False or None (got {self.distributed!r}).")
 
 
 def resolve_device(spec) -> torch.device:
@@ -488,6 +493,48 @@ def _cpu_state(model: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
+def _dist_info(config: TrainConfig) -> tuple[int, int]:
+    """(rank, world size) of the data-parallel run this training belongs to; (0, 1) when not
+    distributed. ``config.distributed`` None: distributed when a process group with > 1 ranks is
+    initialised (e.g. under torchrun via :mod:`napari_organelle.distributed`)."""
+    want = config.distributed
+    dist = torch.distributed
+    ready = bool(dist.is_available() and dist.is_initialized())
+    if want is None:
+        want = ready and dist.get_world_size() > 1
+    if not want:
+        return 0, 1
+    if not ready:
+        raise InputError("distributed=True needs an initialised torch.distributed process group; start "
+                         "training with torchrun (python -m napari_organelle.distributed).")
+    return int(dist.get_rank()), int(dist.get_world_size())
+
+
+def _reduce_device(device: torch.device) -> torch.device:
+    """Where collective tensors live: the GPU for NCCL, the CPU otherwise (gloo)."""
+    return device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+
+
+def _all_sum(values: list, device: torch.device) -> list[float]:
+    """All-reduce (sum) a few numbers/0-d tensors across ranks; one collective, one sync."""
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float64).reshape(()).to(_reduce_device(device))
+                     for v in values])
+    torch.distributed.all_reduce(t)
+    return [float(v) for v in t.cpu()]
+
+
+def _average_buffers(net: nn.Module, world: int, device: torch.device) -> None:
+    """Make floating-point buffers (BatchNorm running statistics) identical on every rank (the mean
+    over ranks). DDP broadcasts rank 0's buffers at each forward, but the last forward of an epoch
+    still updates each rank's copy with its own batch."""
+    rd = _reduce_device(device)
+    for b in net.buffers():
+        if b.is_floating_point():
+            t = b.detach().to(rd, copy=True)
+            torch.distributed.all_reduce(t)
+            b.copy_((t / world).to(b.device))
+
+
 def _train_step(model: nn.Module, optimizer, loss_fn, xb: torch.Tensor, yb: torch.Tensor, autocast):
     """One optimisation step; returns (detached loss, detached output). Module-level so tests can
     simulate failures (e.g. CUDA out-of-memory)."""
@@ -569,23 +616,43 @@ def train(kind: str, train_data, val_data, config: TrainConfig | None = None, *,
             torch.set_num_threads(old_threads)
 
 
+def _new_generator(device):
+    try:
+        return torch.Generator(device=device)
+    except Exception:  # pragma: no cover - devices without generator support
+        return torch.Generator()
+
+
 def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_path, training_meta,
          n_train, n_val, input_size, data) -> TrainResult:
     t_start = time.perf_counter()
-    gen = None
-    try:
-        gen = torch.Generator(device=device)
-    except Exception:  # pragma: no cover - devices without generator support
-        gen = torch.Generator()
-    if config.seed is not None:
-        gen.manual_seed(int(config.seed) + 1)
+    rank, world = _dist_info(config)
+    distributed = world > 1
+    is_main = rank == 0
+    if distributed and not is_main:
+        callback, checkpoint_path = None, None  # only rank 0 reports and writes checkpoints
+    gen = _new_generator(device)
+    seed = config.seed
+    if distributed and seed is None:  # every rank must draw the same permutations
+        seed = int(_all_sum([int(torch.randint(0, 2 ** 31 - 1, ()).item()) if is_main else 0], device)[0])
+    if seed is not None:
+        gen.manual_seed(int(seed) + 1)
     else:
         gen.seed()
+    # Epoch permutations come from ``perm_gen`` (the same on every rank: each rank takes its shard);
+    # crops/augmentation from ``gen`` (different per rank). One generator when not distributed.
+    perm_gen = gen
+    if distributed:
+        gen = _new_generator(device)
+        gen.manual_seed(int(seed) + 1 + 1_000_003 * rank)
 
     model = model.to(device)
-    if config.channels_last:
+    # Channels-last is much faster for the classifier's convolutions on the CPU (oneDNN): ~1.8x on a
+    # training step of organelle-cnn at 128 px. It only changes the memory layout.
+    use_cl = bool(config.channels_last) or (device.type == "cpu" and kind == "classifier")
+    if use_cl:
         model = model.to(memory_format=torch.channels_last)
-    mf = torch.channels_last if config.channels_last else torch.contiguous_format
+    mf = torch.channels_last if use_cl else torch.contiguous_format
 
     # frozen backbone: no gradients, BatchNorm statistics frozen too
     frozen_bn: list[nn.Module] = []
@@ -602,10 +669,22 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InputError("Nothing to train: every parameter is frozen.")
+    net = model  # the plain module: validation, state dicts, the returned model
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None,
+                    find_unused_parameters=False)
+    if config.compile:
+        model = torch.compile(model)
+        fwd_eval = torch.compile(net) if distributed else model
+    else:
+        fwd_eval = net
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+                                  **({"fused": True} if device.type == "cuda" else {}))
 
     use_amp = bool(config.amp) and device.type == "cuda"
 
@@ -617,6 +696,8 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         Xtr, ytr, Xva, yva = data
         Xtr, ytr = Xtr.to(device), ytr.to(device)
         Xva, yva = Xva.to(device), yva.to(device)
+        if distributed:  # each rank validates its share; sums are all-reduced
+            Xva, yva = Xva[rank::world], yva[rank::world]
         n = Xtr.shape[0]
         train_loss_fn = nn.CrossEntropyLoss(label_smoothing=LABEL_SMOOTHING)
     else:
@@ -624,10 +705,17 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         cs = int(config.crop_size)
         tr_planes = [_pad_to(p, cs).to(device) for p in tr_planes]
         va_crops = torch.stack([_centre_crop(p, cs) for p in va_planes])[:, None].to(device)
+        if distributed:
+            va_crops = va_crops[rank::world]
         n = len(tr_planes)
         train_loss_fn = nn.MSELoss()
 
-    bs = min(int(config.batch_size), n)
+    n_all = n
+    if distributed:  # every rank gets the same number of samples per epoch (the rest wait a turn)
+        n = n_all // world
+        if n < 1:
+            raise InputError(f"{n_all} training samples cannot be shared among {world} processes.")
+    bs = min(int(config.batch_size), n)  # per process
     nb = math.ceil(n / bs)
     if nb > 1 and n % bs == 1:
         nb -= 1  # a last batch of one sample would upset BatchNorm; it is seen next epoch
@@ -635,7 +723,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total_steps))
 
     def set_train():
-        model.train()
+        net.train()
         for m in frozen_bn:
             m.eval()
 
@@ -667,7 +755,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
 
     @torch.no_grad()
     def validate():
-        model.eval()
+        net.eval()
         vbs = max(bs, 64)
         if kind == "classifier":
             loss_sum = torch.zeros((), device=device)
@@ -675,27 +763,33 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
             for i in range(0, Xva.shape[0], vbs):
                 xb = Xva[i:i + vbs].contiguous(memory_format=mf)
                 with autocast():
-                    out = model(xb)
+                    out = fwd_eval(xb)
                 loss_sum += F.cross_entropy(out.float(), yva[i:i + vbs], reduction="sum")
                 correct += (out.argmax(1) == yva[i:i + vbs]).sum()
+            if distributed:
+                ls, cs_, cnt = _all_sum([loss_sum, correct, Xva.shape[0]], device)
+                return ls / cnt, cs_ / cnt, None
             return float(loss_sum) / Xva.shape[0], float(correct) / Xva.shape[0], None
-        mses = []
+        mses = [torch.zeros(0, device=device)]
         for i in range(0, va_crops.shape[0], vbs):
             xb = va_crops[i:i + vbs].contiguous(memory_format=mf)
             with autocast():
-                out = model(xb)
+                out = fwd_eval(xb)
             mses.append(((out.float() - xb) ** 2).mean(dim=(1, 2, 3)))
         mse = torch.cat(mses)
-        psnr = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
-        return float(mse.mean()), None, float(psnr)
+        psnrs = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+        if distributed:
+            ms, ps, cnt = _all_sum([mse.sum(), psnrs.sum(), mse.numel()], device)
+            return ms / cnt, None, ps / cnt
+        return float(mse.mean()), None, float(psnrs.mean())
 
     def write_ckpt(epoch_events):
-        res = _result(model, kind, arch, classes, epoch_events, best_epoch, best_loss, False, "in progress",
+        res = _result(net, kind, arch, classes, epoch_events, best_epoch, best_loss, False, "in progress",
                       device, time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta)
         ckpt = res.checkpoint(training={"in_progress": True})
         write_checkpoint_dict(checkpoint_path, ckpt)
 
-    initial_state = _cpu_state(model)
+    initial_state = _cpu_state(net)
     best_state: dict | None = None
     best_loss, best_epoch = math.inf, 0
     history: list[EpochEvent] = []
@@ -707,12 +801,14 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         interrupted = False
         try:
             set_train()
-            perm = torch.randperm(n, generator=gen, device=device)
+            perm = torch.randperm(n_all, generator=perm_gen, device=device)
+            if distributed:  # strided shard: rank r takes positions r, r + world, ...
+                perm = perm[:n * world].view(n, world)[:, rank]
             loss_sum = torch.zeros((), device=device)
             correct_sum = torch.zeros((), device=device, dtype=torch.long)
             seen = 0
             for b in range(nb):
-                if stop():
+                if not distributed and stop():  # distributed runs poll stop() between epochs only
                     interrupted = True
                     break
                 idx = perm[b * bs:(b + 1) * bs]
@@ -724,8 +820,13 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
                 if callback is not None:
                     callback(BatchEvent(epoch, config.epochs, b + 1, nb, float(loss), "train"))
             if not interrupted:
-                train_loss = float(loss_sum) / max(1, seen)
-                train_acc = float(correct_sum) / max(1, seen) if kind == "classifier" else None
+                if distributed:
+                    ls, cs_, seen = _all_sum([loss_sum, correct_sum, seen], device)
+                    _average_buffers(net, world, device)
+                else:
+                    ls, cs_ = float(loss_sum), float(correct_sum)
+                train_loss = ls / max(1, seen)
+                train_acc = cs_ / max(1, seen) if kind == "classifier" else None
                 val_loss, val_acc, val_psnr = validate()
         except Exception as exc:  # noqa: BLE001 - re-raised unless it is an out-of-memory error
             if not _is_oom(exc):
@@ -734,7 +835,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         if oom is not None:
             optimizer.zero_grad(set_to_none=True)
             del optimizer
-            model.cpu()
+            net.cpu()
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -756,7 +857,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         is_best = val_loss < best_loss
         if is_best:
             best_loss, best_epoch = val_loss, epoch
-            best_state = _cpu_state(model)
+            best_state = _cpu_state(net)
         ev = EpochEvent(epoch=epoch, epochs=config.epochs, train_loss=train_loss, train_acc=train_acc,
                         val_loss=val_loss, val_acc=val_acc, seconds=time.perf_counter() - t_ep,
                         best_epoch=best_epoch, is_best=is_best, lr=float(optimizer.param_groups[0]["lr"]),
@@ -770,7 +871,10 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
             reason = (f"early stopping: validation loss did not improve for {config.patience} epochs "
                       f"(best epoch {best_epoch})")
             break
-        if stop():
+        stop_now = stop()
+        if distributed:  # every rank must leave the loop together
+            stop_now = _all_sum([float(stop_now)], device)[0] > 0
+        if stop_now:
             if epoch < config.epochs:
                 stopped = True
                 reason = f"stopped by the user after epoch {epoch}; kept the best weights (epoch {best_epoch})"
@@ -778,6 +882,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
     if not reason:
         reason = f"completed {len(history)} epochs (best epoch {best_epoch})"
 
+    model = net
     model.load_state_dict(best_state if best_state is not None else initial_state)
     model = model.to("cpu", memory_format=torch.contiguous_format)
     for p in model.parameters():

@@ -1,0 +1,559 @@
+"""GPU benchmark (one run, < 10 min on an H200): training epoch, inference, end-to-end from TIFF files.
+
+    python benchmarks/gpu.py --out results/          # on a CUDA machine (or set $OUT)
+    python benchmarks/gpu.py --smoke --out /tmp/gs   # tiny sizes on the CPU: checks the code paths only
+
+What it measures (figures, not tests; nothing asserts a speed):
+
+1. floors: measured dense bf16 matmul TFLOP/s and device-memory copy GB/s (next to the spec sheet);
+2. training: one epoch over 862 simulated cells through the real engine (``training.train``; data
+   resident on the GPU, augmentation on the GPU) for fp32, bf16 autocast, bf16 + channels-last,
+   bf16 + channels-last + torch.compile, at batch sizes 32 and 128 (median of the epochs after the
+   first);
+3. inference with the data already on the GPU: the model alone on prepared 128 px cells, and the
+   whole pipeline from raw 382x382 uint16 cells (percentile scaling + antialiased resize on the GPU,
+   checked against ``preprocess.prepare_pair``), same variants;
+4. end to end from 2-channel uint16 TIFF files on disk: a thread pool decodes into pinned host
+   buffers (double/triple buffered), a side stream copies them to the GPU while the previous batch
+   is classified; two decoders: ``tifffile.imread`` and a same-layout fast path (a file whose bytes
+   outside the pixel data equal those of the first file has the same layout, so its pixels are read
+   straight into the pinned buffer; anything else falls back to tifffile). Predictions are checked
+   against the CPU path (``prepare_pair`` + the same model).
+
+Every figure is also given as a fraction of the chip's FLOP and memory-bandwidth floors. The table
+goes to OUT/gpu_benchmark.md and everything to OUT/gpu_benchmark.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime as dt
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_organelle.classes import CLASSES
+from napari_organelle.datasets import to_classifier_tensors
+from napari_organelle.models.registry import build_model, count_parameters, flops_per_cell
+from napari_organelle.phantoms import simulate_dataset
+from napari_organelle.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE, prepare_pair
+from napari_organelle.training import TrainConfig, train
+
+SPEC = {"H200": {"bf16_tflops_spec": 989.0, "bf16_tflops_measured_ref": 790.0, "hbm_tbs": 4.8}}
+T0 = time.perf_counter()
+
+
+def log(msg=""):
+    print(f"[{time.perf_counter() - T0:6.1f}s] {msg}", flush=True)
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def timed(fn, dev, reps=10, warm=2) -> float:
+    """Seconds per call (best of 3 rounds of ``reps`` calls)."""
+    for _ in range(warm):
+        fn()
+    sync(dev)
+    best = math.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync(dev)
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best
+
+
+# --------------------------------------------------------------------------------------------------
+# floors
+# --------------------------------------------------------------------------------------------------
+def floors(dev, smoke) -> dict:
+    n = 512 if smoke else 8192
+    dt_ = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=dev, dtype=dt_)
+    b = torch.randn(n, n, device=dev, dtype=dt_)
+    s = timed(lambda: a @ b, dev, reps=3 if smoke else 20)
+    mm = 2 * n ** 3 / s / 1e12
+    m = (16 if smoke else 2048) * 2 ** 20
+    x = torch.empty(m // 4, device=dev)
+    y = torch.empty_like(x)
+    s = timed(lambda: y.copy_(x), dev, reps=3 if smoke else 20)
+    bw = 2 * m / s / 1e12
+    del a, b, x, y
+    return {"matmul_tflops": mm, "matmul_dtype": str(dt_), "copy_tbs": bw}
+
+
+# --------------------------------------------------------------------------------------------------
+# GPU preprocessing equal to preprocess.prepare_pair (percentile scaling + antialiased resize)
+# --------------------------------------------------------------------------------------------------
+def _u16_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint16 data held in an int16 tensor (pinned buffers) -> float32 0..65535."""
+    if x.dtype == torch.int16:
+        return (x.to(torch.int32) & 0xFFFF).to(torch.float32)
+    return x.to(torch.float32)
+
+
+def _order_stats_sort(v: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    """v (R, N) float -> values of the ks-th smallest (0-based) per row: (R, len(ks))."""
+    s = torch.sort(v, dim=1).values
+    return s[:, ks]
+
+
+def _order_stats_hist(v: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    """Same for integer-valued v in 0..65535 via a per-row histogram (no sort)."""
+    r = v.shape[0]
+    vi = v.to(torch.int64) + (torch.arange(r, device=v.device, dtype=torch.int64) * 65536)[:, None]
+    cnt = torch.bincount(vi.view(-1), minlength=r * 65536).view(r, 65536)
+    cum = torch.cumsum(cnt, 1)
+    idx = torch.searchsorted(cum, (ks + 1)[None].expand(r, -1).contiguous())
+    return idx.to(torch.float32)
+
+
+def gpu_prepare(raw: torch.Tensor, size: int = 128, method: str = "sort") -> torch.Tensor:
+    """raw (B, 2, H, W) uint16 values (any int/float dtype) on any device -> (B, 2, size, size) float32
+    in [0, 1], as preprocess.prepare_pair does per plane (np.percentile 'linear' 1st / 99.8th,
+    clip, antialiased bilinear resize of the longer side to ``size``, centred zero padding). Planes
+    that are constant become zeros (prepare_pair's DNA-less cells are all-zero DNA planes)."""
+    b, c, h, w = raw.shape
+    x = _u16_to_float(raw).reshape(b * c, h * w)
+    n = h * w
+    qs = torch.tensor([LOW_PERCENTILE / 100.0, HIGH_PERCENTILE / 100.0], dtype=torch.float64)
+    pos = qs * (n - 1)
+    k0 = pos.floor().long()
+    k1 = torch.clamp(k0 + 1, max=n - 1)
+    frac = (pos - k0).to(torch.float32).to(x.device)
+    ks = torch.cat([k0, k1]).to(x.device)
+    chunk = max(1, (1 << 24) // n) if method == "hist" else b * c
+    outs = []
+    for i in range(0, b * c, chunk):
+        v = x[i:i + chunk]
+        o = _order_stats_hist(v, ks) if method == "hist" else _order_stats_sort(v, ks)
+        outs.append(o)
+    o = torch.cat(outs)
+    lo = o[:, 0] + (o[:, 2] - o[:, 0]) * frac[0]
+    hi = o[:, 1] + (o[:, 3] - o[:, 1]) * frac[1]
+    mx = x.max(1).values
+    hi = torch.where(hi > lo, hi, mx)
+    ok = hi > lo
+    scale = torch.where(ok, 1.0 / (hi - lo).clamp_min(1e-12), torch.zeros_like(hi))
+    y = ((x - lo[:, None]) * scale[:, None]).clamp_(0, 1).view(b, c, h, w)
+    s = size / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    if (nh, nw) != (h, w):
+        y = F.interpolate(y, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
+    if (nh, nw) != (size, size):
+        out = y.new_zeros((b, c, size, size))
+        t, l = (size - nh) // 2, (size - nw) // 2
+        out[:, :, t:t + nh, l:l + nw] = y
+        y = out
+    return y.clamp_(0, 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------
+def _sim_class(args):
+    per_class, seed, cls, size = args
+    d = simulate_dataset(per_class, seed=seed, size=size, classes=[cls])
+    return [(s.protein, s.dna, s.label) for s in d.samples]
+
+
+def simulate(per_class, seed, size, workers):
+    with cf.ProcessPoolExecutor(max_workers=workers) as ex:
+        parts = list(ex.map(_sim_class, [(per_class, seed, c, size) for c in CLASSES]))
+    from napari_organelle.datasets import LabelledImages, Sample
+
+    samples = [Sample(p, d, lab, f"simulated:{seed}:{i}") for i, (p, d, lab) in
+               enumerate(x for part in parts for x in part)]
+    return LabelledImages(samples=samples, classes=list(CLASSES), skipped=[], warnings=[],
+                          description=f"simulated per_class={per_class} seed={seed}")
+
+
+# --------------------------------------------------------------------------------------------------
+# end to end from TIFF files
+# --------------------------------------------------------------------------------------------------
+class FastTiff:
+    """Reads 2-channel uint16 TIFFs that share the first file's layout straight into a buffer."""
+
+    def __init__(self, template: Path):
+        import tifffile
+
+        with tifffile.TiffFile(template) as tf:
+            pages = tf.pages
+            offs, counts = [], []
+            for p in pages:
+                offs += list(p.dataoffsets)
+                counts += list(p.databytecounts)
+            self.shape = tf.series[0].shape
+            self.dtype = tf.series[0].dtype
+        raw = template.read_bytes()
+        self.size = len(raw)
+        # one contiguous run of pixel data?
+        order = np.argsort(offs)
+        start, end = offs[order[0]], offs[order[0]]
+        for i in order:
+            if offs[i] != end:
+                start = None
+                break
+            end += counts[i]
+        self.ok = (start is not None and self.dtype == np.uint16 and
+                   end - start == int(np.prod(self.shape)) * 2 and tuple(self.shape)[-3:][0] == 2)
+        self.start, self.end = start, end
+        self.head = raw[:start] if self.ok else b""
+        self.tail = raw[end:] if self.ok else b""
+        self.fast, self.slow = 0, 0
+
+    def read_into(self, path: Path, out: np.ndarray) -> None:
+        """out: (2, H, W) uint16 view into the pinned buffer."""
+        if self.ok:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if os.fstat(fd).st_size == self.size and os.pread(fd, len(self.head), 0) == self.head and \
+                        os.pread(fd, len(self.tail), self.end) == self.tail:
+                    mv = memoryview(out.reshape(-1).view(np.uint8))
+                    got = os.preadv(fd, [mv], self.start)
+                    if got == self.end - self.start:
+                        self.fast += 1
+                        return
+            finally:
+                os.close(fd)
+        self.slow += 1
+        out[...] = read_tifffile(path)
+
+
+def read_tifffile(path: Path) -> np.ndarray:
+    import tifffile
+
+    a = tifffile.imread(path)
+    if a.ndim == 3 and a.shape[-1] == 2:
+        a = np.moveaxis(a, -1, 0)
+    return a
+
+
+def e2e_classify(files, classify_gpu, dev, batch, workers, reader: str, hw, slots=3) -> tuple[torch.Tensor, float]:
+    """Decode ``files`` with a thread pool into pinned buffers, copy on a side stream, classify.
+    Returns (predictions on the CPU, seconds)."""
+    cuda = dev.type == "cuda"
+    h, w = hw
+    pinned = [torch.empty((batch, 2, h, w), dtype=torch.int16, pin_memory=cuda) for _ in range(slots)]
+    views = [p.numpy().view(np.uint16) for p in pinned]
+    copied = [None] * slots
+    fast = FastTiff(Path(files[0])) if reader == "fast" else None
+    pool = cf.ThreadPoolExecutor(max_workers=workers)
+    copy_stream = torch.cuda.Stream(dev) if cuda else None
+    nb = math.ceil(len(files) / batch)
+
+    def read_chunk(s, i0, paths):
+        for j, p in enumerate(paths):
+            if fast is not None:
+                fast.read_into(p, views[s][i0 + j])
+            else:
+                views[s][i0 + j] = read_tifffile(p)
+
+    def submit(b):
+        s = b % slots
+        if copied[s] is not None:
+            copied[s].synchronize()  # the slot's previous copy to the GPU has finished
+        fs = files[b * batch:(b + 1) * batch]
+        per = math.ceil(len(fs) / workers)
+        return [pool.submit(read_chunk, s, i, fs[i:i + per]) for i in range(0, len(fs), per)]
+
+    t0 = time.perf_counter()
+    futs = {b: submit(b) for b in range(min(slots - 1, nb))}
+    preds = []
+    for b in range(nb):
+        if b + slots - 1 < nb:
+            futs[b + slots - 1] = submit(b + slots - 1)
+        for f in futs.pop(b):
+            f.result()
+        s = b % slots
+        n = min(batch, len(files) - b * batch)
+        if cuda:
+            with torch.cuda.stream(copy_stream):
+                xg = pinned[s][:n].to(dev, non_blocking=True)
+                ev = torch.cuda.Event()
+                ev.record(copy_stream)
+            copied[s] = ev
+            torch.cuda.current_stream(dev).wait_event(ev)
+            xg.record_stream(torch.cuda.current_stream(dev))
+        else:
+            xg = pinned[s][:n].clone()
+        preds.append(classify_gpu(xg).argmax(1))
+    out = torch.cat(preds).cpu()
+    sec = time.perf_counter() - t0
+    pool.shutdown()
+    if fast is not None:
+        log(f"    fast reader: {fast.fast} files via the same-layout path, {fast.slow} via tifffile")
+    return out, sec
+
+
+# --------------------------------------------------------------------------------------------------
+# the run
+# --------------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=os.environ.get("OUT", "results"))
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, CPU allowed: checks the code paths")
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--files", type=int, default=8192, help="TIFF files for the end-to-end test")
+    p.add_argument("--workers", type=int, default=0, help="decoder threads (0: CPU count)")
+    p.add_argument("--tmp", default=None, help="folder for the TIFF files (default: a temp dir)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    smoke = args.smoke
+    dev = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    if dev.type != "cuda" and not smoke:
+        print("No CUDA device: run with --smoke to check the code paths on the CPU.", file=sys.stderr)
+        return 2
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or "CPU")
+    spec = next((v for k, v in SPEC.items() if k in name), None)
+    workers = args.workers or os.cpu_count() or 4
+    R: dict = {"date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "device": name, "torch": torch.__version__,
+               "cpus": os.cpu_count(), "smoke": smoke, "spec": spec,
+               "command": "python benchmarks/gpu.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+    log(f"device {name}, torch {torch.__version__}, {os.cpu_count()} CPUs{' (SMOKE: tiny sizes)' if smoke else ''}")
+    R["floor"] = floors(dev, smoke)
+    log(f"floor: matmul {R['floor']['matmul_tflops']:.1f} TFLOP/s ({R['floor']['matmul_dtype']}), copy "
+        f"{R['floor']['copy_tbs']:.2f} TB/s")
+    peak_f = (spec or {}).get("bf16_tflops_spec") or R["floor"]["matmul_tflops"]
+    peak_b = (spec or {}).get("hbm_tbs") or R["floor"]["copy_tbs"]
+
+    def frac(flops_s, bytes_s):
+        return {"flop_frac_spec": flops_s / (peak_f * 1e12), "flop_frac_measured": flops_s / (R["floor"]["matmul_tflops"] * 1e12),
+                "bw_frac_spec": bytes_s / (peak_b * 1e12), "bw_frac_measured": bytes_s / (R["floor"]["copy_tbs"] * 1e12)}
+
+    # ---- data ----
+    size = 128
+    raw_side = 96 if smoke else 382
+    per_class = 3 if smoke else 87
+    data = simulate(per_class, 0, raw_side, min(10, os.cpu_count() or 1))
+    X, y = to_classifier_tensors(data, size, list(CLASSES))
+    n_ep = min(len(X), 862)
+    Xtr, ytr = X[:n_ep], y[:n_ep]
+    Xva, yva = X[-64:], y[-64:]
+    R["epoch_cells"] = n_ep
+    log(f"data: {len(X)} simulated cells ({raw_side}x{raw_side}); training epoch over {n_ep} cells")
+    fwd_flops = flops_per_cell(build_model("classifier"), (2, size, size))
+    R["model"] = {"arch": "organelle-cnn", "params": count_parameters(build_model("classifier")),
+                  "gflop_per_cell": fwd_flops / 1e9}
+
+    # ---- training ----
+    R["train"] = []
+    variants = [("fp32", dict(amp=False)), ("bf16", dict(amp=True)),
+                ("bf16+channels_last", dict(amp=True, channels_last=True))]
+    if not args.no_compile:
+        variants.append(("bf16+channels_last+compile", dict(amp=True, channels_last=True, compile=True)))
+    epochs = 2 if smoke else 5
+    best_model = None
+    for bs in (32, 128):
+        for vname, kw in variants:
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            try:
+                t = time.perf_counter()
+                r = train("classifier", (Xtr, ytr), (Xva, yva),
+                          TrainConfig(epochs=epochs, batch_size=bs, device=str(dev), seed=0, **kw),
+                          classes=list(CLASSES))
+                wall = time.perf_counter() - t
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                log(f"train {vname} bs {bs}: FAILED {type(exc).__name__}: {exc}")
+                R["train"].append({"variant": vname, "batch": bs, "error": str(exc)[:300]})
+                continue
+            secs = [h.seconds for h in r.history]
+            ep = statistics.median(secs[1:]) if len(secs) > 1 else secs[0]
+            mem = torch.cuda.max_memory_allocated(dev) / 2 ** 20 if dev.type == "cuda" else None
+            row = {"variant": vname, "batch": bs, "epoch_s": ep, "first_epoch_s": secs[0], "wall_s": wall,
+                   "cells_per_s": n_ep / ep, "peak_mem_mb": mem, "val_acc_last": r.history[-1].val_acc,
+                   **frac(3 * fwd_flops * n_ep / ep, 2 * size * size * 4 * n_ep / ep)}
+            R["train"].append(row)
+            best_model = r.model
+            log(f"train {vname:28s} bs {bs:4d}: {ep:.3f} s/epoch ({n_ep / ep:,.0f} cells/s; first epoch "
+                f"{secs[0]:.2f}s), peak {mem and round(mem)} MB, {100 * row['flop_frac_spec']:.2f}% of FLOP peak")
+
+    # ---- inference, data on the device ----
+    model = (best_model or build_model("classifier")).to(dev).eval()
+    R["infer"] = []
+    B = 64 if smoke else 1024
+    reps = 2 if smoke else 20
+    xprep = torch.from_numpy(np.concatenate([X] * math.ceil(B / len(X)))[:B]).to(dev)
+    raw = np.stack([np.stack([s.protein, s.dna]) for s in data.samples])
+    raw_b = torch.from_numpy(np.concatenate([raw] * math.ceil(B / len(raw)))[:B].astype(np.int32)).to(dev)
+    # correctness of the GPU preprocessing vs the CPU reference
+    ref = torch.from_numpy(np.stack([prepare_pair(s.protein, s.dna, size=size) for s in data.samples[:16]]))
+    for method in ("sort", "hist"):
+        try:
+            got = gpu_prepare(raw_b[:16], size, method).cpu()
+            R[f"prep_maxdiff_{method}"] = float((got - ref).abs().max())
+        except Exception as exc:  # noqa: BLE001
+            R[f"prep_maxdiff_{method}"] = f"FAILED {exc}"[:200]
+    log(f"GPU preprocessing vs prepare_pair, max |diff|: sort {R['prep_maxdiff_sort']}, hist {R['prep_maxdiff_hist']}")
+    prep_methods = [m for m in ("sort", "hist") if isinstance(R[f"prep_maxdiff_{m}"], float)
+                    and R[f"prep_maxdiff_{m}"] < 1e-3]
+    cm = torch.compile(model) if not args.no_compile and not smoke else (
+        torch.compile(model, backend="eager") if not args.no_compile else None)
+    inf_variants = [("fp32", model, False, False), ("bf16", model, True, False), ("bf16+channels_last", model, True, True)]
+    if cm is not None:
+        inf_variants.append(("bf16+channels_last+compile", cm, True, True))
+    for vname, m, amp, cl in inf_variants:
+        m_ = m
+        if cl:
+            model.to(memory_format=torch.channels_last)
+        else:
+            model.to(memory_format=torch.contiguous_format)
+        ac = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp and dev.type == "cuda" else \
+            (lambda: torch.autocast("cpu", enabled=False))
+
+        def fwd(x, m_=m_, cl=cl, ac=ac):
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), ac():
+                return m_(x)
+
+        try:
+            s = timed(lambda: fwd(xprep), dev, reps=reps)
+            row = {"variant": vname, "what": "model only, prepared 128px cells on device", "batch": B,
+                   "cells_per_s": B / s, **frac(fwd_flops * B / s, 2 * size * size * 4 * B / s)}
+            R["infer"].append(row)
+            log(f"infer {vname:28s} model only    : {B / s:12,.0f} cells/s")
+            for method in prep_methods:
+                s = timed(lambda: fwd(gpu_prepare(raw_b, size, method)), dev, reps=max(1, reps // 4))
+                row = {"variant": vname, "what": f"raw 382px uint16 on device + GPU preprocessing ({method})",
+                       "batch": B, "cells_per_s": B / s,
+                       **frac(fwd_flops * B / s, 2 * raw_side * raw_side * 2 * B / s)}
+                R["infer"].append(row)
+                log(f"infer {vname:28s} + prep {method:5s}: {B / s:12,.0f} cells/s")
+        except Exception as exc:  # noqa: BLE001
+            log(f"infer {vname}: FAILED {type(exc).__name__}: {exc}")
+            R["infer"].append({"variant": vname, "error": str(exc)[:300]})
+    model.to(memory_format=torch.contiguous_format)
+
+    # ---- end to end from TIFF files ----
+    import tifffile
+
+    nfiles = 64 if smoke else args.files
+    tmp = Path(args.tmp) if args.tmp else Path(tempfile.mkdtemp(prefix="organelle_tiffs_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    files = []
+    for i in range(nfiles):
+        f = tmp / f"cell_{i:05d}.tif"
+        tifffile.imwrite(f, raw[i % len(raw)].astype(np.uint16))
+        files.append(f)
+    log(f"wrote {nfiles} TIFF files ({files[0].stat().st_size / 1e3:.0f} kB each) to {tmp} in "
+        f"{time.perf_counter() - t:.1f}s (they are in the page cache)")
+    best = max((r for r in R["infer"] if r.get("what", "").startswith("raw")), key=lambda r: r["cells_per_s"],
+               default=None)
+    method = best["what"].split("(")[1].rstrip(")") if best else "sort"
+    use_cl = True
+    model.to(memory_format=torch.channels_last)
+    m_e2e = cm if (best and "compile" in best["variant"] and cm is not None) else model
+
+    def classify_gpu(xg):
+        with torch.inference_mode(), (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda"
+                                      else torch.autocast("cpu", enabled=False)):
+            x = gpu_prepare(xg, size, method)
+            return m_e2e(x.contiguous(memory_format=torch.channels_last) if use_cl else x).float()
+
+    # reference predictions (CPU path) for the first 64 files
+    model_cpu = build_model("classifier")
+    model_cpu.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    model_cpu.eval()
+    with torch.inference_mode():
+        xr = torch.from_numpy(np.stack([prepare_pair(*read_tifffile(f), size=size) for f in files[:64]]))
+        ref_pred = model_cpu(xr).argmax(1)
+    R["e2e"] = []
+    bsz = 32 if smoke else 512
+    for reader in ("tifffile", "fast"):
+        try:
+            e2e_classify(files[: min(len(files), 2 * bsz)], classify_gpu, dev, bsz, workers, reader,
+                         (raw_side, raw_side))  # warm-up
+            pred, sec = e2e_classify(files, classify_gpu, dev, bsz, workers, reader, (raw_side, raw_side))
+            agree = float((pred[:64] == ref_pred[: len(pred[:64])]).float().mean())
+            row = {"reader": reader, "files": nfiles, "batch": bsz, "workers": workers, "cells_per_s": nfiles / sec,
+                   "agree_with_cpu_path": agree, "preprocessing": method,
+                   **frac(fwd_flops * nfiles / sec, 2 * raw_side * raw_side * 2 * nfiles / sec)}
+            R["e2e"].append(row)
+            log(f"end to end ({reader:8s}, {workers} threads, batch {bsz}): {nfiles / sec:,.0f} cells/s; "
+                f"predictions agree with the CPU path on {100 * agree:.0f}% of 64")
+        except Exception as exc:  # noqa: BLE001
+            log(f"end to end {reader}: FAILED {type(exc).__name__}: {exc}")
+            R["e2e"].append({"reader": reader, "error": str(exc)[:300]})
+    if not args.tmp:
+        for f in files:
+            f.unlink()
+        tmp.rmdir()
+
+    R["total_s"] = time.perf_counter() - T0
+    md = table(R)
+    (out / "gpu_benchmark.md").write_text(md + "\n")
+    (out / "gpu_benchmark.json").write_text(json.dumps(R, indent=1, default=str))
+    print("\n" + md)
+    log(f"wrote {out / 'gpu_benchmark.md'} and gpu_benchmark.json")
+    return 0
+
+
+def table(R) -> str:
+    f = R["floor"]
+    sp = R["spec"] or {}
+    L = [f"GPU benchmark {R['date']} on {R['device']} ({R['cpus']} CPUs), torch {R['torch']}; command "
+         f"`{R['command']}`{' -- SMOKE RUN (tiny sizes; not a measurement)' if R['smoke'] else ''}.", "",
+         f"Floors: measured matmul {f['matmul_tflops']:.1f} TFLOP/s ({f['matmul_dtype']}), copy {f['copy_tbs']:.2f} TB/s"
+         + (f"; spec {sp['bf16_tflops_spec']:.0f} TFLOP/s dense bf16, {sp['hbm_tbs']} TB/s HBM" if sp else "")
+         + ". Fractions below: achieved FLOP/s and minimum input bytes/s over the spec (measured in brackets).",
+         "", f"Model: organelle-cnn, {R['model']['params']:,} params, {R['model']['gflop_per_cell']:.3f} GFLOP per "
+         "128 px cell (training counted as 3x).", "",
+         f"| training (engine, {R['epoch_cells']} cells, data + augmentation on the device) | batch | s/epoch | cells/s | first epoch s "
+         "| peak MB | FLOP frac | BW frac |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in R["train"]:
+        if "error" in r:
+            L.append(f"| {r['variant']} | {r['batch']} | failed: {r['error'][:80]} | | | | | |")
+            continue
+        L.append(f"| {r['variant']} | {r['batch']} | {r['epoch_s']:.3f} | {r['cells_per_s']:,.0f} | "
+                 f"{r['first_epoch_s']:.2f} | {r['peak_mem_mb'] and round(r['peak_mem_mb'])} | "
+                 f"{100 * r['flop_frac_spec']:.2f}% ({100 * r['flop_frac_measured']:.2f}%) | "
+                 f"{100 * r['bw_frac_spec']:.3f}% ({100 * r['bw_frac_measured']:.3f}%) |")
+    L += ["", "| inference, data on the device | input | batch | cells/s | FLOP frac | BW frac |",
+          "|---|---|---:|---:|---:|---:|"]
+    for r in R["infer"]:
+        if "error" in r:
+            L.append(f"| {r['variant']} | failed: {r['error'][:80]} | | | | |")
+            continue
+        L.append(f"| {r['variant']} | {r['what']} | {r['batch']} | {r['cells_per_s']:,.0f} | "
+                 f"{100 * r['flop_frac_spec']:.2f}% ({100 * r['flop_frac_measured']:.2f}%) | "
+                 f"{100 * r['bw_frac_spec']:.3f}% ({100 * r['bw_frac_measured']:.3f}%) |")
+    L += ["", f"GPU preprocessing vs `prepare_pair`, max abs difference: sort {R.get('prep_maxdiff_sort')}, "
+          f"histogram {R.get('prep_maxdiff_hist')}.", "",
+          "| end to end from TIFF files (page cache) | files | threads | batch | cells/s | agrees with CPU path | "
+          "BW frac |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in R["e2e"]:
+        if "error" in r:
+            L.append(f"| {r['reader']} | failed: {r['error'][:80]} | | | | | |")
+            continue
+        L.append(f"| {r['reader']} decoder, GPU preprocessing ({r['preprocessing']}) | {r['files']} | {r['workers']} | "
+                 f"{r['batch']} | {r['cells_per_s']:,.0f} | {100 * r['agree_with_cpu_path']:.0f}% | "
+                 f"{100 * r['bw_frac_spec']:.3f}% |")
+    L.append(f"\nThe whole run took {R['total_s']:.0f} s.")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
