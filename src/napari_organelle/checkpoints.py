@@ -255,7 +255,8 @@ def _torch_load(path: Path) -> Any:
     except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError, IndexError,
             MemoryError, OverflowError) as exc:
         raise CheckpointError(f"{path.name} is truncated or corrupt, or not a model file "
-                              f"({_short(str(exc)) or type(exc).__name__}).") from None
+                              f"({_short(str(exc)) or type(exc).__name__}). Copy or download it again, "
+                              "or choose a .pt file saved by napari-organelle.") from None
 
 
 def _short(msg: str, n: int = 160) -> str:

@@ -155,9 +155,12 @@ class _DirTree(_Tree):
     def __init__(self, path: Path):
         super().__init__(str(path))
         self.path = path
+        self.empty_dirs: list[str] = []
         for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in _IGNORED_NAMES)
             rel = Path(dirpath).relative_to(path).as_posix()
+            if rel not in ("", ".") and not filenames and not dirnames and "/" not in rel:
+                self.empty_dirs.append(rel)  # an empty top-level folder (maybe a class without images)
             for f in sorted(filenames):
                 name = f if rel in ("", ".") else f"{rel}/{f}"
                 if _is_ignored(name):
@@ -507,6 +510,15 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list) -> tuple[
 
     # Folders without any image file (docs/, licence/ ...) are not classes.
     class_dirs = {d: n for d, n in sorted(root.dirs.items()) if n.image_count()}
+    # ... but one named like a class is most likely a class whose images are missing: say so.
+    empty = set(getattr(tree, "empty_dirs", ())) if not where else set()
+    empty |= {d for d, n in root.dirs.items() if not n.image_count()}
+    for d in sorted(empty):
+        if class_dirs and _classes.canonical_class(d) is not None:
+            n_files = len(root.dirs[d].all_files()) if d in root.dirs else 0
+            warnings.append(f"Class folder {d!r} holds no images ({n_files} other file(s)); class "
+                            f"{_classes.canonical_class(d)!r} is left out. Put its .tif/.png/.jpg images "
+                            "in it, or remove the folder.")
     # Layout detection.
     subfolder_mode = {d: n.child(PROTEIN_DIRS) is not None or n.child(DNA_DIRS) is not None
                       for d, n in class_dirs.items()}

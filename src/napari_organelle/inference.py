@@ -337,12 +337,21 @@ def _run_ae(ae_model, planes01: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reconstruct_plane01(ae_model, plane01: np.ndarray) -> np.ndarray:
-    """Reconstruct one [0, 1] plane; planes larger than MAX_NATIVE_SIDE go tile by tile."""
+def _reconstruct_plane01(ae_model, plane01: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Reconstruct one [0, 1] plane; planes larger than MAX_NATIVE_SIDE go tile by tile.
+
+    Extra memory beyond ``out`` (the float32 result, allocated unless given) is one tile with its
+    context (about (1024 + 64)^2 pixels through the model), whatever the plane's size.
+    """
     h, w = plane01.shape
     if max(h, w) <= MAX_NATIVE_SIDE:
-        return _run_ae(ae_model, plane01[None])[0]
-    out = np.empty((h, w), np.float32)
+        rec = _run_ae(ae_model, plane01[None])[0]
+        if out is None:
+            return rec
+        out[...] = rec
+        return out
+    if out is None:
+        out = np.empty((h, w), np.float32)
     c = _TILE_CONTEXT
     for y in range(0, h, _TILE):
         for x in range(0, w, _TILE):
@@ -354,14 +363,30 @@ def _reconstruct_plane01(ae_model, plane01: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Row blocks of this many pixels bound the float64 temporaries of the quality metrics.
+_METRIC_BLOCK = 1 << 22
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared difference, accumulated in float64 over row blocks (bounded extra memory)."""
+    h, w = a.shape
+    rows = max(1, _METRIC_BLOCK // max(1, w))
+    total = 0.0
+    for y in range(0, h, rows):
+        d = a[y:y + rows].astype(np.float64) - b[y:y + rows]
+        total += float(np.einsum("ij,ij->", d, d))
+    return total / max(1, a.size)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two [0, 1] images."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    a, b = np.asarray(a), np.asarray(b)
+    mse = _mse(a, b) if a.ndim == 2 and a.shape == b.shape else \
+        float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
-def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
-    """Structural similarity of two [0, 1] images (Gaussian window, Wang et al. 2004 constants)."""
+def _ssim_sum(a: np.ndarray, b: np.ndarray, sigma: float, crop=None) -> float:
     from scipy.ndimage import gaussian_filter
 
     a = np.asarray(a, np.float64)
@@ -372,19 +397,63 @@ def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
     sbb = gaussian_filter(b * b, sigma) - mu_b ** 2
     sab = gaussian_filter(a * b, sigma) - mu_a * mu_b
     m = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
-    return float(m.mean())
+    if crop is not None:
+        m = m[crop]
+    return float(m.sum())
+
+
+def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
+    """Structural similarity of two [0, 1] images (Gaussian window, Wang et al. 2004 constants).
+
+    Planes larger than MAX_NATIVE_SIDE are measured tile by tile, each tile with a margin wider
+    than the Gaussian window, so the result equals the whole-plane SSIM while the float64
+    temporaries stay at tile size (about 10 x 8 bytes x (1024 + 16)^2) instead of 80 bytes a pixel.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or max(a.shape) <= MAX_NATIVE_SIDE:
+        return _ssim_sum(a, b, sigma) / max(1, a.size)
+    h, w = a.shape
+    m = int(4 * sigma + 0.5) + 2  # scipy truncates the Gaussian at 4 sigma
+    total = 0.0
+    for y in range(0, h, _TILE):
+        for x in range(0, w, _TILE):
+            y0, x0 = max(0, y - m), max(0, x - m)
+            y1, x1 = min(h, y + _TILE + m), min(w, x + _TILE + m)
+            ty1, tx1 = min(h, y + _TILE), min(w, x + _TILE)
+            crop = (slice(y - y0, ty1 - y0), slice(x - x0, tx1 - x0))
+            total += _ssim_sum(a[y0:y1, x0:x1], b[y0:y1, x0:x1], sigma, crop)
+    return total / a.size
 
 
 def _percentiles(plane: np.ndarray) -> tuple[float, float]:
     from .preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 
-    finite = plane[np.isfinite(plane)]
-    if finite.size == 0:
+    flat = plane.reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)]  # a strided view: no copy of a large plane
+    if sample.dtype.kind == "f":
+        sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
         return 0.0, 1.0
-    lo, hi = np.percentile(finite[:: max(1, finite.size // 1_000_000)], [LOW_PERCENTILE, HIGH_PERCENTILE])
+    lo, hi = np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE])
     if not hi > lo:
         hi = lo + 1.0
     return float(lo), float(hi)
+
+
+def _scale01(p: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(p - lo) / (hi - lo) clipped to [0, 1] as float32, NaN/Inf -> 0; one output array, no full temporaries."""
+    out = np.empty(p.shape, np.float32)
+    h, w = p.shape
+    rows = max(1, _METRIC_BLOCK // max(1, w))
+    scale = np.float32(1.0 / (hi - lo))
+    for y in range(0, h, rows):
+        o = out[y:y + rows]
+        np.subtract(p[y:y + rows], np.float32(lo), out=o, casting="unsafe")
+        o *= scale
+        np.clip(o, 0.0, 1.0, out=o)
+        if p.dtype.kind == "f":
+            o[~np.isfinite(o)] = 0.0
+    return out
 
 
 def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Reconstruction:
@@ -397,28 +466,43 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
     """
     ae = _as_loaded(model, "autoencoder")
     a = np.asarray(image)
+    if a.dtype == object or np.iscomplexobj(a) or a.dtype.kind in "USV":
+        raise InputError(f"The image has dtype {a.dtype}; give a numeric (integer, float or bool) image.")
+    if a.size == 0:
+        raise InputError(f"The image is empty (shape {a.shape}); load an image with pixels in it.")
     if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[-3] > 4 and a.ndim == 3:
         raise InputError("This is an RGB image; convert it to a single channel (or split the channels) to reconstruct it.")
     if a.ndim < 2:
         raise InputError(f"Expected a 2D image or a stack of planes, got shape {a.shape}.")
     planes = a.reshape((-1,) + a.shape[-2:])
+    # Memory: the float32 reconstruction (4 bytes a pixel, returned) plus one float32 working plane
+    # (4 bytes a pixel of the plane being processed) plus a model tile; the residual (4 bytes a
+    # pixel, returned) is allocated after the working plane is freed. Metrics run in row blocks /
+    # tiles. So a 20000 x 20000 uint8 plane needs about 8 bytes a pixel (3.2 GB) beyond its input.
     out = np.empty(planes.shape, np.float32)
     per_plane = []
     for i, pl in enumerate(planes):
         if _stop_requested(should_stop):
             raise InterruptedError("Reconstruction stopped by the user.")
-        p = as_plane(pl, name=f"plane {i}")
+        p = as_plane(pl, name=f"plane {i}" if len(planes) > 1 else "input")
+        if p.dtype.kind == "f" and not np.isfinite(p[:: max(1, p.shape[0] // 64)]).any() \
+                and not np.isfinite(p).any():
+            raise InputError(f"{'Plane ' + str(i) if len(planes) > 1 else 'The image'} has no finite pixel "
+                             "(all NaN or Inf); there is nothing to reconstruct. Check the layer's data.")
         lo, hi = _percentiles(p)
-        p01 = np.clip((p.astype(np.float32) - lo) / (hi - lo), 0, 1)
-        p01[~np.isfinite(p01)] = 0
-        r01 = _reconstruct_plane01(ae.model, p01)
-        out[i] = r01 * (hi - lo) + lo
-        mse = float(np.mean((r01.astype(np.float64) - p01) ** 2))
-        per_plane.append({"plane": i, "mse": mse, "psnr": psnr(p01, r01), "ssim": ssim(p01, r01)})
+        p01 = _scale01(p, lo, hi)
+        r01 = _reconstruct_plane01(ae.model, p01, out=out[i])
+        mse = _mse(r01, p01)
+        per_plane.append({"plane": i, "mse": mse, "psnr": float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse),
+                          "ssim": ssim(p01, r01)})
+        del p01
+        r01 *= np.float32(hi - lo)  # back to the input's intensity range, in place
+        r01 += np.float32(lo)
         if progress is not None:
             progress(i + 1, len(planes))
     rec = out.reshape(a.shape)
-    residual = np.asarray(a, np.float32) - rec
+    residual = np.empty(a.shape, np.float32)
+    np.subtract(a, rec, out=residual, casting="unsafe")
     return Reconstruction(
         reconstruction=rec,
         residual=residual,

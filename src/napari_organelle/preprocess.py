@@ -140,7 +140,7 @@ def check_not_constant(plane: np.ndarray, name: str = "protein") -> None:
         raise InputError(f"The {name} image has no finite pixel (all NaN or Inf).")
     if finite.min() == finite.max():
         raise InputError(
-            f"The {name} image is constant (every pixel is {finite.flat[0]!r}); there is nothing to "
+            f"The {name} image is constant (every pixel is {finite.flat[0].item()!r}); there is nothing to "
             "classify. Check the layer's contrast or whether the right channel was chosen."
         )
 

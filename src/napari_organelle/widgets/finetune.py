@@ -69,6 +69,46 @@ NO_DATA_MESSAGE = (
 )
 
 
+def _training_threads() -> int:
+    """CPU threads for training in the dock: all cores but one, which stays with napari's GUI.
+
+    torch's OpenMP threads busy-wait between operations; with every core taken by them the GUI
+    thread (and the event loop) stalls for hundreds of milliseconds on a small machine.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, n - 1)
+
+
+_WARM_UP: threading.Thread | None = None
+
+
+def _import_training_machinery() -> None:
+    try:
+        import torch._dynamo  # noqa: F401 - what torch.optim imports on its first optimizer
+        from .. import datasets, training  # noqa: F401
+    except Exception:  # pragma: no cover - the training run reports real problems itself
+        logger.debug("warming up the training imports failed", exc_info=True)
+
+
+def warm_up_training() -> threading.Thread:
+    """Import the training machinery in a background thread (once per process) when the dock opens.
+
+    The first ``torch.optim`` optimizer imports ``torch._dynamo`` (and sympy): about 2 s, during
+    which the importing thread holds the GIL for stretches of up to ~300 ms. Done at the start of
+    the first training run, that froze napari's event loop; done when the dock opens, it is over by
+    the time the user has chosen data and pressed Train. Returns the (possibly finished) thread.
+    """
+    global _WARM_UP
+    if _WARM_UP is None:
+        _WARM_UP = threading.Thread(target=_import_training_machinery, name="organelle-warm-up",
+                                    daemon=True)
+        _WARM_UP.start()
+    return _WARM_UP
+
+
 def _notify_error(exc: BaseException, what: str = "Fine-tuning") -> None:
     """User-fixable errors -> napari warning with their message; others -> short error + traceback."""
     notify_error(exc, what)
@@ -366,6 +406,7 @@ class FinetuneWidget(QWidget):
         self._was_docked = False
         self._checkpoint_cache: dict | None = None
 
+        warm_up_training()
         self._build_ui()
         self._connect_viewer()
         self._on_kind_changed()
@@ -682,6 +723,13 @@ class FinetuneWidget(QWidget):
             return
         self.dataset, self.dataset_path = data, path
         self.data_summary.setPlainText(self.describe_dataset(data))
+        problems = list(data.warnings) + [f"{f}: {why}" for f, why in data.skipped[:1]]
+        if problems:  # e.g. a class folder without images: say so where the user looks
+            from napari.utils.notifications import show_warning
+
+            extra = len(data.warnings) + len(data.skipped) - 1
+            show_warning(f"Loaded {len(data.samples)} images from {path}, but: {problems[0]}"
+                         + (f" (and {extra} more; see 'Training data')" if extra > 0 else ""))
         self.dataset_loaded.emit(data)
 
     @staticmethod
@@ -917,6 +965,7 @@ class FinetuneWidget(QWidget):
             lr=lr,
             device=self.device_combo.device(),
             freeze_backbone=bool(kind == "classifier" and from_model and self.freeze_check.isChecked()),
+            num_threads=_training_threads(),
         )
         return TrainRequest(kind=kind, data=data, val_fraction=float(self.val_spin.value()), config=config,
                             init=init, keep_model_classes=self.keep_classes_check.isChecked())
