@@ -208,9 +208,10 @@ class LoadedModel:
             if t.get("best_epoch"):
                 ep += f", best epoch {t['best_epoch']}"
         lines.append(f"Trained on: {data}{extra}{ep}")
-        mparts = []
+        groups: dict[str, list[str]] = {}
         for k, v in m.items():
-            if k.endswith("_data") or k == "measured_on" or isinstance(v, (dict, list)):
+            if (k.endswith("_data") or k == "measured_on" or isinstance(v, (dict, list)) or "loss" in k
+                    or k.endswith("_n") or "_n_" in k):
                 continue
             if isinstance(v, float) and ("acc" in k) and v <= 1.0:
                 val = f"{100 * v:.1f}%"
@@ -220,11 +221,11 @@ class LoadedModel:
                 val = f"{v:.4g}"
             else:
                 val = str(v)
-            src = m.get(f"{k.split('_')[0]}_data")
-            mparts.append(f"{k} {val}" + (f" (on {src})" if src else ""))
-        if mparts:
-            on = f" - measured on {m['measured_on']}" if m.get("measured_on") else ""
-            lines.append("Metrics: " + "; ".join(mparts) + on)
+            prefix = k.split("_")[0]
+            src = m.get(f"{prefix}_data") or m.get("measured_on") or "held-out training data"
+            groups.setdefault(src, []).append(f"{k} {val}")
+        for src, parts in groups.items():
+            lines.append(f"Measured on {src}: " + "; ".join(parts))
         if t.get("date"):
             lines.append(f"Date: {t['date']}")
         return "\n".join(lines)

@@ -224,6 +224,8 @@ def _iter_files(files, dna_files, skipped):
 def _cmd_classify(a) -> int:
     from .inference import iter_classify, load_model
 
+    if a.batch_size < 1:
+        raise OrganelleError(f"--batch-size must be at least 1 (got {a.batch_size}).")
     if a.dna and len(a.dna) != len(a.files):
         raise OrganelleError(f"Give one --dna file per protein file ({len(a.files)} protein, {len(a.dna)} DNA).")
     clf = load_model(a.model, "classifier")
