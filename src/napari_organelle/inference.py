@@ -515,7 +515,7 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
 
 def _ae_reference_mse(ae) -> float:
     m = ae.meta.get("metrics", {}) or {}
-    for key in ("val_mse", "test_mse"):
+    for key in ("ood_reference_mse", "test_mse", "val_mse"):
         if m.get(key):
             return float(m[key])
     return 1e-3  # PSNR 30 dB, the autoencoder's target on cells like its training data
