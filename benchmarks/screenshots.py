@@ -5,7 +5,8 @@
 Writes docs/images/screenshot_classify.png (one cell per class, stack mode, bar chart and table),
 screenshot_cells.png (each labelled cell of a simulated field, coloured by predicted class),
 screenshot_cam.png (class-activation map of one cell) and screenshot_reconstruct.png (source,
-reconstruction and residual side by side in grid mode). ``--classifier`` / ``--autoencoder`` take a
+reconstruction and residual side by side in grid mode) and screenshot_finetune.png (a short
+fine-tune of the classifier on a small simulated folder: live loss plot, log, confusion matrix). ``--classifier`` / ``--autoencoder`` take a
 model name or path instead of the bundled ones (to check the script itself before weights exist).
 """
 
@@ -140,6 +141,25 @@ def main(argv=None) -> int:
     viewer.canvas.grid.shape = (2, 2)
     viewer.reset_view()
     _shot(viewer, "screenshot_reconstruct.png", out)
+    viewer.close()
+
+    # 5. Fine-tune the classifier for a few epochs on a small simulated folder (3 classes x 12 cells).
+    import tempfile
+
+    from napari_organelle.phantoms import write_dataset
+
+    data = Path(tempfile.mkdtemp(prefix="organelle_shots_")) / "my_cells"
+    write_dataset(data, per_class=12, seed=3, size=192, classes=("ER", "Golgi_gpp", "Mitochondria"))
+    viewer = _viewer("napari-organelle: fine-tune")
+    _add_sample(viewer, "golgi_cell")
+    w = _dock(viewer, "Fine-tune models")
+    w.path_edit.setText(str(data))
+    w.epochs_spin.setValue(6)
+    w.batch_spin.setValue(8)
+    w.train_button.click()
+    _wait(w, timeout=600)
+    w.scroll_area.verticalScrollBar().setValue(w.scroll_area.verticalScrollBar().maximum() // 2)
+    _shot(viewer, "screenshot_finetune.png", out)
     viewer.close()
     return 0
 
