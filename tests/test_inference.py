@@ -124,3 +124,22 @@ def test_reconstruct_large_plane_tiles(models, monkeypatch):
 def test_wrong_kind_is_refused(models, cell):
     with pytest.raises(InputError, match="autoencoder"):
         inference.classify(cell[0], None, models["autoencoder"])
+
+
+def test_models_report_parameters_and_flops(models):
+    from napari_organelle.models.registry import count_parameters
+
+    for kind, m in models.items():
+        assert m.size["parameters"] == count_parameters(m.model) > 0
+        assert m.size["flops_per_cell"] > m.size["parameters"]  # every weight is used at least once per cell
+        assert "M parameters" in m.card and "GFLOP per" in m.card
+
+
+def test_bundled_models_load_and_say_they_learned_from_simulated_cells():
+    clf = inference.load_model(None, "classifier")
+    ae = inference.load_model(None, "autoencoder")
+    assert clf.classes == list(CLASSES) and clf.name == "bundled-classifier"
+    for m in (clf, ae):
+        assert "simulated cells" in m.meta["training"]["data"]
+        assert "simulated" in m.card
+    assert ae.model.compression_ratio(382, 382) >= 16

@@ -186,15 +186,35 @@ class LoadedModel:
     def metrics(self) -> dict:
         return dict(self.meta.get("metrics") or {})
 
+    @functools.cached_property
+    def size(self) -> dict:
+        """Parameter count and FLOPs per cell (classifier: at its input size; autoencoder: one
+        382x382 plane, the size of a 2D HeLa cell)."""
+        from .models.registry import count_parameters, flops_per_cell
+
+        if self.kind == "classifier":
+            shape = (int(getattr(self.model, "arch_kwargs", {}).get("in_channels", 2)),
+                     int(self.input_size or 128), int(self.input_size or 128))
+        else:
+            shape = (1, 382, 382)
+        return {"parameters": count_parameters(self.model), "flops_per_cell": flops_per_cell(self.model, shape),
+                "input_shape": shape}
+
     @property
     def card(self) -> str:
-        """Short human-readable description: name, training data, metrics (and their data), date."""
+        """Short human-readable description: name, size, training data, metrics (and their data), date."""
         t, m = self.training_info, self.metrics
         lines = []
         what = f"{self.arch} {self.kind}"
         if self.kind == "classifier" and self.classes:
             shown = ", ".join(self.classes[:10]) + (" ..." if len(self.classes) > 10 else "")
             what += f", {len(self.classes)} classes ({shown})"
+        try:
+            sz = self.size
+            what += (f"; {sz['parameters'] / 1e6:.2f} M parameters, {sz['flops_per_cell'] / 1e9:.2f} GFLOP per "
+                     f"{'x'.join(str(v) for v in sz['input_shape'])} input")
+        except Exception:  # noqa: BLE001 - the card must never fail for want of a FLOP count
+            pass
         lines.append(f"{self.name}: {what}")
         data = t.get("data") or "unknown data"
         counts = []
