@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QSizePolicy,
     QTableWidget,
@@ -200,6 +201,79 @@ class Job:
             self._pbar.update(done - self._pbar.n)
         if self._on_progress is not None:
             self._on_progress(done, total)
+
+
+class JobControls:
+    """Mixin for a dock that runs one :class:`Job` at a time from a Run / Cancel pair and a progress bar.
+
+    Call :meth:`_make_job_controls` while building the UI; it creates ``run_button``,
+    ``cancel_button`` and ``progress_bar`` and connects the buttons to ``self.run`` and
+    :meth:`cancel`. The dock shows messages with ``_show_message(text)``, which writes into the
+    label named by ``message_label_attr``. ``cancel_message`` is what Cancel shows.
+    """
+
+    cancel_message = "Stopping..."
+    message_label_attr = "summary"
+
+    def _make_job_controls(self, run_text: str) -> QHBoxLayout:
+        """Create the Run / Cancel buttons and the (hidden) progress bar; return the button row."""
+        self._job: Job | None = None
+        self.last_job: Job | None = None
+        self.run_button = QPushButton(run_text)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.cancel_button)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        return buttons
+
+    def _busy_job(self) -> Job | None:
+        """The job still running, if any (``run`` returns it instead of starting another)."""
+        if self._job is not None and self._job.running:
+            return self._job
+        return None
+
+    def start_job(self, work, *, desc: str, on_done, error_title: str, message: str) -> Job:
+        """Switch the controls to "running", show ``message`` and start ``work`` in a :class:`Job`."""
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setVisible(True)
+        self.progress_bar.setRange(0, 0)
+        self._show_message(message)
+        job = Job(work, desc=desc, on_done=on_done,
+                  on_error=lambda exc: self._show_message(notify_error(exc, error_title)),
+                  on_finished=self._on_finished, on_progress=self._on_progress)
+        self._job = self.last_job = job
+        return job.start()
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+            self._show_message(self.cancel_message)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if total:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
+
+    def _on_finished(self) -> None:
+        try:
+            self.run_button.setEnabled(True)
+            self.cancel_button.setEnabled(False)
+            self.progress_bar.setVisible(False)
+        except RuntimeError:  # pragma: no cover - dock closed meanwhile
+            pass
+        self._job = None
+
+    def _show_message(self, text: str) -> None:
+        try:
+            getattr(self, self.message_label_attr).setText(text)
+        except RuntimeError:  # pragma: no cover - dock closed meanwhile
+            pass
 
 
 # --------------------------------------------------------------------------------------------

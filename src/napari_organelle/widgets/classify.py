@@ -18,10 +18,7 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -30,6 +27,7 @@ from ..classes import class_color
 from ..preprocess import InputError
 from ._common import (
     Job,
+    JobControls,
     LayerCombo,
     ModelPicker,
     ProbabilityChart,
@@ -76,14 +74,15 @@ def _plane_label(index: tuple[int, ...]) -> str:
     return str(index[0]) if len(index) == 1 else ",".join(str(i) for i in index)
 
 
-class ClassifyWidget(QWidget):
+class ClassifyWidget(JobControls, QWidget):
     """Dock: classify the protein image (optionally with its DNA image) into the organelle classes."""
+
+    cancel_message = "Stopping..."
+    message_label_attr = "summary"
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self._job: Job | None = None
-        self.last_job: Job | None = None
         self._result: dict | None = None
 
         self.protein_combo = LayerCombo(napari_viewer, Image, avoid=_DNA_WORDS)
@@ -98,11 +97,7 @@ class ClassifyWidget(QWidget):
         self.cam_check = QCheckBox("class-activation map")
         self.cam_check.setToolTip("Add a layer showing where in the image the evidence for the predicted "
                                   "class lies.")
-        self.run_button = QPushButton("Classify")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setVisible(False)
+        buttons = self._make_job_controls("Classify")
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
@@ -120,9 +115,6 @@ class ClassifyWidget(QWidget):
         form.addRow("Mode", self.mode_combo)
         self._labels_label = QLabel("Cells (Labels)")
         form.addRow(self._labels_label, self.labels_combo)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button, 1)
-        buttons.addWidget(self.cancel_button)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(self.ood_check)
@@ -134,8 +126,6 @@ class ClassifyWidget(QWidget):
         lay.addWidget(self.table, 1)
         lay.addWidget(self.legend)
 
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
         self.mode_combo.currentTextChanged.connect(self._on_mode_changed)
         self.protein_combo.currentIndexChanged.connect(self._on_protein_changed)
         self.table.row_selected.connect(self._on_row_selected)
@@ -254,8 +244,8 @@ class ClassifyWidget(QWidget):
     # ------------------------------------------------------------------ run
     def run(self) -> Job | None:
         """Start classifying (returns the running Job, or None if the inputs are unusable)."""
-        if self._job is not None and self._job.running:
-            return self._job
+        if (busy := self._busy_job()) is not None:
+            return busy
         try:
             spec = self._collect()
             clf = self.model_picker.active()
@@ -308,41 +298,9 @@ class ClassifyWidget(QWidget):
                 out["cells"] = res
             return out
 
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress_bar.setVisible(True)
-        self.progress_bar.setRange(0, 0)
-        self._show_message(f"Classifying '{spec['protein'].name}' ({mode})...")
-        job = Job(work, desc="Classifying organelles", on_done=self._on_done,
-                  on_error=lambda exc: self._show_message(notify_error(exc, "Classification")),
-                  on_finished=self._on_finished, on_progress=self._on_progress)
-        self._job = self.last_job = job
-        return job.start()
-
-    def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self._show_message("Stopping...")
-
-    def _on_progress(self, done: int, total: int) -> None:
-        if total:
-            self.progress_bar.setRange(0, total)
-            self.progress_bar.setValue(done)
-
-    def _on_finished(self) -> None:
-        try:
-            self.run_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-            self.progress_bar.setVisible(False)
-        except RuntimeError:  # pragma: no cover - dock closed meanwhile
-            pass
-        self._job = None
-
-    def _show_message(self, text: str) -> None:
-        try:
-            self.summary.setText(text)
-        except RuntimeError:  # pragma: no cover
-            pass
+        return self.start_job(work, desc="Classifying organelles", on_done=self._on_done,
+                              error_title="Classification",
+                              message=f"Classifying '{spec['protein'].name}' ({mode})...")
 
     # ------------------------------------------------------------------ results
     def _on_done(self, out: dict) -> None:

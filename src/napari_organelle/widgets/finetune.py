@@ -16,14 +16,11 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, Qt, Signal
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QCheckBox,
     QComboBox,
@@ -33,7 +30,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -41,32 +37,35 @@ from qtpy.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
-    QTableWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ..classes import CLASSES, canonical_class
-from ..preprocess import InputError, OrganelleError
+from ..classes import CLASSES
+from ..preprocess import InputError
 from ._common import notify_error
 from ._devices import DeviceComboBox
+from ._layer_table import LayerTableMixin
 from ._plots import ConfusionPlot, TrainingPlot, theme_colors
 from ._state import STATE
+from ._train_job import (  # noqa: F401 - the job's names stay importable from here
+    DEFAULT_INPUT_SIZE,
+    NO_DATA_MESSAGE,
+    TrainOutcome,
+    TrainRequest,
+    _friendly_error,
+    _job,
+    _load_job,
+    check_classifier_data,
+    run_training,
+)
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("classifier", "autoencoder")
-#: Input size of a classifier trained from scratch when TrainConfig does not say otherwise.
-DEFAULT_INPUT_SIZE = 128
 #: Seconds the GUI waits for a stopped training to wind down when napari or the dock closes.
 SHUTDOWN_WAIT_S = 10.0
-
-NO_DATA_MESSAGE = (
-    "No training data. In 'Training data', choose a folder or archive of labelled images (one "
-    "sub-folder per class) and press Load, or open the 'Open layers' tab, add image layers and give "
-    "each a class; then press Train again."
-)
 
 
 def _training_threads() -> int:
@@ -112,199 +111,6 @@ def warm_up_training() -> threading.Thread:
 def _notify_error(exc: BaseException, what: str = "Fine-tuning") -> None:
     """User-fixable errors -> napari warning with their message; others -> short error + traceback."""
     notify_error(exc, what)
-
-
-# ==================================================================================================
-# The job (no Qt): runs in the worker thread
-# ==================================================================================================
-@dataclass
-class TrainRequest:
-    """Everything the worker needs, gathered in the GUI thread."""
-
-    kind: str
-    data: object                    # LabelledImages, or a path to load in the worker
-    val_fraction: float
-    config: object                  # training.TrainConfig
-    init: object | None = None      # LoadedModel to start from (None: from scratch)
-    keep_model_classes: bool = True
-
-
-@dataclass
-class TrainOutcome:
-    """What the worker hands back: the engine's result plus the dock's evaluation."""
-
-    kind: str
-    result: object | None = None               # training.TrainResult
-    classes: list[str] = field(default_factory=list)
-    confusion: np.ndarray | None = None        # classifier: validation confusion (true x predicted)
-    val_accuracy: float | None = None
-    n_train: int = 0
-    n_val: int = 0
-    data_description: str = ""
-    started_from: str = "scratch"
-    val_fraction: float = 0.2
-    error: BaseException | None = None
-
-
-def _stop_is_set(stop) -> bool:
-    return stop is not None and stop.is_set()
-
-
-def _ordered_classes(labels: list[str], declared: list[str]) -> list[str]:
-    out = [c for c in declared if c in set(labels)]
-    for lab in labels:
-        if lab not in out:
-            out.append(lab)
-    return out
-
-
-def check_classifier_data(data) -> list[str]:
-    """Classes with images, in the data's order; raises InputError when training cannot work."""
-    counts = Counter(s.label for s in data.samples)
-    empty = [c for c in data.classes if counts.get(c, 0) == 0]
-    if empty:
-        raise InputError(
-            f"Class {empty[0]!r} has no images. Add images of it (or remove it from the data), then "
-            "press Train again."
-        )
-    present = _ordered_classes([s.label for s in data.samples], list(data.classes))
-    if len(present) < 2:
-        raise InputError(
-            f"Only one class ({present[0]}) has images; a classifier needs at least two. Add images of "
-            "another class (another sub-folder, or another layer with a different class)."
-        )
-    few = [c for c in present if counts[c] < 2]
-    if few:
-        raise InputError(
-            f"Class {few[0]!r} has only one image; at least two per class are needed (one to train "
-            "on, one to validate). Add images or remove the class."
-        )
-    return present
-
-
-def _friendly_error(exc: BaseException, req: TrainRequest) -> BaseException:
-    """Turn CUDA out-of-memory (and similar) into an OrganelleError that says what to do."""
-    if isinstance(exc, OrganelleError):
-        return exc
-    text = str(exc)
-    oom = type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text.lower()
-    if oom:
-        bs = getattr(req.config, "batch_size", "?")
-        dev = getattr(req.config, "device", "?")
-        new = OrganelleError(
-            f"The device ({dev}) ran out of memory while training with batch size {bs}. Lower the "
-            "batch size, or choose 'cpu' in Device, then press Train again. Nothing was saved."
-        )
-        new.__cause__ = exc
-        return new
-    return exc
-
-
-def _confusion(model, X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int = 64) -> np.ndarray:
-    """Confusion matrix (true x predicted) of ``model`` on (X, y), in eval mode, without gradients."""
-    import torch
-
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        preds = []
-        with torch.no_grad():
-            for i in range(0, len(X), batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(X[i:i + batch_size])).to(device)
-                preds.append(model(xb).argmax(1).cpu().numpy())
-    finally:
-        model.train(was_training)
-    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
-    cm = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(cm, (np.asarray(y, np.int64), pred.astype(np.int64)), 1)
-    return cm
-
-
-def run_training(req: TrainRequest, *, emit=None, message=None, stop=None) -> TrainOutcome:
-    """Load / split / convert the data, train, evaluate. Pure Python + torch; raises on errors.
-
-    ``emit(event)`` receives the engine's BatchEvent / EpochEvent; ``message(str)`` stage notes.
-    """
-    from .. import datasets, training
-
-    say = message or (lambda s: None)
-    data = req.data
-    if data is None:
-        raise InputError(NO_DATA_MESSAGE)
-    if isinstance(data, (str, os.PathLike)):
-        say(f"Loading {data} ...")
-        data = datasets.load_labelled(data)
-    if not data.samples:
-        raise InputError(NO_DATA_MESSAGE)
-    out = TrainOutcome(kind=req.kind, data_description=str(data.description or ""),
-                       started_from=getattr(req.init, "name", None) or "scratch",
-                       val_fraction=float(req.val_fraction))
-    labels = [s.label for s in data.samples]
-    vf = float(req.val_fraction)
-    if req.kind == "classifier":
-        present = check_classifier_data(data)
-        classes = list(present)
-        if req.init is not None and req.keep_model_classes and req.init.classes:
-            classes = list(req.init.classes) + [c for c in present if c not in req.init.classes]
-        tr, va, _ = datasets.stratified_split(labels, fractions=(1.0 - vf, vf, 0.0),
-                                              seed=int(getattr(req.config, "seed", 0)))
-        if len(va) == 0:
-            raise InputError("The validation set is empty: add images or raise the validation fraction.")
-        size = None
-        if req.init is not None and req.init.input_size:
-            size = int(req.init.input_size)
-        size = size or int(getattr(req.config, "input_size", 0) or DEFAULT_INPUT_SIZE)
-        say(f"Preparing {len(tr)} training and {len(va)} validation images at {size}x{size} ...")
-        train_data = datasets.to_classifier_tensors(data.subset(tr), size, classes)
-        val_data = datasets.to_classifier_tensors(data.subset(va), size, classes)
-    else:
-        classes = None
-        if len(data.samples) < 2:
-            raise InputError("The autoencoder needs at least two images (one to train on, one to "
-                             "validate). Add images, then press Train again.")
-        tr, va, _ = datasets.stratified_split(["_"] * len(labels), fractions=(1.0 - vf, vf, 0.0),
-                                              seed=int(getattr(req.config, "seed", 0)))
-        say(f"Preparing {len(tr)} training and {len(va)} validation images ...")
-        train_data = datasets.to_native_planes(data.subset(tr))
-        val_data = datasets.to_native_planes(data.subset(va))
-    out.n_train, out.n_val = int(len(tr)), int(len(va))
-    if _stop_is_set(stop):
-        return out  # stopped before training began: no result
-    say(f"Training the {req.kind} ...")
-    meta = {"data": out.data_description, "command": "napari dock: Fine-tune models",
-            "started_from": out.started_from, "val_fraction": vf}
-    result = training.train(req.kind, train_data, val_data, req.config, classes=classes, init=req.init,
-                            callback=emit, should_stop=stop, training_meta=meta)
-    out.result = result
-    out.classes = list(getattr(result, "classes", None) or classes or [])
-    if req.kind == "classifier" and int(getattr(result, "best_epoch", 1)) > 0:
-        say("Evaluating the best weights on the validation set ...")
-        Xv, yv = val_data
-        cm = _confusion(result.model, Xv, yv, len(out.classes),
-                        batch_size=max(1, int(getattr(req.config, "batch_size", 64))))
-        out.confusion = cm
-        out.val_accuracy = float(np.trace(cm)) / max(1, int(cm.sum()))
-    return out
-
-
-def _job(req: TrainRequest, relay: "_Relay", stop: threading.Event, done: threading.Event) -> TrainOutcome:
-    """Worker-thread body: never raises (errors travel in the outcome, shown by the GUI thread)."""
-    try:
-        return run_training(req, emit=relay.event.emit, message=relay.message.emit, stop=stop)
-    except BaseException as exc:  # noqa: BLE001 - everything goes back to the GUI as a notification
-        return TrainOutcome(kind=req.kind, error=_friendly_error(exc, req))
-    finally:
-        done.set()
-
-
-def _load_job(path: str):
-    from .. import datasets
-
-    try:
-        return path, datasets.load_labelled(path), None
-    except BaseException as exc:  # noqa: BLE001
-        return path, None, exc
 
 
 # ==================================================================================================
@@ -356,42 +162,16 @@ class _RunningJob:
         return finished
 
 
-def _layer_planes(layer) -> list[np.ndarray]:
-    """Image layer -> list of 2D planes (a stack gives one per plane; RGB stays one image)."""
-    data = layer.data
-    if getattr(layer, "multiscale", False):
-        data = data[0]
-    if getattr(layer, "rgb", False):
-        arr = data
-        lead = arr.shape[:-3]
-        if not lead:
-            return [np.asarray(arr)]
-        return [np.asarray(arr[idx]) for idx in np.ndindex(*lead)]
-    shape = tuple(data.shape)
-    if len(shape) <= 2:
-        return [np.asarray(data)]
-    return [np.asarray(data[idx]) for idx in np.ndindex(*shape[:-2])]
-
-
-def _n_planes(layer) -> int:
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    shape = tuple(data.shape)
-    spatial = 3 if getattr(layer, "rgb", False) else 2
-    return int(np.prod(shape[:-spatial])) if len(shape) > spatial else 1
-
-
 # ==================================================================================================
 # The dock
 # ==================================================================================================
-class FinetuneWidget(QWidget):
+class FinetuneWidget(LayerTableMixin, QWidget):
     """Fine-tune the classifier or the autoencoder on your own images, with live curves."""
 
     #: Emitted in the GUI thread when a run ends: the TrainOutcome, or None when it was aborted.
     training_finished = Signal(object)
     #: Emitted when a folder / archive has been loaded (the LabelledImages, or None on error).
     dataset_loaded = Signal(object)
-
-    COL_LAYER, COL_CLASS, COL_DNA, COL_PLANES = range(4)
 
     def __init__(self, napari_viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -493,29 +273,7 @@ class FinetuneWidget(QWidget):
         self.data_summary.setPlaceholderText("Counts per class, skipped files and warnings appear here.")
         flay.addWidget(self.data_summary)
         self.data_tabs.addTab(ftab, "Folder / archive")
-        # layers tab
-        ltab = QWidget()
-        llay = QVBoxLayout(ltab)
-        self.layers_table = QTableWidget(0, 4)
-        self.layers_table.setHorizontalHeaderLabels(["image layer", "class", "DNA layer", "images"])
-        self.layers_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        hdr = self.layers_table.horizontalHeader()
-        for c in range(3):
-            hdr.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch)
-        hdr.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
-        self.layers_table.setMinimumHeight(110)
-        self.layers_table.setMaximumHeight(220)
-        self.layers_table.setToolTip(
-            "One row per image layer; a stack contributes one image per plane. Type a new name in "
-            "'class' to train on your own classes. The DNA layer is optional.")
-        llay.addWidget(self.layers_table)
-        row3 = QHBoxLayout()
-        self.add_layers_button = QPushButton("Add selected layers")
-        self.remove_row_button = QPushButton("Remove row")
-        row3.addWidget(self.add_layers_button)
-        row3.addWidget(self.remove_row_button)
-        llay.addLayout(row3)
-        self.data_tabs.addTab(ltab, "Open layers")
+        self.data_tabs.addTab(self._build_layers_tab(), "Open layers")
         dlay.addWidget(self.data_tabs)
         vrow = QFormLayout()
         self.val_spin = QDoubleSpinBox()
@@ -608,19 +366,9 @@ class FinetuneWidget(QWidget):
         self.archive_button.clicked.connect(self._browse_archive)
         self.load_button.clicked.connect(self.load_dataset)
         self.path_edit.returnPressed.connect(self.load_dataset)
-        self.add_layers_button.clicked.connect(self._add_selected_layers)
-        self.remove_row_button.clicked.connect(self._remove_selected_rows)
         self.train_button.clicked.connect(self._on_train_clicked)
         self.save_button.clicked.connect(self.save_as)
         self.use_button.clicked.connect(self.use_model)
-
-    def _connect_viewer(self) -> None:
-        ev = self.viewer.layers.events
-        ev.inserted.connect(self._on_layers_changed)
-        ev.removed.connect(self._on_layers_changed)
-        ev.moved.connect(self._on_layers_changed)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._on_layers_changed)
 
     # ---------------------------------------------------------------------------------------------
     # state helpers
@@ -708,10 +456,17 @@ class FinetuneWidget(QWidget):
         worker = create_worker(_load_job, path, _start_thread=False, _ignore_errors=True,
                                _progress={"desc": "Loading labelled images"})
         worker.returned.connect(self._on_dataset_loaded)
-        worker.finished.connect(lambda: self.load_button.setEnabled(True))
+        worker.finished.connect(self._on_load_finished)
         self._load_worker = worker
         worker.start()
         return worker
+
+    def _on_load_finished(self) -> None:
+        self._load_worker = None
+        try:
+            self.load_button.setEnabled(True)
+        except RuntimeError:  # the dock was closed while the folder was loading
+            pass
 
     def _on_dataset_loaded(self, payload) -> None:
         path, data, exc = payload
@@ -749,179 +504,6 @@ class FinetuneWidget(QWidget):
         for w in data.warnings:
             lines.append(f"Warning: {w}")
         return "\n".join(lines)
-
-    # ---------------------------------------------------------------------------------------------
-    # data: open layers
-    def _image_layers(self) -> list:
-        from napari.layers import Image
-
-        return [lay for lay in self.viewer.layers if isinstance(lay, Image)]
-
-    def _fill_layer_combo(self, combo: QComboBox, selected, *, with_none: bool) -> None:
-        combo.blockSignals(True)
-        try:
-            combo.clear()
-            if with_none:
-                combo.addItem("(none)", None)
-            for lay in self._image_layers():
-                combo.addItem(lay.name, lay)
-            idx = 0
-            if selected is not None:
-                for i in range(combo.count()):
-                    if combo.itemData(i) is selected:
-                        idx = i
-                        break
-                else:
-                    idx = 0 if with_none else -1
-            combo.setCurrentIndex(idx)
-        finally:
-            combo.blockSignals(False)
-
-    def _class_names_in_table(self) -> list[str]:
-        names = []
-        for r in range(self.layers_table.rowCount()):
-            combo = self.layers_table.cellWidget(r, self.COL_CLASS)
-            if combo is not None:
-                t = combo.currentText().strip()
-                if t and t not in names:
-                    names.append(t)
-        return names
-
-    def _refresh_class_items(self) -> None:
-        base = self._model_classes()
-        extra = [c for c in self._class_names_in_table() if c not in base]
-        for r in range(self.layers_table.rowCount()):
-            combo = self.layers_table.cellWidget(r, self.COL_CLASS)
-            if combo is None:
-                continue
-            text = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(base + extra)
-            combo.setEditText(text)
-            combo.blockSignals(False)
-
-    def add_layer_row(self, layer, label: str | None = None, dna=None) -> int:
-        """Add a table row for ``layer`` (an Image layer or its name); returns the row index."""
-        if isinstance(layer, str):
-            layer = self.viewer.layers[layer]
-        if isinstance(dna, str):
-            dna = self.viewer.layers[dna]
-        r = self.layers_table.rowCount()
-        self.layers_table.insertRow(r)
-        lcombo = QComboBox()
-        self._fill_layer_combo(lcombo, layer, with_none=False)
-        ccombo = QComboBox()
-        ccombo.setEditable(True)
-        ccombo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        ccombo.addItems(self._model_classes())
-        if label is None:
-            label = canonical_class(getattr(layer, "name", "")) or ""
-        ccombo.setEditText(label)
-        ccombo.lineEdit().setCursorPosition(0)
-        ccombo.lineEdit().setPlaceholderText("class name")
-        dcombo = QComboBox()
-        self._fill_layer_combo(dcombo, dna, with_none=True)
-        self.layers_table.setCellWidget(r, self.COL_LAYER, lcombo)
-        self.layers_table.setCellWidget(r, self.COL_CLASS, ccombo)
-        self.layers_table.setCellWidget(r, self.COL_DNA, dcombo)
-        self.layers_table.setCellWidget(r, self.COL_PLANES, QLabel(""))
-        lcombo.currentIndexChanged.connect(self._update_plane_counts)
-        self._update_plane_counts()
-        self.data_tabs.setCurrentIndex(1)
-        return r
-
-    def _update_plane_counts(self, *_) -> None:
-        for r in range(self.layers_table.rowCount()):
-            combo = self.layers_table.cellWidget(r, self.COL_LAYER)
-            lab = self.layers_table.cellWidget(r, self.COL_PLANES)
-            lay = combo.currentData() if combo is not None else None
-            if lab is not None:
-                lab.setText(str(_n_planes(lay)) if lay is not None else "")
-
-    def _add_selected_layers(self) -> None:
-        from napari.layers import Image
-
-        selected = [lay for lay in self.viewer.layers.selection if isinstance(lay, Image)]
-        if not selected:
-            active = self.viewer.layers.selection.active
-            selected = [active] if isinstance(active, Image) else self._image_layers()[:1]
-        if not selected:
-            _notify_error(InputError("There is no image layer to add. Open an image (File > Open) first."))
-            return
-        present = {self.layers_table.cellWidget(r, self.COL_LAYER).currentData()
-                   for r in range(self.layers_table.rowCount())}
-        for lay in selected:
-            if lay not in present:
-                self.add_layer_row(lay)
-
-    def _remove_selected_rows(self) -> None:
-        rows = sorted({i.row() for i in self.layers_table.selectedIndexes()}, reverse=True)
-        if not rows and self.layers_table.rowCount():
-            rows = [self.layers_table.rowCount() - 1]
-        for r in rows:
-            self.layers_table.removeRow(r)
-
-    def _on_layers_changed(self, event=None) -> None:
-        if event is not None and getattr(event, "type", "") == "inserted":
-            try:
-                event.value.events.name.connect(self._on_layers_changed)
-            except Exception:  # pragma: no cover
-                pass
-        try:
-            for r in range(self.layers_table.rowCount()):
-                for col, with_none in ((self.COL_LAYER, False), (self.COL_DNA, True)):
-                    combo = self.layers_table.cellWidget(r, col)
-                    if combo is not None:
-                        self._fill_layer_combo(combo, combo.currentData(), with_none=with_none)
-            self._update_plane_counts()
-        except RuntimeError:  # pragma: no cover - widget deleted, viewer still emitting
-            pass
-
-    def layers_dataset(self):
-        """The table as LabelledImages (one sample per plane); raises InputError for bad rows."""
-        from ..datasets import LabelledImages, Sample
-
-        clf = self.kind == "classifier"
-        samples, warnings, names = [], [], []
-        for r in range(self.layers_table.rowCount()):
-            layer = self.layers_table.cellWidget(r, self.COL_LAYER).currentData()
-            if layer is None:
-                raise InputError(f"Row {r + 1} of the layer table has no image layer (was it closed?). "
-                                 "Pick one or remove the row.")
-            raw = self.layers_table.cellWidget(r, self.COL_CLASS).currentText().strip()
-            if clf and not raw:
-                raise InputError(f"Give the layer {layer.name!r} (row {r + 1}) a class: pick one or type "
-                                 "a new class name.")
-            label = (canonical_class(raw) or raw) if raw else "unlabelled"
-            dna_layer = self.layers_table.cellWidget(r, self.COL_DNA).currentData()
-            planes = _layer_planes(layer)
-            dna_planes: list = [None] * len(planes)
-            if dna_layer is not None:
-                d = _layer_planes(dna_layer)
-                if len(d) == 1:
-                    dna_planes = d * len(planes)
-                elif len(d) == len(planes):
-                    dna_planes = d
-                else:
-                    raise InputError(
-                        f"The DNA layer {dna_layer.name!r} has {len(d)} planes but the image layer "
-                        f"{layer.name!r} has {len(planes)}. Choose a DNA layer with one plane or the "
-                        "same number of planes.")
-            for i, (p, d) in enumerate(zip(planes, dna_planes)):
-                if d is not None and tuple(d.shape[:2]) != tuple(p.shape[:2]):
-                    raise InputError(
-                        f"The DNA layer {dna_layer.name!r} ({d.shape[0]}x{d.shape[1]}) and the image "
-                        f"layer {layer.name!r} ({p.shape[0]}x{p.shape[1]}) differ in size; choose a "
-                        "matching DNA layer or none.")
-                src = f"layer:{layer.name}" + (f"[{i}]" if len(planes) > 1 else "")
-                samples.append(Sample(protein=p, dna=d, label=label, source=src))
-            names.append(f"{layer.name} ({label}, {len(planes)})")
-        labels = [s.label for s in samples]
-        canon = [c for c in CLASSES if c in labels]
-        classes = canon + [c for c in dict.fromkeys(labels) if c not in canon]
-        return LabelledImages(samples=samples, classes=classes, skipped=[], warnings=warnings,
-                              description="napari layers: " + "; ".join(names))
 
     # ---------------------------------------------------------------------------------------------
     # training
@@ -1155,10 +737,7 @@ class FinetuneWidget(QWidget):
             _notify_error(exc)
             return None
         self.saved_path = out
-        self.log.appendPlainText(f"Saved to {out}")
-        from napari.utils.notifications import show_info
-
-        show_info(f"Saved the fine-tuned {self.outcome.kind} to {out}")
+        self._announce(f"Saved to {out}", f"Saved the fine-tuned {self.outcome.kind} to {out}")
         return out
 
     def use_model(self, *_):
@@ -1177,11 +756,16 @@ class FinetuneWidget(QWidget):
             _notify_error(exc)
             return None
         self.used_model = loaded
-        self.log.appendPlainText(f"Now using {loaded.name} in the other docks.")
+        self._announce(f"Now using {loaded.name} in the other docks.",
+                       f"The {o.kind} docks now use {loaded.name}.")
+        return loaded
+
+    def _announce(self, log_line: str, notice: str) -> None:
+        """Write ``log_line`` in the dock's log and show ``notice`` as a napari notification."""
+        self.log.appendPlainText(log_line)
         from napari.utils.notifications import show_info
 
-        show_info(f"The {o.kind} docks now use {loaded.name}.")
-        return loaded
+        show_info(notice)
 
     # ---------------------------------------------------------------------------------------------
     # shutdown

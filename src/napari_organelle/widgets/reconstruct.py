@@ -13,16 +13,21 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ..preprocess import InputError
-from ._common import Job, LayerCombo, ModelPicker, find_layer, layer_transform_kwargs, notify_error
+from ._common import (
+    Job,
+    JobControls,
+    LayerCombo,
+    ModelPicker,
+    find_layer,
+    layer_transform_kwargs,
+    notify_error,
+)
 
 #: Diverging, dark at 0 (readable on napari's dark canvas): blue where the reconstruction is brighter
 #: than the input, red where the input has signal the autoencoder did not reproduce.
@@ -38,25 +43,22 @@ def _symmetric_limit(residual: np.ndarray) -> float:
     return m if m > 0 else (float(r.max()) or 1.0)
 
 
-class ReconstructWidget(QWidget):
+class ReconstructWidget(JobControls, QWidget):
     """Dock: reconstruct an image with the autoencoder and show what it could not reproduce."""
+
+    cancel_message = "Stopping after the current plane..."
+    message_label_attr = "metrics_label"
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self._job: Job | None = None
-        self.last_job: Job | None = None
         self.last_metrics: dict | None = None
 
         self.image_combo = LayerCombo(napari_viewer, Image, avoid=("reconstruction", "residual", "cam ("))
         self.model_picker = ModelPicker("autoencoder")
         self.residual_check = QCheckBox("add residual layer (input - reconstruction)")
         self.residual_check.setChecked(True)
-        self.run_button = QPushButton("Reconstruct")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setVisible(False)
+        buttons = self._make_job_controls("Reconstruct")
         self.metrics_label = QLabel("")
         self.metrics_label.setWordWrap(True)
         self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
@@ -65,9 +67,6 @@ class ReconstructWidget(QWidget):
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("Autoencoder", self.model_picker)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button, 1)
-        buttons.addWidget(self.cancel_button)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(self.residual_check)
@@ -76,13 +75,10 @@ class ReconstructWidget(QWidget):
         lay.addWidget(self.metrics_label)
         lay.addStretch(1)
 
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self.cancel)
-
     def run(self) -> Job | None:
         """Start reconstructing the chosen layer (returns the Job, or None if it cannot start)."""
-        if self._job is not None and self._job.running:
-            return self._job
+        if (busy := self._busy_job()) is not None:
+            return busy
         try:
             layer = self.image_combo.layer()
             if layer is None:
@@ -98,7 +94,7 @@ class ReconstructWidget(QWidget):
 
             data = np.asarray(layer.data)
         except Exception as exc:
-            self._show(notify_error(exc, "Reconstruction"))
+            self._show_message(notify_error(exc, "Reconstruction"))
             return None
         name = layer.name
         kw = layer_transform_kwargs(layer)
@@ -112,41 +108,8 @@ class ReconstructWidget(QWidget):
         def done(rec):
             self._show_result(name, rec, kw, contrast, add_residual, ae)
 
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress_bar.setVisible(True)
-        self.progress_bar.setRange(0, 0)
-        self._show(f"Reconstructing '{name}'...")
-        job = Job(work, desc="Autoencoder reconstruction", on_done=done,
-                  on_error=lambda exc: self._show(notify_error(exc, "Reconstruction")),
-                  on_finished=self._on_finished, on_progress=self._on_progress)
-        self._job = self.last_job = job
-        return job.start()
-
-    def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
-            self._show("Stopping after the current plane...")
-
-    def _on_progress(self, done: int, total: int) -> None:
-        if total:
-            self.progress_bar.setRange(0, total)
-            self.progress_bar.setValue(done)
-
-    def _on_finished(self) -> None:
-        try:
-            self.run_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-            self.progress_bar.setVisible(False)
-        except RuntimeError:  # pragma: no cover - dock closed meanwhile
-            pass
-        self._job = None
-
-    def _show(self, text: str) -> None:
-        try:
-            self.metrics_label.setText(text)
-        except RuntimeError:  # pragma: no cover
-            pass
+        return self.start_job(work, desc="Autoencoder reconstruction", on_done=done,
+                              error_title="Reconstruction", message=f"Reconstructing '{name}'...")
 
     def _upsert(self, name: str, data: np.ndarray, **kwargs):
         """Update the layer called ``name`` if it exists with the same shape, else add it."""
@@ -193,7 +156,7 @@ class ReconstructWidget(QWidget):
         if rec.ssim < 0.5:
             text += ("<br>Low similarity: this image is unlike the autoencoder's training cells "
                      "(different organism, stain or magnification?).")
-        self._show(text)
+        self._show_message(text)
 
 
 def make_reconstruct_widget(napari_viewer) -> ReconstructWidget:
