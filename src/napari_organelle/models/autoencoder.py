@@ -5,7 +5,8 @@ multiple of ``2 ** depth`` and the output cropped back. The encoder is a plain s
 down to a latent with ``latent_channels`` channels at 1 / 2**depth resolution; the decoder mirrors it
 with nearest upsampling + convolutions. There are NO skip connections between encoder and decoder,
 so everything the decoder sees passes through the latent (a real bottleneck): with the defaults
-(depth 3, 4 latent channels) the latent has 16x fewer elements than the input.
+(depth 3, 3 latent channels) the latent has 21x fewer elements than the input (at least 16x for any
+input of 64 pixels a side or more, padding included).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class _ResBlock(nn.Module):
 
 
 class OrganelleAE(nn.Module):
-    def __init__(self, channels=(32, 64, 128), latent_channels: int = 4, in_channels: int = 1,
+    def __init__(self, channels=(32, 64, 128), latent_channels: int = 3, in_channels: int = 1,
                  norm: str = "batch"):
         super().__init__()
         channels = [int(c) for c in channels]
