@@ -257,6 +257,13 @@ def run(args) -> dict:
     models["ours (organelle-cnn)"] = {"model": ours, "train_s": time.perf_counter() - t0,
                                       "best_epoch": res.best_epoch, "cl": True,
                                       "loaded": load_checkpoint(res.checkpoint())}
+    # The architecture choice: the same engine and recipe with torchvision's resnet18 (2-channel stem).
+    t0 = time.perf_counter()
+    rr = train("classifier", (Xtr, ytr), (Xva, yva), TrainConfig(epochs=E, device="cpu", num_threads=T, seed=0),
+               classes=list(CLASSES), arch="resnet18")
+    models["resnet18 (torchvision)"] = {"model": rr.model, "train_s": time.perf_counter() - t0,
+                                        "best_epoch": rr.best_epoch, "cl": True,
+                                        "loaded": load_checkpoint(rr.checkpoint())}
     torch.manual_seed(0)
     oc = OriginCNN()
     t0 = time.perf_counter()
@@ -293,11 +300,12 @@ def run(args) -> dict:
     yall = np.concatenate([ytr, yva, test["default"][2]])[:N_EPOCH_CELLS]
     R["epoch_cells"] = len(Xall)
     log(f"\n## one training epoch over {len(Xall)} cells (batch 32; second epoch timed; incl. validation on 64)")
-    for name in ("ours (organelle-cnn)", "origin CNN"):
+    for name in ("ours (organelle-cnn)", "resnet18 (torchvision)", "origin CNN"):
         for t in threads_list:
-            if name.startswith("ours"):
+            if not name.startswith("origin"):
                 r = train("classifier", (Xall, yall), (Xva[:64], yva[:64]),
-                          TrainConfig(epochs=2, device="cpu", num_threads=t, seed=0), classes=list(CLASSES))
+                          TrainConfig(epochs=2, device="cpu", num_threads=t, seed=0), classes=list(CLASSES),
+                          arch="resnet18" if name.startswith("resnet") else None)
                 sec = r.history[-1].seconds
             else:
                 torch.set_num_threads(t)
