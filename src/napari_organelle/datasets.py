@@ -181,7 +181,35 @@ class _DirTree(_Tree):
                 progress(i + 1, total)
 
 
-class _ZipTree(_Tree):
+class _ArchiveTree(_Tree):
+    """Members are read in archive order (a compressed tar is then decompressed once, front to
+    back), straight from memory: nothing is extracted to disk."""
+
+    def _position(self, name: str) -> int:
+        raise NotImplementedError
+
+    def _member_bytes(self, name: str) -> bytes:
+        raise NotImplementedError
+
+    def read(self, names, progress):
+        total = len(names)
+        for i, name in enumerate(sorted(names, key=self._position)):
+            src = self.source(name)
+            try:
+                data = self._member_bytes(name)
+            except Exception as exc:  # bad CRC, truncated member, unsupported compression ...
+                yield name, InputError(f"{src}: the archive member cannot be read ({exc}).")
+            else:
+                try:
+                    yield name, read_image(data, name=src)
+                except InputError as exc:
+                    yield name, exc
+                del data
+            if progress is not None:
+                progress(i + 1, total)
+
+
+class _ZipTree(_ArchiveTree):
     kind = "zip archive"
 
     def __init__(self, path: Path):
@@ -212,29 +240,17 @@ class _ZipTree(_Tree):
     def source(self, name: str) -> str:
         return f"{self.label}::{self.infos[name].filename}"
 
-    def read(self, names, progress):
-        total = len(names)
-        order = sorted(names, key=lambda n: self.infos[n].header_offset)
-        for i, name in enumerate(order):
-            src = self.source(name)
-            try:
-                data = self.zf.read(self.infos[name])
-            except Exception as exc:  # bad CRC, truncated member, unsupported compression ...
-                yield name, InputError(f"{src}: the archive member cannot be read ({exc}).")
-            else:
-                try:
-                    yield name, read_image(data, name=src)
-                except InputError as exc:
-                    yield name, exc
-                del data
-            if progress is not None:
-                progress(i + 1, total)
+    def _position(self, name: str) -> int:
+        return self.infos[name].header_offset
+
+    def _member_bytes(self, name: str) -> bytes:
+        return self.zf.read(self.infos[name])
 
     def close(self):
         self.zf.close()
 
 
-class _TarTree(_Tree):
+class _TarTree(_ArchiveTree):
     kind = "tar archive"
 
     def __init__(self, path: Path):
@@ -282,25 +298,12 @@ class _TarTree(_Tree):
     def source(self, name: str) -> str:
         return f"{self.label}::{self.members[name].name}"
 
-    def read(self, names, progress):
-        # Members in archive order: a compressed tar is then decompressed once, front to back.
-        total = len(names)
-        order = sorted(names, key=lambda n: self.order[n])
-        for i, name in enumerate(order):
-            src = self.source(name)
-            try:
-                fh = self.tf.extractfile(self.members[name])
-                data = fh.read() if fh is not None else b""
-            except Exception as exc:
-                yield name, InputError(f"{src}: the archive member cannot be read ({exc}).")
-            else:
-                try:
-                    yield name, read_image(data, name=src)
-                except InputError as exc:
-                    yield name, exc
-                del data
-            if progress is not None:
-                progress(i + 1, total)
+    def _position(self, name: str) -> int:
+        return self.order[name]
+
+    def _member_bytes(self, name: str) -> bytes:
+        fh = self.tf.extractfile(self.members[name])
+        return fh.read() if fh is not None else b""
 
     def close(self):
         self.tf.close()
