@@ -222,12 +222,3 @@ def test_write_dataset(tmp_path):
     for x in single:
         a = tifffile.imread(x)
         assert a.shape == (64, 64) and a.dtype == np.uint16
-
-
-def test_speed_print():
-    rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    for cls in CLASSES:
-        ph.simulate_cell(cls, rng)
-    dt = (time.perf_counter() - t) / len(CLASSES)
-    print(f"simulate_cell 382x382: {1000 * dt:.1f} ms per cell (400 cells ~ {400 * dt:.1f} s)")
