@@ -89,7 +89,11 @@ class EvaluationReport:
         ax.set_yticks(range(len(self.classes)), self.classes, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{self.model}: {100 * self.accuracy:.1f}% on {self.n} cells\n{self.data}", fontsize=8)
+        import textwrap
+
+        data = textwrap.fill(textwrap.shorten(self.data, 160, placeholder=" ..."), 90)
+        ax.set_title(f"{self.model}: {100 * self.accuracy:.1f}% on {self.n} cells"
+                     + (" (protein only)" if self.protein_only else "") + f"\n{data}", fontsize=8)
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
