@@ -18,6 +18,18 @@ def organelle_home(tmp_path_factory, monkeypatch):
     return home
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small shared test machines: oversubscribed OpenMP threads crawl, so the CPU-heavy modules
+    use one torch thread (restored afterwards). Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
     """Paths of a tiny random classifier (10 classes, 64 px input) and a tiny autoencoder.

@@ -13,13 +13,7 @@ from napari_organelle.preprocess import OrganelleError
 
 CLS3 = ["ER", "Golgi_gia", "Nucleus"]
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small shared test machines: oversubscribed OpenMP threads crawl, so use one (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -24,12 +24,7 @@ from napari_organelle.training import BatchEvent, EpochEvent, TrainConfig, train
 TINY = {"stem": 8, "widths": (8, 16), "blocks": (1, 1)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

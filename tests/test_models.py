@@ -8,13 +8,7 @@ from napari_organelle.models import (ARCHITECTURES, DEFAULT_ARCH, build_model, c
                                      flops_per_cell)
 from napari_organelle.preprocess import InputError
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small shared test machines: oversubscribed OpenMP threads crawl, so use one (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -13,13 +13,7 @@ from napari_organelle.training import (BatchEvent, EpochEvent, TrainConfig, avai
 TINY = {"stem": 8, "widths": [8, 16], "blocks": [1, 1]}
 TINY_AE = {"channels": [8, 16], "latent_channels": 4}
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small shared test machines: oversubscribed OpenMP threads crawl, so use one (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
