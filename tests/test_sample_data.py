@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
@@ -22,9 +21,7 @@ def _check_tuples(out):
 
 
 def test_cells_one_per_class():
-    t0 = time.perf_counter()
     out = _check_tuples(_sample_data.sample_cells())
-    assert time.perf_counter() - t0 < 10
     (protein, pk, pt), (dna, dk, dt) = out
     assert pt == dt == "image"
     assert protein.shape == dna.shape == (len(CLASSES), 382, 382)
