@@ -11,14 +11,18 @@ What it measures (figures, not tests; nothing asserts a speed):
    bf16 + channels-last + torch.compile, at batch sizes 32 and 128 (median of the epochs after the
    first);
 3. inference with the data already on the GPU: the model alone on prepared 128 px cells, and the
-   whole pipeline from raw 382x382 uint16 cells (percentile scaling + antialiased resize on the GPU,
-   checked against ``preprocess.prepare_pair``), same variants;
-4. end to end from 2-channel uint16 TIFF files on disk: a thread pool decodes into pinned host
-   buffers (double/triple buffered), a side stream copies them to the GPU while the previous batch
-   is classified; two decoders: ``tifffile.imread`` and a same-layout fast path (a file whose bytes
-   outside the pixel data equal those of the first file has the same layout, so its pixels are read
-   straight into the pinned buffer; anything else falls back to tifffile). Predictions are checked
-   against the CPU path (``prepare_pair`` + the same model).
+   whole pipeline from raw 382x382 uint16 cells (percentile scaling + antialiased resize on the GPU
+   by the product's ``preprocess.prepare_batch``, checked against ``preprocess.prepare_pair``),
+   same variants;
+4. end to end from 2-channel uint16 TIFF files on disk: first the product's own path, exactly what
+   ``napari-organelle classify FILES --device cuda`` runs (``io.iter_read_pairs`` threads +
+   ``inference.iter_classify`` with device-side preparation, bundled classifier, fp32); then a
+   tuned pipeline that shows the ceiling: a thread pool decodes into pinned host buffers
+   (double/triple buffered), a side stream copies them to the GPU while the previous batch is
+   classified in bf16 + channels-last; two decoders: ``tifffile.imread`` and a same-layout fast
+   path (a file whose bytes outside the pixel data equal those of the first file has the same
+   layout, so its pixels are read straight into the pinned buffer; anything else falls back to
+   tifffile). Predictions are checked against the CPU path (``prepare_pair`` + the same model).
 
 Every figure is also given as a fraction of the chip's FLOP and memory-bandwidth floors. The table
 goes to OUT/gpu_benchmark.md and everything to OUT/gpu_benchmark.json.
@@ -52,7 +56,7 @@ from napari_organelle.classes import CLASSES
 from napari_organelle.datasets import to_classifier_tensors
 from napari_organelle.models.registry import build_model, count_parameters, flops_per_cell
 from napari_organelle.phantoms import simulate_dataset
-from napari_organelle.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE, prepare_pair
+from napari_organelle.preprocess import prepare_batch, prepare_pair
 from napari_organelle.training import TrainConfig, train
 
 SPEC = {"H200": {"bf16_tflops_spec": 989.0, "bf16_tflops_measured_ref": 790.0, "hbm_tbs": 4.8}}
@@ -112,60 +116,10 @@ def _u16_to_float(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float32)
 
 
-def _order_stats_sort(v: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
-    """v (R, N) float -> values of the ks-th smallest (0-based) per row: (R, len(ks))."""
-    s = torch.sort(v, dim=1).values
-    return s[:, ks]
-
-
-def _order_stats_hist(v: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
-    """Same for integer-valued v in 0..65535 via a per-row histogram (no sort)."""
-    r = v.shape[0]
-    vi = v.to(torch.int64) + (torch.arange(r, device=v.device, dtype=torch.int64) * 65536)[:, None]
-    cnt = torch.bincount(vi.view(-1), minlength=r * 65536).view(r, 65536)
-    cum = torch.cumsum(cnt, 1)
-    idx = torch.searchsorted(cum, (ks + 1)[None].expand(r, -1).contiguous())
-    return idx.to(torch.float32)
-
-
-def gpu_prepare(raw: torch.Tensor, size: int = 128, method: str = "sort") -> torch.Tensor:
-    """raw (B, 2, H, W) uint16 values (any int/float dtype) on any device -> (B, 2, size, size) float32
-    in [0, 1], as preprocess.prepare_pair does per plane (np.percentile 'linear' 1st / 99.8th,
-    clip, antialiased bilinear resize of the longer side to ``size``, centred zero padding). Planes
-    that are constant become zeros (prepare_pair's DNA-less cells are all-zero DNA planes)."""
-    b, c, h, w = raw.shape
-    x = _u16_to_float(raw).reshape(b * c, h * w)
-    n = h * w
-    qs = torch.tensor([LOW_PERCENTILE / 100.0, HIGH_PERCENTILE / 100.0], dtype=torch.float64)
-    pos = qs * (n - 1)
-    k0 = pos.floor().long()
-    k1 = torch.clamp(k0 + 1, max=n - 1)
-    frac = (pos - k0).to(torch.float32).to(x.device)
-    ks = torch.cat([k0, k1]).to(x.device)
-    chunk = max(1, (1 << 24) // n) if method == "hist" else b * c
-    outs = []
-    for i in range(0, b * c, chunk):
-        v = x[i:i + chunk]
-        o = _order_stats_hist(v, ks) if method == "hist" else _order_stats_sort(v, ks)
-        outs.append(o)
-    o = torch.cat(outs)
-    lo = o[:, 0] + (o[:, 2] - o[:, 0]) * frac[0]
-    hi = o[:, 1] + (o[:, 3] - o[:, 1]) * frac[1]
-    mx = x.max(1).values
-    hi = torch.where(hi > lo, hi, mx)
-    ok = hi > lo
-    scale = torch.where(ok, 1.0 / (hi - lo).clamp_min(1e-12), torch.zeros_like(hi))
-    y = ((x - lo[:, None]) * scale[:, None]).clamp_(0, 1).view(b, c, h, w)
-    s = size / max(h, w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    if (nh, nw) != (h, w):
-        y = F.interpolate(y, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
-    if (nh, nw) != (size, size):
-        out = y.new_zeros((b, c, size, size))
-        t, l = (size - nh) // 2, (size - nw) // 2
-        out[:, :, t:t + nh, l:l + nw] = y
-        y = out
-    return y.clamp_(0, 1)
+def gpu_prepare(raw: torch.Tensor, size: int = 128) -> torch.Tensor:
+    """raw (B, 2, H, W) uint16 values on the device (int16-held or any int/float dtype) ->
+    (B, 2, size, size) in [0, 1]: the product's ``preprocess.prepare_batch``."""
+    return prepare_batch(_u16_to_float(raw), size=size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -423,15 +377,13 @@ def main(argv=None) -> int:
     raw_b = torch.from_numpy(np.concatenate([raw] * math.ceil(B / len(raw)))[:B].astype(np.int32)).to(dev)
     # correctness of the GPU preprocessing vs the CPU reference
     ref = torch.from_numpy(np.stack([prepare_pair(s.protein, s.dna, size=size) for s in data.samples[:16]]))
-    for method in ("sort", "hist"):
-        try:
-            got = gpu_prepare(raw_b[:16], size, method).cpu()
-            R[f"prep_maxdiff_{method}"] = float((got - ref).abs().max())
-        except Exception as exc:  # noqa: BLE001
-            R[f"prep_maxdiff_{method}"] = f"FAILED {exc}"[:200]
-    log(f"GPU preprocessing vs prepare_pair, max |diff|: sort {R['prep_maxdiff_sort']}, hist {R['prep_maxdiff_hist']}")
-    prep_methods = [m for m in ("sort", "hist") if isinstance(R[f"prep_maxdiff_{m}"], float)
-                    and R[f"prep_maxdiff_{m}"] < 1e-3]
+    try:
+        got = gpu_prepare(raw_b[:16], size).cpu()
+        R["prep_maxdiff"] = float((got - ref).abs().max())
+    except Exception as exc:  # noqa: BLE001
+        R["prep_maxdiff"] = f"FAILED {exc}"[:200]
+    log(f"GPU preprocessing (preprocess.prepare_batch) vs prepare_pair, max |diff|: {R['prep_maxdiff']}")
+    prep_ok = isinstance(R["prep_maxdiff"], float) and R["prep_maxdiff"] < 1e-3
     cm = torch.compile(model) if not args.no_compile and not smoke else (
         torch.compile(model, backend="eager") if not args.no_compile else None)
     inf_variants = [("fp32", model, False, False), ("bf16", model, True, False), ("bf16+channels_last", model, True, True)]
@@ -462,13 +414,13 @@ def main(argv=None) -> int:
                    "cells_per_s": B / s, **frac(fwd_flops * B / s, 2 * size * size * 4 * B / s)}
             R["infer"].append(row)
             log(f"infer {vname:28s} model only    : {B / s:12,.0f} cells/s")
-            for method in prep_methods:
-                s = timed(lambda: fwd(gpu_prepare(raw_b, size, method)), dev, reps=max(1, reps // 4))
-                row = {"variant": vname, "what": f"raw 382px uint16 on device + GPU preprocessing ({method})",
+            if prep_ok:
+                s = timed(lambda: fwd(gpu_prepare(raw_b, size)), dev, reps=max(1, reps // 4))
+                row = {"variant": vname, "what": "raw 382px uint16 on device + GPU preprocessing",
                        "batch": B, "cells_per_s": B / s,
                        **frac(fwd_flops * B / s, 2 * raw_side * raw_side * 2 * B / s)}
                 R["infer"].append(row)
-                log(f"infer {vname:28s} + prep {method:5s}: {B / s:12,.0f} cells/s")
+                log(f"infer {vname:28s} + GPU prep  : {B / s:12,.0f} cells/s")
         except Exception as exc:  # noqa: BLE001
             log(f"infer {vname}: FAILED {type(exc).__name__}: {exc}")
             R["infer"].append({"variant": vname, "error": str(exc)[:300]})
@@ -491,7 +443,6 @@ def main(argv=None) -> int:
         f"{time.perf_counter() - t:.1f}s (they are in the page cache)")
     best = max((r for r in R["infer"] if r.get("what", "").startswith("raw")), key=lambda r: r["cells_per_s"],
                default=None)
-    method = best["what"].split("(")[1].rstrip(")") if best else "sort"
     use_cl = True
     model.to(memory_format=torch.channels_last)
     m_e2e = cm if (best and "compile" in best["variant"] and cm is not None) else model
@@ -499,7 +450,7 @@ def main(argv=None) -> int:
     def classify_gpu(xg):
         with torch.inference_mode(), (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda"
                                       else torch.autocast("cpu", enabled=False)):
-            x = gpu_prepare(xg, size, method)
+            x = gpu_prepare(xg, size)
             return m_e2e(x.contiguous(memory_format=torch.channels_last) if use_cl else x).float()
 
     # reference predictions (CPU path) for the first 64 files
@@ -511,6 +462,39 @@ def main(argv=None) -> int:
         ref_pred = model_cpu(xr).argmax(1)
     R["e2e"] = []
     bsz = 32 if smoke else 512
+    # the product's own path: exactly what `napari-organelle classify FILES --device cuda` runs
+    # (threaded reads + checks in io.iter_read_pairs, batched device-side preparation in
+    # inference.iter_classify), with the bundled classifier in fp32
+    if time_for(0.9):
+        try:
+            from napari_organelle.inference import iter_classify, load_model
+            from napari_organelle.io import iter_read_pairs
+
+            clf = load_model(None, "classifier")
+            clf.model.to(dev).eval()
+
+            def product_run(fs, preprocess="auto"):
+                t = time.perf_counter()
+                labels = [r.label for r in iter_classify(
+                    (pl for _, pl, err in iter_read_pairs(fs, workers=workers, prefetch=4 * bsz) if err is None),
+                    clf, batch_size=bsz, preprocess=preprocess)]
+                return labels, time.perf_counter() - t
+
+            product_run(files[: min(len(files), 2 * bsz)])  # warm-up
+            labels, sec = product_run(files)
+            host_labels, _ = product_run(files[:64], preprocess="host")
+            agree = float(np.mean([a == b for a, b in zip(labels[:64], host_labels)]))
+            row = {"reader": "product (napari-organelle classify)", "files": nfiles, "batch": bsz, "workers": workers,
+                   "cells_per_s": nfiles / sec, "agree_with_cpu_path": agree, "preprocessing": "prepare_batch",
+                   **frac(fwd_flops * nfiles / sec, 2 * raw_side * raw_side * 2 * nfiles / sec)}
+            R["e2e"].append(row)
+            log(f"end to end, the product's path ({workers} threads, batch {bsz}): {nfiles / sec:,.0f} cells/s; "
+                f"labels agree with host preprocessing on {100 * agree:.0f}% of 64")
+        except Exception as exc:  # noqa: BLE001
+            log(f"end to end, product path: FAILED {type(exc).__name__}: {exc}")
+            R["e2e"].append({"reader": "product (napari-organelle classify)", "error": str(exc)[:300]})
+    else:
+        R["e2e"].append({"reader": "product (napari-organelle classify)", "error": "skipped: time budget"})
     for reader in ("fast", "tifffile"):
         if not time_for(0.9):
             log(f"end to end {reader}: skipped (time budget)")
@@ -522,7 +506,7 @@ def main(argv=None) -> int:
             pred, sec = e2e_classify(files, classify_gpu, dev, bsz, workers, reader, (raw_side, raw_side))
             agree = float((pred[:64] == ref_pred[: len(pred[:64])]).float().mean())
             row = {"reader": reader, "files": nfiles, "batch": bsz, "workers": workers, "cells_per_s": nfiles / sec,
-                   "agree_with_cpu_path": agree, "preprocessing": method,
+                   "agree_with_cpu_path": agree, "preprocessing": "prepare_batch",
                    **frac(fwd_flops * nfiles / sec, 2 * raw_side * raw_side * 2 * nfiles / sec)}
             R["e2e"].append(row)
             log(f"end to end ({reader:8s}, {workers} threads, batch {bsz}): {nfiles / sec:,.0f} cells/s; "
@@ -576,15 +560,16 @@ def table(R) -> str:
         L.append(f"| {r['variant']} | {r['what']} | {r['batch']} | {r['cells_per_s']:,.0f} | "
                  f"{100 * r['flop_frac_spec']:.2f}% ({100 * r['flop_frac_measured']:.2f}%) | "
                  f"{100 * r['bw_frac_spec']:.3f}% ({100 * r['bw_frac_measured']:.3f}%) |")
-    L += ["", f"GPU preprocessing vs `prepare_pair`, max abs difference: sort {R.get('prep_maxdiff_sort')}, "
-          f"histogram {R.get('prep_maxdiff_hist')}.", "",
+    L += ["", f"GPU preprocessing (`preprocess.prepare_batch`) vs `prepare_pair`, max abs difference: "
+          f"{R.get('prep_maxdiff')}.", "",
           "| end to end from TIFF files (page cache) | files | threads | batch | cells/s | agrees with CPU path | "
           "BW frac |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in R.get("e2e", []):
         if "error" in r:
             L.append(f"| {r['reader']} | {_err(r)} | | | | | |")
             continue
-        L.append(f"| {r['reader']} decoder, GPU preprocessing ({r['preprocessing']}) | {r['files']} | {r['workers']} | "
+        what = r["reader"] if r["reader"].startswith("product") else f"{r['reader']} decoder"
+        L.append(f"| {what}, GPU preprocessing ({r['preprocessing']}) | {r['files']} | {r['workers']} | "
                  f"{r['batch']} | {r['cells_per_s']:,.0f} | {100 * r['agree_with_cpu_path']:.0f}% | "
                  f"{100 * r['bw_frac_spec']:.3f}% |")
     L.append(f"\nThe whole run took {R.get('total_s', 0):.0f} s" + ("." if "e2e" in R else

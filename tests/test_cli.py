@@ -62,6 +62,24 @@ def test_classify_skips_bad_files(cells, tiny_checkpoints, tmp_path, capsys):
     assert "bad.tif" in err
 
 
+def test_classify_one_unusable_image_does_not_stop_the_run(cells, tiny_checkpoints, tmp_path, capsys):
+    files = [str(f) for f in sorted(cells.glob("*/*.tif"))[:12]]
+    blank = tmp_path / "blank.tif"
+    tifffile.imwrite(blank, np.zeros((2, 96, 96), np.uint16))
+    files.insert(5, str(blank))
+    out = tmp_path / "r.csv"
+    assert main(["classify", *files, "--model", str(tiny_checkpoints["classifier"]), "--output", str(out),
+                 "--workers", "3", "--batch-size", "4", "--device", "cpu"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["file"] for r in rows] == [f for f in files if f != str(blank)]  # in order, threaded reads
+    err = capsys.readouterr().err
+    assert "blank.tif" in err and "constant" in err
+    one = tmp_path / "one.csv"
+    assert main(["classify", *files, "--model", str(tiny_checkpoints["classifier"]), "--output", str(one),
+                 "--workers", "1"]) == 0
+    assert [r["label"] for r in csv.DictReader(open(one))] == [r["label"] for r in rows]
+
+
 def test_reconstruct(cells, tiny_checkpoints, tmp_path):
     f = sorted(cells.glob("*/*.tif"))[0]
     out, res = tmp_path / "rec.tif", tmp_path / "res.tif"
@@ -103,6 +121,8 @@ def test_train_autoencoder(cells, tmp_path, capsys):
     (["train", "simulated:2", "--epochs", "0", "--out", "x.pt"], "epochs"),
     (["train", "simulated:2", "--device", "cuda:7", "--out", "x.pt"], "cuda"),
     (["classify", "/no/file.tif", "--model", "TINY"], "No image"),
+    (["classify", "/no/file.tif", "--model", "TINY", "--device", "cuda:3"], "cuda"),
+    (["classify", "/no/file.tif", "--model", "TINY", "--workers", "0"], "workers"),
     (["evaluate", "/no/such/folder", "--model", "/no/model.pt"], "model"),
 ])
 def test_errors_are_one_line_no_traceback(argv, needle, capsys, tmp_path, monkeypatch, tiny_checkpoints):

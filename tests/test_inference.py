@@ -79,6 +79,14 @@ def test_classify_cells_on_field(models):
     assert sorted(res) == sorted(int(v) for v in np.unique(labels) if v)
     with pytest.raises(InputError, match="no labelled"):
         inference.classify_cells(protein, np.zeros_like(labels), dna, models["classifier"])
+    # a labelled cell with no protein signal at all is reported, the others are still classified
+    dark = protein.copy()
+    ys, xs = np.nonzero(labels == 2)
+    dark[max(0, ys.min() - 40):ys.max() + 40, max(0, xs.min() - 40):xs.max() + 40] = 0
+    res2 = inference.classify_cells(dark, labels, dna, models["classifier"])
+    assert not res2[2].classified and "constant" in res2[2].note
+    assert all(res2[i].label == res[i].label for i in res if i != 2 and res2[i].classified)
+    assert sum(r.classified for r in res2.values()) >= len(res) - 2
 
 
 def test_activation_map_aligned_with_input(cell, models):
@@ -143,3 +151,38 @@ def test_bundled_models_load_and_say_they_learned_from_simulated_cells():
         assert "simulated cells" in m.meta["training"]["data"]
         assert "simulated" in m.card
     assert ae.model.compression_ratio(382, 382) >= 16
+
+
+def test_device_side_preprocessing_gives_the_host_results(models):
+    """preprocess="device" (the GPU path: raw pixels batched per shape) on the CPU: same probabilities
+    as the host path, in input order, with images it cannot take exactly (NaN, huge) falling back."""
+    rng = np.random.default_rng(4)
+    pairs = [simulate_cell(c, rng, size=96) for c in CLASSES[:6]]
+    pairs += [(simulate_cell("ER", rng, size=80)[0][:70].astype(np.float32), None)]
+    nan = simulate_cell("Nucleus", rng, size=96)[0].astype(np.float32)
+    nan[5, 5] = np.nan
+    pairs += [(nan, None), (np.pad(pairs[0][0], 300), None)] + pairs[:3]
+    host = inference.classify_batch(pairs, models["classifier"], batch_size=5, preprocess="host")
+    dev = inference.classify_batch(pairs, models["classifier"], batch_size=5, preprocess="device")
+    assert len(dev) == len(pairs)
+    for h, d in zip(host, dev):
+        assert d.label == h.label
+        assert max(abs(d.probabilities[c] - h.probabilities[c]) for c in CLASSES) < 1e-4
+    with pytest.raises(InputError, match="preprocess"):
+        next(inference.iter_classify(pairs, models["classifier"], preprocess="gpu"))
+
+
+def test_unusable_images_are_reported_in_place_or_raise(models):
+    rng = np.random.default_rng(5)
+    good = [simulate_cell(c, rng, size=64) for c in ("ER", "Golgi_gpp")]
+    blank = (np.zeros((64, 64), np.uint16), None)
+    pairs = [good[0], blank, good[1]]
+    with pytest.raises(InputError, match="constant"):
+        inference.classify_batch(pairs, models["classifier"])
+    res = inference.classify_batch(pairs, models["classifier"], skip_unusable=True, batch_size=2)
+    assert [r.classified for r in res] == [True, False, True]
+    assert res[1].label == "not classified" and "constant" in res[1].note and res[1].uncertain
+    assert np.isnan(res[1].confidence) and res[1].as_row()["note"] == res[1].note
+    alone = [inference.classify(p, d, models["classifier"]) for p, d in good]
+    assert [r.label for r in (res[0], res[2])] == [r.label for r in alone]
+    assert res[0].probabilities == pytest.approx(alone[0].probabilities, abs=1e-5)

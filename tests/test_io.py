@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_organelle.io import IMAGE_SUFFIXES, is_image_name, read_image, read_pair
+from napari_organelle.io import IMAGE_SUFFIXES, is_image_name, iter_read_pairs, read_image, read_pair
 from napari_organelle.preprocess import InputError
 
 RNG = np.random.default_rng(0)
@@ -177,3 +177,32 @@ def test_three_channel_stack_read_pair_error(tmp_path):
     assert read_image(p).shape == (5, 40, 50)
     with pytest.raises(InputError, match="stack.tif"):
         read_pair(p)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_iter_read_pairs_in_order_with_errors_in_place(tmp_path, workers):
+    rng = np.random.default_rng(0)
+    files, dnas = [], []
+    for i in range(9):
+        f, d = tmp_path / f"p{i}.tif", tmp_path / f"d{i}.tif"
+        tifffile.imwrite(f, (rng.random((24, 24)) * 1000 + i).astype(np.uint16))
+        tifffile.imwrite(d, (rng.random((24, 24)) * 500).astype(np.uint16))
+        files.append(f)
+        dnas.append(d)
+    (tmp_path / "p3.tif").write_bytes(b"garbage")
+    tifffile.imwrite(tmp_path / "p6.tif", np.full((24, 24), 7, np.uint16))
+    out = list(iter_read_pairs(files, dnas, workers=workers, prefetch=3))
+    assert [f for f, _, _ in out] == files
+    for i, (f, planes, err) in enumerate(out):
+        if i in (3, 6):
+            assert planes is None and isinstance(err, InputError)
+            assert ("p3.tif" in str(err)) if i == 3 else ("constant" in str(err))
+        else:
+            assert err is None
+            np.testing.assert_array_equal(planes[0], tifffile.imread(f))
+            np.testing.assert_array_equal(planes[1], tifffile.imread(dnas[i]))
+    gen = iter_read_pairs(files, None, workers=workers, prefetch=2)
+    assert next(gen)[0] == files[0]
+    gen.close()  # a consumer that stops early leaves no thread behind
+    with pytest.raises(InputError, match="one DNA file per protein file"):
+        list(iter_read_pairs(files, dnas[:2]))

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from napari_organelle.preprocess import (
-    InputError, as_plane, block_reduce_to, normalize, prepare_native, prepare_pair, split_channels,
+    InputError, as_plane, block_reduce_to, fits_batched, normalize, prepare_batch, prepare_native, prepare_pair,
+    split_channels, stack_for_batch, validate_pair,
 )
 
 
@@ -92,3 +93,49 @@ def test_split_channels():
     assert d is None
     with pytest.raises(InputError):
         split_channels(np.zeros((5, 20, 20)))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.int32, np.float32, np.float64, np.uint32])
+@pytest.mark.parametrize("shape", [(96, 96), (50, 70), (40, 40), (300, 260)])
+def test_batched_device_preparation_equals_prepare_pair(dtype, shape):
+    """prepare_batch (the GPU-side path, run here on the CPU) gives what prepare_pair gives, plane by
+    plane: downsampling, upsampling, non-square padding, every dtype, missing DNA, near-constant DNA."""
+    rng = np.random.default_rng(7)
+    scale = 60000 if dtype in (np.uint16, np.int32, np.uint32, np.float32, np.float64) else 250
+    pairs = []
+    for k in range(5):
+        p = (rng.gamma(1.5, 1.0, shape) / 12 * scale).clip(0, scale).astype(dtype)
+        d = (rng.random(shape) * scale).astype(dtype)
+        if k == 1:
+            d = None                      # no DNA image
+        elif k == 2:
+            d = np.zeros(shape, dtype)    # constant DNA -> zeros
+            d[0, 0] = 9                   # ... all but one pixel: percentiles equal, max differs
+        pairs.append((p, d))
+    assert all(fits_batched(p, 128) for p, _ in pairs)
+    raw = stack_for_batch(pairs)
+    assert raw.shape == (5, 2) + shape
+    if dtype in (np.uint16, np.uint8, np.int32):
+        assert raw.dtype == dtype  # sent to the device as is: 2 bytes a pixel for uint16
+    got = prepare_batch(raw, size=128).numpy()
+    want = np.stack([prepare_pair(p, d, size=128) for p, d in pairs])
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_fits_batched_sends_the_rest_to_the_one_at_a_time_path():
+    assert fits_batched(np.zeros((382, 382), np.uint16), 128)
+    assert not fits_batched(np.zeros((600, 600), np.uint16), 128)      # would be block-reduced first
+    assert not fits_batched(np.zeros((1100, 1000), np.uint16), 512)     # percentiles would be subsampled
+    img = np.ones((64, 64), np.float32)
+    img[3, 3] = np.nan
+    assert not fits_batched(img, 128)                                    # NaN handling lives in normalize
+
+
+def test_validate_pair_names_the_problem():
+    img = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    p, d = validate_pair(img, None)
+    assert p is img and d is None                                        # a view, no copy
+    with pytest.raises(InputError, match="constant"):
+        validate_pair(np.full((64, 64), 3, np.uint16))
+    with pytest.raises(InputError, match="same cell"):
+        validate_pair(img, img[:32])

@@ -205,3 +205,29 @@ def test_demo_docks_widgets_and_shows_a_result(qtbot, tiny_models):
         assert "plane 4" in widget.chart.title()
     finally:
         viewer.close()
+
+
+def test_blank_plane_of_a_stack_is_not_classified_and_the_rest_are(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "cells")
+    protein = viewer.layers[0]
+    data = np.array(protein.data)
+    data[4] = 0  # an empty frame, as microscopes do write
+    protein.data = data
+    widget = _dock(viewer)
+    widget.cam_check.setChecked(True)
+    _run(qtbot, widget)
+    rows = widget.table.rows
+    assert len(rows) == N_CLASSES
+    assert rows[4]["label"] == "not classified" and "constant" in rows[4]["note"]
+    assert all(r["label"] != "not classified" and r["note"] == "" for k, r in enumerate(rows) if k != 4)
+    assert "1 plane not classified" in widget.summary.text()
+    cam = next(layer for layer in viewer.layers if layer.metadata.get("organelle_cam_of") == protein.name)
+    assert cam.data.shape == data.shape and not np.asarray(cam.data[4]).any()
+    from napari_organelle.inference import activation_map
+
+    dna = widget.dna_combo.layer().data
+    np.testing.assert_allclose(cam.data[3], activation_map(data[3], dna[3], tiny_models["classifier"],
+                                                           target=rows[3]["label"]), atol=1e-5)
+    widget.table.table.setCurrentCell(4, 0)
+    assert "Not classified" in widget.chart.title()

@@ -129,8 +129,15 @@ def canonical_class(name: str) -> str | None:
     return _ALIASES.get(_key(str(name)))
 
 
+#: The label of an image that could not be classified (no signal); shown in grey.
+NOT_CLASSIFIED = "not classified"
+NOT_CLASSIFIED_COLOR = "#808080"
+
+
 def class_color(name: str, index: int | None = None) -> str:
     """Display colour for a class; user classes get a stable colour from a fallback palette."""
+    if name == NOT_CLASSIFIED:
+        return NOT_CLASSIFIED_COLOR
     canon = canonical_class(name)
     if canon is not None and canon in COLORS:
         return COLORS[canon]

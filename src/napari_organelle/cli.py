@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--output", default=None, help="CSV file (default: print a table)")
     s.add_argument("--ood", action="store_true", help="add out-of-distribution scores (bundled autoencoder)")
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (auto: a GPU if there is one)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="threads reading files (default: the CPU count, at most 8)")
 
     s = sub.add_parser("reconstruct", help="reconstruct an image with the autoencoder")
     s.add_argument("file")
@@ -206,37 +209,37 @@ def _write_csv(path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _iter_files(files, dna_files, skipped):
-    from .io import read_image
-    from .preprocess import split_channels
-
-    for i, f in enumerate(files):
-        try:
-            arr = read_image(f)
-            protein, dna = split_channels(arr, name=str(f))
-            if dna_files:
-                dna = read_image(dna_files[i])
-            yield f, protein, dna
-        except OrganelleError as exc:
-            skipped.append((f, str(exc)))
-
-
 def _cmd_classify(a) -> int:
+    import os
+
     from .inference import iter_classify, load_model
+    from .io import iter_read_pairs
+    from .training import resolve_device
 
     if a.batch_size < 1:
         raise OrganelleError(f"--batch-size must be at least 1 (got {a.batch_size}).")
     if a.dna and len(a.dna) != len(a.files):
         raise OrganelleError(f"Give one --dna file per protein file ({len(a.files)} protein, {len(a.dna)} DNA).")
+    workers = a.workers if a.workers is not None else min(8, os.cpu_count() or 1)
+    if workers < 1:
+        raise OrganelleError(f"--workers must be at least 1 (got {workers}).")
+    dev = resolve_device(a.device)
     clf = load_model(a.model, "classifier")
+    clf.model.to(dev)
     ae = load_model(None, "autoencoder") if a.ood else None
+    if ae is not None:
+        ae.model.to(dev)
     skipped: list = []
     names: list[str] = []
 
-    def pairs():
-        for f, p, d in _iter_files(a.files, a.dna, skipped):
+    def pairs():  # files that cannot be read or used are reported at the end, not fatal
+        for f, planes, err in iter_read_pairs(a.files, a.dna, workers=workers,
+                                              prefetch=max(2 * a.batch_size, 4 * workers)):
+            if err is not None:
+                skipped.append((f, str(err)))
+                continue
             names.append(str(f))
-            yield p, d
+            yield planes
 
     bar = Progress("classifying")
     out_fh = None
@@ -258,13 +261,13 @@ def _cmd_classify(a) -> int:
             else:
                 flag = "  (uncertain)" if r.uncertain else ""
                 print(f"{row['file']}\t{r.label}\t{100 * r.confidence:.1f}%{flag}")
-            bar(n, len(a.files))
+            bar(n + len(skipped), len(a.files))
     finally:
         if out_fh is not None:
             out_fh.close()
     if tmp is not None:
         tmp.replace(a.output)
-        print(f"Classified {n} images with {clf.name}; results in {a.output}")
+        print(f"Classified {n} images with {clf.name} on {dev}; results in {a.output}")
     for f, why in skipped:
         print(f"skipped {f}: {why}", file=sys.stderr)
     if n == 0:

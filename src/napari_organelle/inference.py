@@ -12,13 +12,18 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .classes import NOT_CLASSIFIED
 from .preprocess import (
     InputError,
     MAX_NATIVE_SIDE,
     as_plane,
     block_reduce_to,
+    fits_batched,
     normalize,
+    prepare_batch,
     prepare_pair,
+    stack_for_batch,
+    validate_pair,
 )
 
 #: A cell is flagged "uncertain" below this top-class probability ...
@@ -43,15 +48,31 @@ class Classification:
     ood_score: float | None = None
     uncertain: bool = False
     model_name: str = ""
+    note: str = ""
+
+    @property
+    def classified(self) -> bool:
+        return self.label != NOT_CLASSIFIED
+
+    @classmethod
+    def not_classified(cls, reason: str, classes, has_dna: bool, model_name: str = "") -> "Classification":
+        """The result for an image the model could not be given (e.g. a blank plane of a stack): label
+        'not classified', NaN confidence and probabilities, and the reason in ``note``."""
+        nan = float("nan")
+        return cls(label=NOT_CLASSIFIED, confidence=nan, probabilities={c: nan for c in classes},
+                   classes=list(classes), has_dna=has_dna, ood_score=None, uncertain=True,
+                   model_name=model_name, note=reason)
 
     def as_row(self) -> dict:
-        """A flat dict: label, confidence, one ``p_<class>`` column per class, ood_score, uncertain."""
+        """A flat dict: label, confidence, one ``p_<class>`` column per class, ood_score, uncertain,
+        note (why an image was not classified; empty otherwise)."""
         row: dict = {"label": self.label, "confidence": round(self.confidence, 6)}
         for c in self.classes:
             row[f"p_{c}"] = round(self.probabilities[c], 6)
         row["has_dna"] = self.has_dna
         row["ood_score"] = None if self.ood_score is None else round(self.ood_score, 4)
         row["uncertain"] = self.uncertain
+        row["note"] = self.note
         return row
 
 
@@ -140,41 +161,86 @@ def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str
 
 
 def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
-                  should_stop=None) -> Iterator[Classification]:
-    """Classify (protein, dna-or-None) pairs lazily, ``batch_size`` at a time.
+                  should_stop=None, skip_unusable: bool = False,
+                  preprocess: str = "auto") -> Iterator[Classification]:
+    """Classify (protein, dna-or-None) pairs lazily, ``batch_size`` at a time, in order.
 
     Memory stays bounded by one batch whatever the number of images (the CLI streams 10,000s of
     files through this). Stops early, yielding nothing more, when ``should_stop`` is set.
+
+    ``skip_unusable``: an image the model cannot be given (constant, too small, mismatched DNA)
+    yields a :meth:`Classification.not_classified` result saying why, instead of raising InputError
+    and ending the whole run (one blank plane must not cost the other planes of a stack).
+
+    ``preprocess``: "host" prepares each image with :func:`~napari_organelle.preprocess.prepare_pair`
+    on the CPU; "device" copies the raw pixels of same-shape images to the model's device and
+    prepares them there as a batch (:func:`~napari_organelle.preprocess.prepare_batch`, the same
+    result; images it cannot take exactly fall back to the host); "auto" (default) is "device" when
+    the model is on a GPU and "host" on the CPU.
     """
     import torch
 
+    if preprocess not in ("auto", "host", "device"):
+        raise InputError(f"preprocess must be 'auto', 'host' or 'device', not {preprocess!r}.")
+    if int(batch_size) < 1:
+        raise InputError(f"The batch size must be at least 1 (got {batch_size}).")
     clf = _as_loaded(model, "classifier")
     ae = _as_loaded(autoencoder, "autoencoder") if autoencoder is not None else None
     size = int(clf.input_size)
     dev = _device_of(clf.model)
-    batch: list[np.ndarray] = []
-    dna_flags: list[bool] = []
+    on_device = preprocess == "device" or (preprocess == "auto" and dev.type != "cpu")
+    # one entry per input, in order: (protein, dna) planes to classify, or a not-classified result
+    entries: list = []
     oods: list[float | None] = []
 
+    def prepared(items: list) -> torch.Tensor:
+        if not on_device:
+            x = np.stack([prepare_pair(p, d, size=size, check_signal=False) for p, d in items])
+            return torch.from_numpy(x).to(dev)
+        x = torch.empty((len(items), 2, size, size), dtype=torch.float32, device=dev)
+        groups: dict[tuple, list[int]] = {}
+        host: list[int] = []
+        for i, (p, d) in enumerate(items):
+            if fits_batched(p, size) and (d is None or fits_batched(d, size)):
+                groups.setdefault(p.shape, []).append(i)
+            else:
+                host.append(i)
+        for idx in groups.values():
+            x[idx] = prepare_batch(stack_for_batch([items[i] for i in idx]), size=size, device=dev)
+        if host:
+            xs = np.stack([prepare_pair(*items[i], size=size, check_signal=False) for i in host])
+            x[host] = torch.from_numpy(xs).to(dev)
+        return x
+
     def flush():
-        x = torch.from_numpy(np.stack(batch)).to(dev)
-        with torch.inference_mode():
-            probs = _softmax_rows(clf.model(x))
-        out = [_make_result(p, clf.classes, f, clf.name, o) for p, f, o in zip(probs, dna_flags, oods)]
-        batch.clear()
-        dna_flags.clear()
+        todo = [(k, e) for k, e in enumerate(entries) if not isinstance(e, Classification)]
+        out: list = list(entries)
+        if todo:
+            x = prepared([e for _, e in todo])
+            with torch.inference_mode():
+                probs = _softmax_rows(clf.model(x))
+            for (k, (p, d)), pr in zip(todo, probs):
+                out[k] = _make_result(pr, clf.classes, d is not None, clf.name, oods[k])
+        entries.clear()
         oods.clear()
         return out
 
     for protein, dna in pairs:
         if _stop_requested(should_stop):
             return
-        batch.append(prepare_pair(protein, dna, size=size))
-        dna_flags.append(dna is not None)
-        oods.append(ood_score(protein, autoencoder=ae) if ae is not None else None)
-        if len(batch) >= batch_size:
+        try:
+            p, d = validate_pair(protein, dna)
+        except InputError as exc:
+            if not skip_unusable:
+                raise
+            entries.append(Classification.not_classified(str(exc), clf.classes, dna is not None, clf.name))
+            oods.append(None)
+        else:
+            entries.append((p, d))
+            oods.append(ood_score(p, autoencoder=ae) if ae is not None else None)
+        if len(entries) >= batch_size:
             yield from flush()
-    if batch:
+    if entries:
         yield from flush()
 
 
@@ -195,12 +261,14 @@ def classify(protein, dna=None, model=None, *, channel: int | None = None,
 
 
 def classify_batch(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
-                   progress: Callable[[int, int], None] | None = None, should_stop=None) -> list[Classification]:
-    """Classify many (protein, dna-or-None) pairs; ``progress(done, total)`` after each batch."""
+                   progress: Callable[[int, int], None] | None = None, should_stop=None,
+                   skip_unusable: bool = False, preprocess: str = "auto") -> list[Classification]:
+    """Classify many (protein, dna-or-None) pairs; ``progress(done, total)`` after each batch.
+    ``skip_unusable`` and ``preprocess``: see :func:`iter_classify`."""
     pairs = list(pairs)
     out: list[Classification] = []
     for r in iter_classify(pairs, model, batch_size=batch_size, autoencoder=autoencoder,
-                           should_stop=should_stop):
+                           should_stop=should_stop, skip_unusable=skip_unusable, preprocess=preprocess):
         out.append(r)
         if progress is not None and (len(out) % batch_size == 0 or len(out) == len(pairs)):
             progress(len(out), len(pairs))
@@ -269,11 +337,13 @@ def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[t
 
 
 def classify_cells(protein, labels, dna=None, model=None, *, autoencoder=None, batch_size: int = 32,
-                   progress=None, should_stop=None) -> dict[int, Classification]:
-    """Classify each labelled cell of ``labels`` (0 = background) in a field of view."""
+                   progress=None, should_stop=None, skip_unusable: bool = True) -> dict[int, Classification]:
+    """Classify each labelled cell of ``labels`` (0 = background) in a field of view. A cell whose crop
+    carries no signal is reported 'not classified' (``skip_unusable``) rather than failing the rest."""
     crops = list(cell_crops(protein, labels, dna))
     results = classify_batch([(pc, dc) for _, pc, dc in crops], model, batch_size=batch_size,
-                             autoencoder=autoencoder, progress=progress, should_stop=should_stop)
+                             autoencoder=autoencoder, progress=progress, should_stop=should_stop,
+                             skip_unusable=skip_unusable)
     return {i: r for (i, _, _), r in zip(crops, results)}
 
 

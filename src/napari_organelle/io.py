@@ -209,3 +209,53 @@ def read_pair(path, name: str | None = None) -> tuple[np.ndarray, np.ndarray | N
     label = name or (str(path) if not isinstance(path, (bytes, bytearray, memoryview)) else "image bytes")
     arr = read_image(path, name=label)
     return split_channels(arr, name=label)
+
+
+def _read_checked(path, dna_path=None) -> tuple[np.ndarray, np.ndarray | None]:
+    from .preprocess import validate_pair
+
+    protein, dna = read_pair(path)
+    if dna_path is not None:
+        dna = read_image(dna_path)
+    return validate_pair(protein, dna)
+
+
+def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int = 64):
+    """Read image files in order and yield ``(file, (protein, dna-or-None), error)`` for each:
+    ``error`` is None and the planes are checked (:func:`~napari_organelle.preprocess.validate_pair`),
+    or the planes are None and ``error`` is the InputError that says what is wrong with that file.
+
+    ``workers`` > 1 reads with that many threads (file reading and TIFF decoding release the GIL),
+    keeping at most ``prefetch`` files in memory ahead of the consumer. ``dna_files``: one DNA file
+    per protein file (else 2-channel files carry the DNA in channel 1).
+    """
+    import collections
+    import concurrent.futures as cf
+
+    files = list(files)
+    dnas = list(dna_files) if dna_files else [None] * len(files)
+    if len(dnas) != len(files):
+        raise InputError(f"Give one DNA file per protein file ({len(files)} protein, {len(dnas)} DNA).")
+
+    def job(i):
+        try:
+            return files[i], _read_checked(files[i], dnas[i]), None
+        except InputError as exc:
+            return files[i], None, exc
+
+    if workers <= 1:
+        for i in range(len(files)):
+            yield job(i)
+        return
+    with cf.ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="organelle-read") as pool:
+        queue: collections.deque = collections.deque()
+        nxt = 0
+        try:
+            while nxt < len(files) or queue:
+                while nxt < len(files) and len(queue) < max(1, int(prefetch)):
+                    queue.append(pool.submit(job, nxt))
+                    nxt += 1
+                yield queue.popleft().result()
+        finally:  # the consumer stopped early: drop what is queued
+            for f in queue:
+                f.cancel()

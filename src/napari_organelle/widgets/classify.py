@@ -277,7 +277,8 @@ class ClassifyWidget(JobControls, QWidget):
                 n = len(pairs)
                 total = 2 * n if want_cam else n
                 res = inference.classify_batch(pairs, clf, batch_size=8, autoencoder=ae,
-                                               progress=lambda d, t: progress(d, total), should_stop=stop)
+                                               progress=lambda d, t: progress(d, total), should_stop=stop,
+                                               skip_unusable=True)  # a blank plane must not fail the rest
                 if stop.is_set() or len(res) < n:
                     raise InterruptedError
                 out["results"] = res
@@ -286,7 +287,8 @@ class ClassifyWidget(JobControls, QWidget):
                     for k, ((p, d), r) in enumerate(zip(pairs, res)):
                         if stop.is_set():
                             raise InterruptedError
-                        cams.append(inference.activation_map(p, d, model=clf, target=r.label))
+                        cams.append(inference.activation_map(p, d, model=clf, target=r.label) if r.classified
+                                    else np.zeros(np.shape(p)[-2:], np.float32))
                         progress(n + k + 1, total)
                     out["cams"] = cams
             else:
@@ -353,8 +355,13 @@ class ClassifyWidget(JobControls, QWidget):
             if expected is not None:
                 ok = sum(e == r.label for e, r in zip(expected, results))
                 text += f"<br>{ok}/{len(results)} match the planes' known classes (layer metadata)."
-            if n_unc:
-                text += f"<br>{n_unc} uncertain (highlighted)."
+            n_not = sum(not r.classified for r in results)
+            if n_unc - n_not:
+                text += f"<br>{n_unc - n_not} uncertain (highlighted)."
+            if n_not:
+                text += (f"<br>{n_not} plane{'s' if n_not > 1 else ''} not classified (no usable signal; "
+                         "the table's note says why).")
+            self._result["summary"] = text
             self._show_message(text)
             self._on_dims()
         else:
@@ -367,9 +374,14 @@ class ClassifyWidget(JobControls, QWidget):
             return [str(c) for c in classes]
         return None
 
-    def _show_single(self, r, where: str) -> None:
+    def _show_single(self, r, where: str, prefix: str = "") -> None:
+        """Show one result; ``prefix`` (the summary of a stack's run) stays above it."""
+        if not r.classified:
+            self._show_message(f"{prefix}<b>Not classified</b> ({where}): {r.note}")
+            self.chart.set_probabilities(r.probabilities, f"Not classified: {where}")
+            return
         color = class_color(r.label)
-        text = (f"<span style='font-size:15px'><b style='color:{color}'>{r.label}</b> "
+        text = prefix + (f"<span style='font-size:15px'><b style='color:{color}'>{r.label}</b> "
                 f"{100 * r.confidence:.0f}%</span> &nbsp;({where})")
         if r.ood_score is not None:
             text += f"<br>out-of-distribution score {r.ood_score:.2f} (about 1 = like the training cells)"
@@ -411,7 +423,7 @@ class ClassifyWidget(JobControls, QWidget):
         res = self._result
         r = res["results"][k]
         where = f"plane {_plane_label(res['indices'][k])} of '{res['layer']}'"
-        self._show_single(r, where)
+        self._show_single(r, where, prefix=res.get("summary", "") + "<br>" if res.get("summary") else "")
         self.table.select_row(k)
 
     def _on_dims(self, event=None) -> None:
@@ -468,13 +480,17 @@ class ClassifyWidget(JobControls, QWidget):
         present = [c for c in meta_base["classes"] if counts.get(c)]
         self.legend.setText("<b>Predicted classes</b> (cells): " + legend_html(present, counts))
         self.legend.setVisible(True)
-        n_unc = sum(cells[i].uncertain for i in ids)
-        text = f"<b>{len(ids)} cells</b> classified in '{protein.name}'."
+        n_not = sum(not cells[i].classified for i in ids)
+        n_unc = sum(cells[i].uncertain for i in ids) - n_not
+        text = f"<b>{len(ids) - n_not} cells</b> classified in '{protein.name}'."
         if true is not None:
             ok = sum(true.get(i) == cells[i].label for i in ids)
             text += f"<br>{ok}/{len(ids)} match the cells' known classes (Labels features)."
         if n_unc:
             text += f"<br>{n_unc} uncertain (highlighted)."
+        if n_not:
+            text += (f"<br>{n_not} cell{'s' if n_not > 1 else ''} not classified (no usable signal in the "
+                     "crop; grey in the class layer, the table's note says why).")
         self._show_message(text)
         if ids:
             self.table.select_row(0)
