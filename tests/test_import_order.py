@@ -87,3 +87,29 @@ def test_widgets_then_torchvision_after_viewer(tmp_path):
     viewer.close()
     """, tmp_path)
     assert "OK (1, 1000)" in proc.stdout
+
+
+def test_demo_command_imports_the_widgets_before_napari(tmp_path):
+    """`napari-organelle demo` imports the widgets first and napari second (the reverse of the Plugins
+    menu); its first model card counts FLOPs, which imports triton. It segfaulted until the widgets'
+    guard stopped depending on napari being imported already."""
+    script = tmp_path / "demo.py"
+    script.write_text(textwrap.dedent("""
+    import sys
+    assert "napari" not in sys.modules
+    from napari_organelle.cli import main
+    assert main(["demo", "--no-block"]) == 0
+    import napari
+    viewer = napari.current_viewer()
+    rows = viewer.layers[0].metadata["organelle"]["rows"]
+    print("OK", len(rows), sum(r["label"] == e for r, e in zip(rows, viewer.layers[0].metadata["classes"])))
+    viewer.close()
+    """))
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "xcb")
+    env["NAPARI_ORGANELLE_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, f"exit code {proc.returncode} (-11/139 = segfault)\n{proc.stderr[-5000:]}"
+    assert "OK 10" in proc.stdout
+    assert "triton not found" not in proc.stderr  # no noise for the user

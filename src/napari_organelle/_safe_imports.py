@@ -22,14 +22,18 @@ def gl_app_loaded() -> bool:
     return any(name in sys.modules for name in GL_MODULES)
 
 
-def guard_triton() -> bool:
-    """Block ``triton`` if a GL/Qt app is loaded and triton is not imported yet.
+def guard_triton(gui: bool = False) -> bool:
+    """Block ``triton`` if a GL/Qt app is loaded (or ``gui``: the caller is about to start one) and
+    triton is not imported yet.
 
-    Returns True when triton was blocked (now or earlier). Safe to call many times.
+    Returns True when triton was blocked (now or earlier). Safe to call many times. The widgets call
+    it with ``gui=True`` when they are imported, whatever was imported before them: ``napari-organelle
+    demo`` imports the widgets before napari exists, and its first model card (FLOP counting through
+    ``torch.utils.flop_counter``) would otherwise import triton after the viewer's GL context.
     """
     if "triton" in sys.modules:
         return sys.modules["triton"] is None
-    if gl_app_loaded():
+    if gui or gl_app_loaded():
         sys.modules["triton"] = None  # type: ignore[assignment]
         return True
     return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from torch import nn
 
 from ..preprocess import InputError
@@ -49,6 +51,12 @@ def flops_per_cell(model: nn.Module, input_shape) -> int:
     pooling are not included).
     """
     import torch
+
+    from .._safe_imports import guard_triton
+
+    if guard_triton():  # the flop counter imports triton: unsafe once a GL context is live
+        # ... and without triton it warns that triton kernels will not be counted (there are none)
+        logging.getLogger("torch.utils.flop_counter").setLevel(logging.ERROR)
     from torch.utils.flop_counter import FlopCounterMode
 
     shape = tuple(int(s) for s in input_shape)

@@ -1,14 +1,16 @@
 """napari docks of napari-organelle (the only package that imports Qt or napari).
 
-Importing this package first blocks ``triton`` when a Qt/GL application is already running in the
-process: importing torchvision (which pulls in triton through torch._dynamo) after Mesa's software
-OpenGL is live segfaults otherwise (see ``napari_organelle._safe_imports``). Every widget module
-imports this package first, so the guard runs before any torch or torchvision import.
+Importing this package blocks ``triton`` (unless it is imported already): these widgets only ever run
+inside a Qt/GL application, and importing triton (through torchvision, torch._dynamo or
+torch.utils.flop_counter) once Mesa's software OpenGL is live segfaults (see
+``napari_organelle._safe_imports``). It does not matter whether napari was imported before this
+package (the Plugins menu) or after it (``napari-organelle demo``). Every widget module imports this
+package first, so the guard runs before any torch or torchvision import.
 """
 
 from .._safe_imports import guard_triton
 
-guard_triton()
+guard_triton(gui=True)
 
 __all__ = ["ClassifyWidget", "ReconstructWidget"]
 
