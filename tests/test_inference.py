@@ -186,3 +186,21 @@ def test_unusable_images_are_reported_in_place_or_raise(models):
     alone = [inference.classify(p, d, models["classifier"]) for p, d in good]
     assert [r.label for r in (res[0], res[2])] == [r.label for r in alone]
     assert res[0].probabilities == pytest.approx(alone[0].probabilities, abs=1e-5)
+
+
+def test_model_on_copies_to_another_device_once_and_leaves_the_original(models, monkeypatch):
+    import torch
+
+    from napari_organelle import training
+
+    clf = models["classifier"]
+    assert inference.model_on(clf, "cpu") is clf and inference.model_on(clf, "auto") is clf  # no GPU here
+    with pytest.raises(InputError, match="CUDA is not available"):
+        inference.model_on(clf, "cuda")
+    # another device (torch's "meta" device stands in for a GPU): a copy, made once, original untouched
+    monkeypatch.setattr(training, "resolve_device", lambda spec: torch.device("meta"))
+    moved = inference.model_on(clf, "cuda:0")
+    assert moved is not clf and next(moved.model.parameters()).device.type == "meta"
+    assert next(clf.model.parameters()).device.type == "cpu"
+    assert moved.classes == clf.classes and moved.name == clf.name and moved.input_size == clf.input_size
+    assert inference.model_on(clf, "cuda:0") is moved

@@ -215,6 +215,8 @@ def test_blank_plane_of_a_stack_is_not_classified_and_the_rest_are(make_napari_v
     data[4] = 0  # an empty frame, as microscopes do write
     protein.data = data
     widget = _dock(viewer)
+    assert widget.device_combo.ids()[:2] == ["auto", "cpu"]  # "Run on": auto picks a GPU when there is one
+    assert widget.device_combo.set_device("cpu")
     widget.cam_check.setChecked(True)
     _run(qtbot, widget)
     rows = widget.table.rows

@@ -82,3 +82,14 @@ def test_rgb_layer_is_refused_with_a_message(make_napari_viewer, qtbot, tiny_mod
     assert widget.run() is None
     assert "RGB" in widget.metrics_label.text()
     assert len(viewer.layers) == 1
+
+
+def test_run_on_a_device_this_machine_lacks_is_refused_with_a_message(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.add_image(_cell(seed=1), name="cell")
+    widget = _dock(viewer)
+    assert widget.device_combo.ids()[:2] == ["auto", "cpu"]
+    widget.device_combo.device = lambda: "cuda:5"  # e.g. a GPU unplugged since the dock listed it
+    assert widget.run() is None
+    assert "CUDA" in widget.metrics_label.text() and "cpu" in widget.metrics_label.text()
+    assert [lay.name for lay in viewer.layers] == ["cell"]

@@ -103,6 +103,37 @@ def load_model(name_or_path=None, kind: str = "classifier"):
     return resolve_model(name_or_path, kind=kind)
 
 
+_ON_DEVICE: dict = {}  # (id of the CPU network, device) -> (source LoadedModel, copy on the device)
+
+
+def model_on(model, device="auto", kind: str | None = None):
+    """The LoadedModel ``model`` with its network on ``device`` ("auto" | "cpu" | "cuda[:N]" | "mps").
+
+    On the CPU this is ``model`` itself. Elsewhere it is a copy (made once per model and device, then
+    reused), so the original stays on the CPU for whoever else uses it: another dock, a fine-tune
+    starting from it. InputError when the device does not exist here.
+    """
+    import copy
+    import dataclasses
+
+    from .training import resolve_device
+
+    if kind is not None:
+        model = _as_loaded(model, kind)
+    dev = resolve_device(device)
+    if _device_of(model.model) == dev or dev.type == "cpu" and _device_of(model.model).type == "cpu":
+        return model
+    key = (id(model.model), str(dev))
+    hit = _ON_DEVICE.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+    moved = dataclasses.replace(model, model=copy.deepcopy(model.model).to(dev).eval())
+    if len(_ON_DEVICE) >= 4:  # a handful of models at most; the oldest copy goes
+        _ON_DEVICE.pop(next(iter(_ON_DEVICE)))
+    _ON_DEVICE[key] = (model, moved)
+    return moved
+
+
 def _as_loaded(model, kind: str):
     from .checkpoints import LoadedModel
 

@@ -50,10 +50,10 @@ def _probe_devices() -> list[tuple[str, str]]:
 class DeviceComboBox(QComboBox):
     """Drop-down of the devices this machine has; ``device()`` returns the id for TrainConfig."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, what: str = "training") -> None:
         super().__init__(parent)
         self.setToolTip(
-            "Where training runs. 'auto' picks the first CUDA GPU, else Apple MPS, else the CPU."
+            f"Where {what} runs. 'auto' picks the first CUDA GPU, else Apple MPS, else the CPU."
         )
         self.refresh()
 

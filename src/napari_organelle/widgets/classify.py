@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 
 from ..classes import class_color
 from ..preprocess import InputError
+from ._devices import DeviceComboBox
 from ._common import (
     Job,
     JobControls,
@@ -88,6 +89,7 @@ class ClassifyWidget(JobControls, QWidget):
         self.protein_combo = LayerCombo(napari_viewer, Image, avoid=_DNA_WORDS)
         self.dna_combo = LayerCombo(napari_viewer, Image, optional=True, prefer=_DNA_WORDS)
         self.model_picker = ModelPicker("classifier")
+        self.device_combo = DeviceComboBox(what="classification")
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(MODES)
         self.labels_combo = LayerCombo(napari_viewer, Labels)
@@ -112,6 +114,7 @@ class ClassifyWidget(JobControls, QWidget):
         form.addRow("Protein image", self.protein_combo)
         form.addRow("DNA image", self.dna_combo)
         form.addRow("Model", self.model_picker)
+        form.addRow("Run on", self.device_combo)
         form.addRow("Mode", self.mode_combo)
         self._labels_label = QLabel("Cells (Labels)")
         form.addRow(self._labels_label, self.labels_combo)
@@ -255,6 +258,9 @@ class ClassifyWidget(JobControls, QWidget):
 
                 ae = STATE.get_active("autoencoder")
             from .. import inference  # imports torch (the triton guard already ran)
+            from ..training import resolve_device
+
+            device = resolve_device(self.device_combo.device())  # an unavailable device is refused here
         except Exception as exc:
             self._show_message(notify_error(exc, "Classification"))
             return None
@@ -262,6 +268,9 @@ class ClassifyWidget(JobControls, QWidget):
         mode = spec["mode"]
 
         def work(progress, stop):
+            nonlocal clf, ae
+            clf = inference.model_on(clf, device)  # a copy on the GPU; the CPU model stays as it is
+            ae = inference.model_on(ae, device) if ae is not None else None
             out: dict = {"spec": spec, "model": clf, "cams": None}
             if mode == WHOLE:
                 progress(0, 2 if want_cam else 1)

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..preprocess import InputError
+from ._devices import DeviceComboBox
 from ._common import (
     Job,
     JobControls,
@@ -56,6 +57,7 @@ class ReconstructWidget(JobControls, QWidget):
 
         self.image_combo = LayerCombo(napari_viewer, Image, avoid=("reconstruction", "residual", "cam ("))
         self.model_picker = ModelPicker("autoencoder")
+        self.device_combo = DeviceComboBox(what="the reconstruction")
         self.residual_check = QCheckBox("add residual layer (input - reconstruction)")
         self.residual_check.setChecked(True)
         buttons = self._make_job_controls("Reconstruct")
@@ -67,6 +69,7 @@ class ReconstructWidget(JobControls, QWidget):
         form = QFormLayout()
         form.addRow("Image", self.image_combo)
         form.addRow("Autoencoder", self.model_picker)
+        form.addRow("Run on", self.device_combo)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addWidget(self.residual_check)
@@ -91,7 +94,9 @@ class ReconstructWidget(JobControls, QWidget):
                                  "resolution level saved as its own layer.")
             ae = self.model_picker.active()
             from .. import inference  # imports torch (the triton guard already ran)
+            from ..training import resolve_device
 
+            device = resolve_device(self.device_combo.device())  # an unavailable device is refused here
             data = np.asarray(layer.data)
         except Exception as exc:
             self._show_message(notify_error(exc, "Reconstruction"))
@@ -103,7 +108,8 @@ class ReconstructWidget(JobControls, QWidget):
 
         def work(progress, stop):
             progress(0, int(np.prod(data.shape[:-2])) if data.ndim > 2 else 1)
-            return inference.reconstruct(data, ae, progress=progress, should_stop=stop)
+            return inference.reconstruct(data, inference.model_on(ae, device), progress=progress,
+                                         should_stop=stop)
 
         def done(rec):
             self._show_result(name, rec, kw, contrast, add_residual, ae)
