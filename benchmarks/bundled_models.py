@@ -11,7 +11,8 @@ Steps (each one is a plain CLI command, printed before it runs):
 4. napari-organelle evaluate on both, protein + DNA and protein only; the figures go into the
    checkpoints' metrics (with the data they were measured on) and the checkpoints are copied into
    src/napari_organelle/weights/.
-On 2 CPU cores (OMP_NUM_THREADS=1) step 1 took ~15 min and step 2 ~10 min; on a GPU, a minute or two.
+On 2 CPU cores step 1 took 15 min (896 s) and step 2 19 min (1158 s, the machine shared with other
+jobs), as the checkpoints record; on a GPU it should take a minute or two (not measured).
 """
 
 from __future__ import annotations

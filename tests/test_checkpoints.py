@@ -46,7 +46,7 @@ def test_round_trip_identical_outputs(tmp_path):
     with torch.no_grad():
         assert torch.equal(m(x), lm.model(x))
     card = lm.card
-    assert "m:" in card and "unit" in card and "50.0%" in card and "Date:" in card
+    assert "m:" in card and "unit" in card and "50.00%" in card and "Date:" in card
     # dict input works too, and torch.load(weights_only=True) reads the file
     d = torch.load(p, map_location="cpu", weights_only=True)
     assert load_checkpoint(d).kind == "classifier"

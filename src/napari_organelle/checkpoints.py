@@ -234,7 +234,7 @@ class LoadedModel:
                     or k.endswith("_n") or "_n_" in k):
                 continue
             if isinstance(v, float) and ("acc" in k) and v <= 1.0:
-                val = f"{100 * v:.1f}%"
+                val = f"{100 * v:.2f}%"  # 2 decimals: 1 cell in 400 is 0.25 %
             elif isinstance(v, float) and "psnr" in k:
                 val = f"{v:.1f} dB"
             elif isinstance(v, float):
