@@ -207,7 +207,8 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
     on the CPU; "device" copies the raw pixels of same-shape images to the model's device and
     prepares them there as a batch (:func:`~napari_organelle.preprocess.prepare_batch`, the same
     result; images it cannot take exactly fall back to the host); "auto" (default) is "device" when
-    the model is on a GPU and "host" on the CPU.
+    the model is on a CUDA GPU and "host" otherwise (CPU, and Apple MPS, where torch lacks some of the
+    operations prepare_batch needs in many versions).
     """
     import torch
 
@@ -219,7 +220,7 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
     ae = _as_loaded(autoencoder, "autoencoder") if autoencoder is not None else None
     size = int(clf.input_size)
     dev = _device_of(clf.model)
-    on_device = preprocess == "device" or (preprocess == "auto" and dev.type != "cpu")
+    on_device = preprocess == "device" or (preprocess == "auto" and dev.type == "cuda")
     # one entry per input, in order: (protein, dna) planes to classify, or a not-classified result
     entries: list = []
     oods: list[float | None] = []

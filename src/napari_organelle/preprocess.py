@@ -297,7 +297,10 @@ def prepare_batch(raw, *, size: int = 128, device=None):
     s = size / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     if (nh, nw) != (h, w):
-        y = F.interpolate(y, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
+        if nh < h and y.device.type == "mps":  # antialiased resize is missing on MPS in many torch versions
+            y = F.interpolate(y.cpu(), size=(nh, nw), mode="bilinear", align_corners=False, antialias=True).to(y.device)
+        else:
+            y = F.interpolate(y, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h)
     if (nh, nw) != (size, size):
         out = y.new_zeros((b, c, size, size))
         top, left = (size - nh) // 2, (size - nw) // 2
