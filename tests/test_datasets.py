@@ -320,7 +320,7 @@ def test_broken_files_are_skipped_and_listed(tmp_path):
     assert "corrupt" in why["corrupt.tif"]
     assert "truncated" in why["truncated.png"] or "corrupt" in why["truncated.png"]
     assert "empty" in why["empty.tif"] and "not an image" in why["notes.txt"]
-    assert "constant" in why["flat.tif"]
+    assert "constant (every pixel is 0)" in why["flat.tif"]  # the value as a user writes it, not np.uint16(0)
     assert "5 file(s) skipped" in d.description
 
 

@@ -612,7 +612,7 @@ def _no_signal(plane: np.ndarray) -> str | None:
         finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
         if finite.size == 0:
             return "the image has no finite pixel (all NaN or Inf)"
-        return f"the image is constant (every pixel is {finite.flat[0]!r}); it holds no signal"
+        return f"the image is constant (every pixel is {finite.flat[0].item()!r}); it holds no signal"
     return None
 
 
