@@ -233,8 +233,7 @@ def _cmd_classify(a) -> int:
     names: list[str] = []
 
     def pairs():  # files that cannot be read or used are reported at the end, not fatal
-        for f, planes, err in iter_read_pairs(a.files, a.dna, workers=workers,
-                                              prefetch=max(2 * a.batch_size, 4 * workers)):
+        for f, planes, err in iter_read_pairs(a.files, a.dna, workers=workers, prefetch=2 * workers):
             if err is not None:
                 skipped.append((f, str(err)))
                 continue

@@ -221,40 +221,40 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
     size = int(clf.input_size)
     dev = _device_of(clf.model)
     on_device = preprocess == "device" or (preprocess == "auto" and dev.type == "cuda")
-    # one entry per input, in order: (protein, dna) planes to classify, or a not-classified result
+    # One entry per input, in order: a not-classified result, a prepared (2, S, S) array, or the raw
+    # (protein, dna) planes of a cell that will be prepared on the device with its batch. Only
+    # planes small enough for prepare_batch are kept raw, so a batch's memory stays bounded.
     entries: list = []
     oods: list[float | None] = []
+    has_dna: list[bool] = []
 
     def prepared(items: list) -> torch.Tensor:
-        if not on_device:
-            x = np.stack([prepare_pair(p, d, size=size, check_signal=False) for p, d in items])
-            return torch.from_numpy(x).to(dev)
         x = torch.empty((len(items), 2, size, size), dtype=torch.float32, device=dev)
         groups: dict[tuple, list[int]] = {}
-        host: list[int] = []
-        for i, (p, d) in enumerate(items):
-            if fits_batched(p, size) and (d is None or fits_batched(d, size)):
-                groups.setdefault(p.shape, []).append(i)
+        ready: list[int] = []
+        for i, e in enumerate(items):
+            if isinstance(e, np.ndarray):
+                ready.append(i)
             else:
-                host.append(i)
+                groups.setdefault(e[0].shape, []).append(i)
+        if ready:
+            x[ready] = torch.from_numpy(np.stack([items[i] for i in ready])).to(dev)
         for idx in groups.values():
             x[idx] = prepare_batch(stack_for_batch([items[i] for i in idx]), size=size, device=dev)
-        if host:
-            xs = np.stack([prepare_pair(*items[i], size=size, check_signal=False) for i in host])
-            x[host] = torch.from_numpy(xs).to(dev)
         return x
 
     def flush():
-        todo = [(k, e) for k, e in enumerate(entries) if not isinstance(e, Classification)]
+        todo = [k for k, e in enumerate(entries) if not isinstance(e, Classification)]
         out: list = list(entries)
         if todo:
-            x = prepared([e for _, e in todo])
+            x = prepared([entries[k] for k in todo])
             with torch.inference_mode():
                 probs = _softmax_rows(clf.model(x))
-            for (k, (p, d)), pr in zip(todo, probs):
-                out[k] = _make_result(pr, clf.classes, d is not None, clf.name, oods[k])
+            for k, pr in zip(todo, probs):
+                out[k] = _make_result(pr, clf.classes, has_dna[k], clf.name, oods[k])
         entries.clear()
         oods.clear()
+        has_dna.clear()
         return out
 
     for protein, dna in pairs:
@@ -268,8 +268,12 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
             entries.append(Classification.not_classified(str(exc), clf.classes, dna is not None, clf.name))
             oods.append(None)
         else:
-            entries.append((p, d))
+            if on_device and fits_batched(p, size) and (d is None or fits_batched(d, size)):
+                entries.append((p, d))
+            else:
+                entries.append(prepare_pair(p, d, size=size, check_signal=False))
             oods.append(ood_score(p, autoencoder=ae) if ae is not None else None)
+        has_dna.append(dna is not None)
         if len(entries) >= batch_size:
             yield from flush()
     if entries:

@@ -220,13 +220,14 @@ def _read_checked(path, dna_path=None) -> tuple[np.ndarray, np.ndarray | None]:
     return validate_pair(protein, dna)
 
 
-def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int = 64):
+def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | None = None):
     """Read image files in order and yield ``(file, (protein, dna-or-None), error)`` for each:
     ``error`` is None and the planes are checked (:func:`~napari_organelle.preprocess.validate_pair`),
     or the planes are None and ``error`` is the InputError that says what is wrong with that file.
 
     ``workers`` > 1 reads with that many threads (file reading and TIFF decoding release the GIL),
-    keeping at most ``prefetch`` files in memory ahead of the consumer. ``dna_files``: one DNA file
+    keeping at most ``prefetch`` (default ``2 * workers``) files in memory ahead of the consumer, so
+    memory stays bounded however many files there are. ``dna_files``: one DNA file
     per protein file (else 2-channel files carry the DNA in channel 1).
     """
     import collections
@@ -247,12 +248,13 @@ def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int = 
         for i in range(len(files)):
             yield job(i)
         return
+    ahead = max(1, int(prefetch) if prefetch is not None else 2 * int(workers))
     with cf.ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="organelle-read") as pool:
         queue: collections.deque = collections.deque()
         nxt = 0
         try:
             while nxt < len(files) or queue:
-                while nxt < len(files) and len(queue) < max(1, int(prefetch)):
+                while nxt < len(files) and len(queue) < ahead:
                     queue.append(pool.submit(job, nxt))
                     nxt += 1
                 yield queue.popleft().result()
