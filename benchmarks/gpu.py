@@ -476,7 +476,7 @@ def main(argv=None) -> int:
             def product_run(fs, preprocess="auto"):
                 t = time.perf_counter()
                 labels = [r.label for r in iter_classify(
-                    (pl for _, pl, err in iter_read_pairs(fs, workers=workers, prefetch=4 * bsz) if err is None),
+                    (pl for _, pl, err in iter_read_pairs(fs, workers=workers) if err is None),
                     clf, batch_size=bsz, preprocess=preprocess)]
                 return labels, time.perf_counter() - t
 
