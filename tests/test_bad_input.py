@@ -303,6 +303,14 @@ def test_cli_truncated_checkpoint(cells, tmp_path, capsys):
     assert "cut.pt is truncated or corrupt" in err and ("again" in err)
 
 
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"hello", b"{\"weights\": []}"])
+def test_a_file_that_is_not_a_checkpoint_is_not_called_unsafe(cells, tmp_path, capsys, content):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(content)  # 'n' is an opcode torch's safe unpickler rejects: not a reason to cry code
+    err = cli_error(["classify", sorted(cells.glob("*/*.tif"))[0], "--model", junk], capsys)
+    assert "junk.pt is not a model file" in err and "code" not in err
+
+
 # ---------------------------------------------------------------------------------------------- training
 @pytest.mark.parametrize("epochs", ["0", "-3"])
 def test_cli_epochs_zero_or_negative(cells, tmp_path, capsys, epochs):

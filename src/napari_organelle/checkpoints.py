@@ -253,6 +253,15 @@ class LoadedModel:
 
 def _torch_load(path: Path) -> Any:
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        head = b""  # torch.load below reports the real problem
+    if head and not (head.startswith(b"PK") or head.startswith(b"\x80")):
+        # torch.save writes a zip (PK...) or, in old versions, a pickle (protocol >= 2 starts with 0x80)
+        raise CheckpointError(f"{path.name} is not a model file (it is neither a zip nor a pickle). "
+                              "Choose a .pt file saved by napari-organelle.")
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol ..." on foreign files
             return torch.load(path, map_location="cpu", weights_only=True)
