@@ -233,3 +233,119 @@ def test_blank_plane_of_a_stack_is_not_classified_and_the_rest_are(make_napari_v
                                                            target=rows[3]["label"]), atol=1e-5)
     widget.table.table.setCurrentCell(4, 0)
     assert "Not classified" in widget.chart.title()
+
+
+def _field_dock(viewer, features=None):
+    viewer.open_sample(PLUGIN, "field")
+    labels = viewer.layers["Field cells"]
+    if features is not None:
+        labels.features = features
+    widget = _dock(viewer)
+    widget.set_mode("each labelled cell")
+    return widget, labels
+
+
+def test_users_own_cell_measurements_are_never_lost(make_napari_viewer, qtbot, tiny_models):
+    import pandas as pd
+
+    viewer = make_napari_viewer()
+    # a regionprops_table-style table: no 'index' column, and a 'label' column of cell ids
+    widget, labels = _field_dock(viewer)
+    ids = sorted(int(i) for i in np.unique(labels.data) if i > 0)
+    mine = pd.DataFrame({"label": ids, "area": [float(i) * 10 for i in ids]})
+    labels.features = mine
+    _run(qtbot, widget)
+    pd.testing.assert_frame_equal(labels.features.reset_index(drop=True), mine)  # untouched
+    assert "left untouched" in widget.summary.text()
+    classes = viewer.layers["Field protein predicted classes"].features
+    assert sorted(classes["index"].astype(int)) == ids and "confidence" in classes.columns
+    # with an 'index' column and no clash, the results are merged in and the user's column kept
+    labels.features = pd.DataFrame({"index": ids, "area": [float(i) for i in ids]})
+    _run(qtbot, widget)
+    f = labels.features
+    assert list(f["area"]) == [float(i) for i in f["index"]] and "confidence" in f.columns
+    _run(qtbot, widget)  # a re-run replaces its own columns, keeps 'area'
+    assert list(labels.features.columns).count("confidence") == 1 and "area" in labels.features.columns
+
+
+def test_multiscale_layer_is_refused_with_a_message(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    p = np.random.default_rng(0).random((256, 256)).astype(np.float32)
+    viewer.add_image([p, p[::2, ::2], p[::4, ::4]], multiscale=True, name="pyramid")
+    widget = _dock(viewer)
+    assert widget.run() is None
+    assert "multiscale" in widget.summary.text()
+
+
+def test_cam_of_a_rotated_stack_plane_lands_on_that_plane(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "cells")
+    src = viewer.layers[0]
+    src.scale, src.rotate = (2, 0.5, 0.25), 30
+    widget = _dock(viewer)
+    widget.set_mode("whole image")
+    widget.cam_check.setChecked(True)
+    viewer.dims.set_current_step(0, 3)
+    _run(qtbot, widget)
+    cam = next(layer for layer in viewer.layers if layer.metadata.get("organelle_cam_of") == src.name)
+    for y, x in ((0, 0), (100, 17), (381, 250)):
+        np.testing.assert_allclose(cam.data_to_world((y, x)), src.data_to_world((3, y, x))[1:], atol=1e-6)
+
+
+def test_dna_layer_added_after_the_dock_opened_is_chosen(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    from napari_organelle.phantoms import simulate_cell
+
+    protein, dna = simulate_cell("ER", np.random.default_rng(1), size=96)
+    viewer.add_image(dna, name="cell DAPI")     # DNA first: the only choice for a moment
+    viewer.add_image(protein, name="cell GFP")
+    assert widget.protein_combo.layer().name == "cell GFP"
+    assert widget.dna_combo.layer().name == "cell DAPI"
+    # a choice the user made is kept
+    widget.dna_combo.setCurrentText("(none)")
+    widget.dna_combo.activated.emit(0)
+    viewer.add_image(dna, name="another DNA")
+    assert widget.dna_combo.layer() is None
+
+
+def test_results_never_land_on_a_new_layer_that_took_the_name(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "cells")
+    src = viewer.layers[0]
+    name = src.name
+    widget = _dock(viewer)
+    job = widget.run()
+    assert job is not None and widget.run() is job  # a second Run while it starts: the same job
+    viewer.layers.remove(src)
+    newcomer = viewer.add_image(np.zeros((5, 64, 64), np.float32), name=name)
+    qtbot.waitUntil(lambda: widget._job is None, timeout=60_000)
+    assert "organelle" not in newcomer.metadata
+    assert "was removed" in widget.summary.text()
+
+
+def test_lazy_stack_is_read_in_the_worker_not_on_the_gui_thread(make_napari_viewer, qtbot, tiny_models):
+    import threading
+
+    import dask
+    import dask.array as da
+
+    from napari_organelle.phantoms import simulate_dataset
+
+    cells = simulate_dataset(1, seed=2, size=64)
+    stack = np.stack([s.protein for s in cells.samples])
+    readers: list[str] = []
+
+    def record(block):
+        readers.append(threading.current_thread().name)
+        return block
+
+    lazy = da.from_array(stack, chunks=(1, 64, 64)).map_blocks(record, dtype=stack.dtype)
+    viewer = make_napari_viewer()
+    with dask.config.set(scheduler="synchronous"):  # blocks are computed in the thread that asks
+        viewer.add_image(lazy, name="lazy stack")
+        widget = _dock(viewer)
+        readers.clear()  # napari itself reads the plane it shows, on the GUI thread
+        _run(qtbot, widget)
+    assert len(widget.table.rows) == len(stack)
+    assert readers and threading.main_thread().name not in readers

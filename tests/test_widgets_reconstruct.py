@@ -93,3 +93,38 @@ def test_run_on_a_device_this_machine_lacks_is_refused_with_a_message(make_napar
     assert widget.run() is None
     assert "CUDA" in widget.metrics_label.text() and "cpu" in widget.metrics_label.text()
     assert [lay.name for lay in viewer.layers] == ["cell"]
+
+
+def test_lazy_layer_is_read_in_the_worker(make_napari_viewer, qtbot, tiny_models):
+    import threading
+
+    import dask
+    import dask.array as da
+
+    stack = np.stack([_cell(seed=i) for i in range(3)])
+    readers: list[str] = []
+
+    def record(block):
+        readers.append(threading.current_thread().name)
+        return block
+
+    viewer = make_napari_viewer()
+    with dask.config.set(scheduler="synchronous"):
+        viewer.add_image(da.from_array(stack, chunks=(1,) + stack.shape[1:]).map_blocks(record, dtype=stack.dtype),
+                         name="lazy")
+        widget = _dock(viewer)
+        readers.clear()
+        _run(qtbot, widget)
+    assert viewer.layers["lazy reconstruction"].data.shape == stack.shape
+    assert readers and threading.main_thread().name not in readers
+
+
+def test_a_job_whose_dock_is_gone_stops_instead_of_raising(make_napari_viewer, qtbot, tiny_models):
+    sip = pytest.importorskip("PyQt6.sip")
+    viewer = make_napari_viewer()
+    viewer.add_image(np.stack([_cell(seed=i) for i in range(6)]), name="stack")
+    widget = _dock(viewer)
+    job = widget.run()
+    sip.delete(widget.progress_bar)  # what closing the viewer does to the dock's widgets
+    qtbot.waitUntil(lambda: not job.running, timeout=60_000)
+    assert job.cancelled

@@ -139,6 +139,8 @@ class Job:
 
         self.stop = threading.Event()
         self.cancelled = False
+        self._started = False
+        self._finished = False
         self._pbar = napari_progress(total=0, desc=desc)
         self._on_progress = on_progress
         self._relay = _ProgressRelay(self._progress_main)
@@ -168,6 +170,7 @@ class Job:
                 notify_error(exc, desc)
 
         def _finished():
+            self._finished = True
             _RUNNING.discard(self)
             self._pbar.close()
             if on_finished is not None:
@@ -183,6 +186,7 @@ class Job:
     def start(self) -> "Job":
         _hook_quit()
         _RUNNING.add(self)
+        self._started = True
         self.worker.start()
         return self
 
@@ -192,15 +196,19 @@ class Job:
 
     @property
     def running(self) -> bool:
-        return bool(self.worker.is_running)
+        """True from start() until the worker has finished (also while its thread is still starting)."""
+        return self._started and not self._finished
 
     def _progress_main(self, done: int, total: int) -> None:
-        if total and self._pbar.total != total:
-            self._pbar.total = total
-        if done > self._pbar.n:
-            self._pbar.update(done - self._pbar.n)
-        if self._on_progress is not None:
-            self._on_progress(done, total)
+        try:
+            if total and self._pbar.total != total:
+                self._pbar.total = total
+            if done > self._pbar.n:
+                self._pbar.update(done - self._pbar.n)
+            if self._on_progress is not None:
+                self._on_progress(done, total)
+        except RuntimeError:  # its progress bar or dock was deleted (viewer closed): stop the work
+            self.cancel()
 
 
 class JobControls:
@@ -256,9 +264,13 @@ class JobControls:
             self._show_message(self.cancel_message)
 
     def _on_progress(self, done: int, total: int) -> None:
-        if total:
-            self.progress_bar.setRange(0, total)
-            self.progress_bar.setValue(done)
+        try:
+            if total:
+                self.progress_bar.setRange(0, total)
+                self.progress_bar.setValue(done)
+        except RuntimeError:  # the dock (or the whole viewer) was closed: nobody is waiting any more
+            if self._job is not None:
+                self._job.cancel()
 
     def _on_finished(self) -> None:
         try:

@@ -45,23 +45,39 @@ MODES = (WHOLE, STACK, CELLS)
 _DNA_WORDS = ("dna", "dapi", "hoechst")
 
 
-def transform_kwargs_2d(layer) -> dict:
-    """Transform keywords placing a 2D (Y, X) result over ``layer``'s last two axes."""
+def transform_kwargs_2d(layer, index: tuple = ()) -> dict:
+    """Transform keywords placing a 2D (Y, X) result over plane ``index`` of ``layer``'s last two axes.
+
+    For an nD layer this is the (Y, X) block of its whole data-to-world transform (scale, translate,
+    rotate, shear and affine composed), plus where plane ``index`` sits when that transform mixes the
+    leading axes into Y and X. A layer without rotation or shear keeps plain scale / translate."""
+    from napari.utils.transforms import Affine
+
     from ._common import layer_transform_kwargs
 
     kw = layer_transform_kwargs(layer)
     n = len(kw["scale"])
     if n == 2:
         return kw
-    a = np.asarray(kw["affine"])
+    extra = {k: kw[k][-2:] for k in ("units", "axis_labels") if k in kw}
+    full = layer.affine.compose(Affine(scale=layer.scale, translate=layer.translate, rotate=layer.rotate,
+                                       shear=layer.shear, ndim=n)).affine_matrix
+    block = full[n - 2:n, n - 2:n]
+    shift = full[n - 2:n, n] + full[n - 2:n, :n - 2] @ np.asarray(index if len(index) == n - 2 else [0] * (n - 2),
+                                                                    dtype=float)
+    plain = np.asarray(layer.affine.affine_matrix)
+    simple = (np.allclose(layer.rotate, np.eye(n)) and np.allclose(layer.shear, np.eye(n) if np.ndim(layer.shear) == 2
+                                                                  else 0)
+              and np.allclose(full[n - 2:n, :n - 2], 0))
+    if simple:  # keep scale / translate as the user set them (what napari shows in the layer controls)
+        aff = np.eye(3)
+        aff[:2, :2] = plain[n - 2:n, n - 2:n]
+        aff[:2, 2] = plain[n - 2:n, n]
+        return {"scale": kw["scale"][-2:], "translate": kw["translate"][-2:], "affine": aff, **extra}
     aff = np.eye(3)
-    aff[:2, :2] = a[-3:-1, -3:-1]
-    aff[:2, 2] = a[-3:-1, -1]
-    out = {"scale": kw["scale"][-2:], "translate": kw["translate"][-2:], "affine": aff}
-    for k in ("units", "axis_labels"):
-        if k in kw:
-            out[k] = kw[k][-2:]
-    return out
+    aff[:2, :2] = block
+    aff[:2, 2] = shift
+    return {"scale": (1.0, 1.0), "translate": (0.0, 0.0), "affine": aff, **extra}
 
 
 def _lead_shape(layer) -> tuple[int, ...]:
@@ -131,6 +147,13 @@ class ClassifyWidget(JobControls, QWidget):
 
         self.mode_combo.currentTextChanged.connect(self._on_mode_changed)
         self.protein_combo.currentIndexChanged.connect(self._on_protein_changed)
+        # A DNA layer added after the dock opened (a sample, a file dropped in) is suggested too,
+        # unless the user has picked the DNA layer (or '(none)') themselves.
+        self._dna_chosen_by_user = False
+        self._protein_chosen_by_user = False
+        self.dna_combo.activated.connect(self._on_dna_chosen)
+        self.protein_combo.activated.connect(self._on_protein_chosen)
+        napari_viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.table.row_selected.connect(self._on_row_selected)
         napari_viewer.dims.events.current_step.connect(self._on_dims)
         self._on_protein_changed()
@@ -167,7 +190,32 @@ class ClassifyWidget(JobControls, QWidget):
             self.mode_combo.setCurrentText(STACK)
         elif not _lead_shape(layer) and self.mode == STACK:
             self.mode_combo.setCurrentText(WHOLE)
-        # Suggest a DNA layer of the same (Y, X) size whose name says DNA.
+        self._suggest_dna(layer)
+
+    def _on_dna_chosen(self, *_) -> None:
+        self._dna_chosen_by_user = True
+
+    def _on_protein_chosen(self, *_) -> None:
+        self._protein_chosen_by_user = True
+
+    def _on_layer_inserted(self, event=None) -> None:
+        try:
+            self.protein_combo.refresh()
+            self.dna_combo.refresh()
+            layer = self.protein_combo.layer()
+        except RuntimeError:  # pragma: no cover - dock closed
+            return
+        if layer is not None and not self._protein_chosen_by_user and \
+                any(w in layer.name.lower() for w in _DNA_WORDS):
+            better = [x for x in self.protein_combo.layers() if not any(w in x.name.lower() for w in _DNA_WORDS)]
+            if better:  # the DNA image arrived first and was the only choice; the protein is here now
+                self.protein_combo.set_layer(better[0])
+                return  # _on_protein_changed suggests the DNA layer
+        if layer is not None and not self._dna_chosen_by_user and self.dna_combo.layer() is None:
+            self._suggest_dna(layer)
+
+    def _suggest_dna(self, layer) -> None:
+        """Choose a DNA layer of the protein's (Y, X) size whose name says DNA (DAPI, Hoechst)."""
         dna = self.dna_combo.layer()
         if dna is None or yx_shape(dna) != yx_shape(layer):
             for cand in self.dna_combo.layers():
@@ -196,19 +244,29 @@ class ClassifyWidget(JobControls, QWidget):
                 f"'{dna.name}' is {d[0]}x{d[1]}; they must show the same cell at the same size. "
                 "Choose the DNA layer of the same cell, or '(none)' to classify without DNA."
             )
+        for layer, what in ((protein, "protein"), (dna, "DNA")):
+            if layer is not None and getattr(layer, "multiscale", False):
+                raise InputError(f"The {what} layer '{layer.name}' is a multiscale (pyramid) layer; classify a "
+                                 "single resolution level saved as its own layer (its full-resolution level "
+                                 "for one cell, or a crop of it).")
         mode = self.mode
         spec: dict = {"mode": mode, "protein": protein, "dna": dna}
         lead = _lead_shape(protein)
         dna_lead = _lead_shape(dna) if dna is not None else ()
+        # Only shapes are looked at here; the pixels are read in the worker ("load"), so a lazy (dask,
+        # zarr) layer never blocks napari while its planes are computed or fetched.
+        p_data = protein.data
+        d_data = dna.data if dna is not None else None
+        d_index = current_plane_index(self.viewer, dna) if dna is not None and dna_lead else ()
 
         def dna_plane(index):
-            if dna is None:
+            if d_data is None:
                 return None
             if not dna_lead:
-                return np.asarray(dna.data)
+                return np.asarray(d_data)
             if dna_lead == lead:
-                return np.asarray(dna.data[index])
-            return np.asarray(dna.data[current_plane_index(self.viewer, dna)])
+                return np.asarray(d_data[index])
+            return np.asarray(d_data[d_index])
 
         if mode == STACK:
             if not lead:
@@ -218,30 +276,45 @@ class ClassifyWidget(JobControls, QWidget):
                 raise InputError(f"The protein stack has planes {lead} but the DNA stack has {dna_lead}; "
                                  "give a DNA stack with the same planes, or a single DNA image.")
             indices = list(np.ndindex(*lead))
-            data = np.asarray(protein.data)
-            spec["pairs"] = [(data[i], dna_plane(i)) for i in indices]
             spec["indices"] = indices
+
+            def load():
+                data = np.asarray(p_data)
+                return {"pairs": [(data[i], dna_plane(i)) for i in indices]}
+
+            spec["load"] = load
             return spec
 
         index = current_plane_index(self.viewer, protein)
         spec["index"] = index
-        spec["plane"] = np.asarray(protein.data[index]) if index else np.asarray(protein.data)
-        spec["dna_plane"] = dna_plane(index)
+        loaders = [lambda: {"plane": np.asarray(p_data[index]) if index else np.asarray(p_data),
+                            "dna_plane": dna_plane(index)}]
         if mode == CELLS:
             labels = self.labels_combo.layer()
             if labels is None:
                 raise InputError("'each labelled cell' needs a Labels layer of the cells (segment or paint "
                                  "them first, or open File > Open Sample > Simulated field of cells).")
-            lab = labels.data
-            if labels.ndim > 2:
-                lab = lab[current_plane_index(self.viewer, labels)]
-            lab = np.asarray(lab)
-            if lab.shape != yx_shape(protein):
+            if getattr(labels, "multiscale", False):
+                raise InputError(f"The Labels layer '{labels.name}' is multiscale; use a single-resolution "
+                                 "Labels layer of the same image.")
+            lab_shape = tuple(labels.data.shape[-2:])
+            if lab_shape != yx_shape(protein):
                 raise InputError(
-                    f"The Labels layer '{labels.name}' is {lab.shape[0]}x{lab.shape[1]} but the protein "
+                    f"The Labels layer '{labels.name}' is {lab_shape[0]}x{lab_shape[1]} but the protein "
                     f"image is {yx_shape(protein)[0]}x{yx_shape(protein)[1]}; segment the same image.")
+            l_data = labels.data
+            l_index = current_plane_index(self.viewer, labels) if labels.ndim > 2 else ()
             spec["labels"] = labels
-            spec["labels_plane"] = lab
+            spec["labels_index"] = l_index
+            loaders.append(lambda: {"labels_plane": np.asarray(l_data[l_index] if l_index else l_data)})
+
+        def load():
+            out: dict = {}
+            for f in loaders:
+                out.update(f())
+            return out
+
+        spec["load"] = load
         return spec
 
     # ------------------------------------------------------------------ run
@@ -269,6 +342,7 @@ class ClassifyWidget(JobControls, QWidget):
 
         def work(progress, stop):
             nonlocal clf, ae
+            spec.update(spec.pop("load")())  # read the pixels here, off the GUI thread
             clf = inference.model_on(clf, device)  # a copy on the GPU; the CPU model stays as it is
             ae = inference.model_on(ae, device) if ae is not None else None
             out: dict = {"spec": spec, "model": clf, "cams": None}
@@ -318,8 +392,14 @@ class ClassifyWidget(JobControls, QWidget):
         spec = out["spec"]
         mode = spec["mode"]
         protein = spec["protein"]
-        if find_layer(self.viewer, protein.name) is None:
-            self._show_message("The protein layer was removed while it was being classified.")
+        if not any(layer is protein for layer in self.viewer.layers):  # the layer itself, not its name
+            self._show_message(f"The protein layer '{protein.name}' was removed while it was being classified; "
+                               "the results were not added.")
+            return
+        labels = spec.get("labels")
+        if labels is not None and not any(layer is labels for layer in self.viewer.layers):
+            self._show_message(f"The Labels layer '{labels.name}' was removed while its cells were being "
+                               "classified; the results were not added.")
             return
         clf = out["model"]
         meta_base = {"mode": mode, "model": getattr(clf, "name", ""),
@@ -370,6 +450,10 @@ class ClassifyWidget(JobControls, QWidget):
             if n_not:
                 text += (f"<br>{n_not} plane{'s' if n_not > 1 else ''} not classified (no usable signal; "
                          "the table's note says why).")
+            if len(results) == 2 and spec["dna"] is None:
+                text += ("<br><i>Two planes: if this layer is one cell's protein and DNA channels (a "
+                         "2-channel file), split it (right-click the layer > Split Stack) and choose the "
+                         "second layer as the DNA image.</i>")
             self._result["summary"] = text
             self._show_message(text)
             self._on_dims()
@@ -473,18 +557,31 @@ class ClassifyWidget(JobControls, QWidget):
             rows.append(row)
             frows.append({"index": i, **r.as_row()})
         new = pd.DataFrame(frows, columns=["index"] + list(cells[ids[0]].as_row()) if ids else ["index"])
-        if "index" in feats.columns and len(feats):
-            keep = [c for c in feats.columns if c == "index" or c not in new.columns]
-            merged = feats[keep].merge(new, on="index", how="outer") if len(keep) > 1 else new
+        # The user's own per-cell columns (measurements, annotations) are never dropped or overwritten:
+        # results are merged in by label id ('index') when that is unambiguous, otherwise the Labels
+        # layer's table is left as it is and the results live in the predicted-classes layer.
+        ours_before = set(labels.metadata.get("organelle_columns", []) or [])
+        user_cols = [c for c in feats.columns if c != "index" and c not in ours_before]
+        clash = [c for c in user_cols if c in new.columns]
+        kept_note = ""
+        if not len(feats) or not user_cols:
+            labels.features = new
+        elif "index" in feats.columns and not clash:
+            merged = feats[["index"] + user_cols].merge(new, on="index", how="outer")
+            labels.features = merged.reset_index(drop=True)
         else:
-            merged = new
-        labels.features = merged.reset_index(drop=True)
+            why = (f"it has columns named like the results ({', '.join(map(str, clash))})" if clash else
+                   "it has no 'index' column giving each row's label id")
+            kept_note = (f"<br>The Labels layer's own table was left untouched ({why}); the per-cell results "
+                         f"are in the features of '{protein.name} predicted classes'.")
+        if not kept_note:
+            labels.metadata["organelle_columns"] = [c for c in new.columns if c != "index"]
         labels.metadata["organelle"] = {**meta_base, "protein_layer": protein.name, "rows": rows}
         protein.metadata["organelle"] = {**meta_base, "labels_layer": labels.name, "rows": rows,
                                          "cells": {int(i): dataclasses.asdict(cells[i]) for i in ids}}
         self.table.set_rows(rows)
         self._result = {"mode": CELLS, "layer": protein.name, "ids": ids, "results": [cells[i] for i in ids]}
-        self._add_class_layer(protein, labels, spec["labels_plane"], cells, new)
+        self._add_class_layer(protein, labels, spec["labels_plane"], cells, new, spec.get("labels_index") or ())
         counts = Counter(cells[i].label for i in ids)
         present = [c for c in meta_base["classes"] if counts.get(c)]
         self.legend.setText("<b>Predicted classes</b> (cells): " + legend_html(present, counts))
@@ -500,29 +597,34 @@ class ClassifyWidget(JobControls, QWidget):
         if n_not:
             text += (f"<br>{n_not} cell{'s' if n_not > 1 else ''} not classified (no usable signal in the "
                      "crop; grey in the class layer, the table's note says why).")
+        text += kept_note
         self._show_message(text)
         if ids:
             self.table.select_row(0)
             r = cells[ids[0]]
             self.chart.set_probabilities(r.probabilities, f"Class probabilities: cell {ids[0]}", highlight=r.label)
 
-    def _add_class_layer(self, protein, labels, lab_plane, cells, features) -> None:
+    def _add_class_layer(self, protein, labels, lab_plane, cells, features, index: tuple = ()) -> None:
         name = f"{protein.name} predicted classes"
         colormap = {None: "transparent", 0: "transparent"}
         for i, r in cells.items():
             colormap[int(i)] = class_color(r.label)
         data = np.asarray(lab_plane)
         existing = find_layer(self.viewer, name)
+        kw = transform_kwargs_2d(labels, index)
         if isinstance(existing, Labels) and existing.data.shape == data.shape:
             existing.data = data.copy()
             existing.colormap = colormap
             existing.features = features
+            for key in ("scale", "translate", "affine"):  # the Labels layer may have moved since
+                if key in kw:
+                    setattr(existing, key, kw[key])
             layer = existing
         else:
             if existing is not None:
                 self.viewer.layers.remove(existing)
             layer = self.viewer.add_labels(data.copy(), name=name, colormap=colormap, features=features,
-                                           opacity=0.45, **transform_kwargs_2d(labels))
+                                           opacity=0.45, **kw)
         layer.metadata["organelle_legend"] = {r.label: class_color(r.label) for r in cells.values()}
         layer.metadata["organelle_source"] = protein.name
 
@@ -531,7 +633,7 @@ class ClassifyWidget(JobControls, QWidget):
         if spec["mode"] == WHOLE:
             data = cams[0]
             name = f"{protein.name} CAM ({results[0].label})"
-            kw = transform_kwargs_2d(protein)
+            kw = transform_kwargs_2d(protein, spec.get("index") or ())
         else:
             lead = _lead_shape(protein)
             data = np.stack(cams).reshape(lead + cams[0].shape)

@@ -15,10 +15,7 @@ def _wait(job, timeout_s: float = 120.0) -> None:
     from qtpy.QtWidgets import QApplication
 
     t0 = time.monotonic()
-    while job is not None and not job.worker.is_running and time.monotonic() - t0 < 5:
-        QApplication.processEvents()  # the worker may not have started yet
-        time.sleep(0.01)
-    while job is not None and job.running and time.monotonic() - t0 < timeout_s:
+    while job is not None and job.running and time.monotonic() - t0 < timeout_s:  # running from start()
         QApplication.processEvents()
         time.sleep(0.02)
     QApplication.processEvents()

@@ -97,7 +97,7 @@ class ReconstructWidget(JobControls, QWidget):
             from ..training import resolve_device
 
             device = resolve_device(self.device_combo.device())  # an unavailable device is refused here
-            data = np.asarray(layer.data)
+            data = layer.data  # read in the worker: a lazy (dask, zarr) layer must not block napari
         except Exception as exc:
             self._show_message(notify_error(exc, "Reconstruction"))
             return None
@@ -107,8 +107,8 @@ class ReconstructWidget(JobControls, QWidget):
         add_residual = self.residual_check.isChecked()
 
         def work(progress, stop):
-            progress(0, int(np.prod(data.shape[:-2])) if data.ndim > 2 else 1)
-            return inference.reconstruct(data, inference.model_on(ae, device), progress=progress,
+            progress(0, int(np.prod(data.shape[:-2])) if len(data.shape) > 2 else 1)
+            return inference.reconstruct(np.asarray(data), inference.model_on(ae, device), progress=progress,
                                          should_stop=stop)
 
         def done(rec):
