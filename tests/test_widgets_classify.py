@@ -349,3 +349,19 @@ def test_lazy_stack_is_read_in_the_worker_not_on_the_gui_thread(make_napari_view
         _run(qtbot, widget)
     assert len(widget.table.rows) == len(stack)
     assert readers and threading.main_thread().name not in readers
+
+
+def test_the_simulated_cells_warning_leads_the_model_card(make_napari_viewer, qtbot):
+    from napari_organelle.widgets._state import STATE
+
+    STATE.reset()
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    widget.model_picker.combo.setCurrentIndex(0)
+    STATE.get_active("classifier")  # the bundled classifier, as on first run
+    widget.model_picker._show_active()
+    card = widget.model_picker.card.text()
+    assert card.splitlines()[0].startswith("These weights learned from simulated cells")
+    assert "bundled-classifier" in card  # the rest of the card follows, in a scrolling area
+    assert widget.model_picker.card_area.maximumHeight() <= 120
+    STATE.reset()

@@ -19,10 +19,12 @@ from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -437,10 +439,11 @@ def model_card_text(loaded) -> str:
                 break
     if "simulat" in data.lower() and "simulat" not in text.lower():
         extra.append("trained on simulated cells")
-    if "simulat" in (text + data).lower():
-        extra.append("These weights learned from simulated cells: check them on your own labelled "
-                     "images (or fine-tune) before trusting them on real microscopy.")
-    return "\n".join([text] + extra)
+    head = []
+    if "simulat" in (text + data).lower():  # first, so a short dock never hides it
+        head.append("These weights learned from simulated cells: check them on your own labelled "
+                    "images (or fine-tune) before trusting them on real microscopy.")
+    return "\n".join(head + [text] + extra)
 
 
 class _RefreshingCombo(QComboBox):
@@ -474,10 +477,18 @@ class ModelPicker(QWidget):
         self.card.setWordWrap(True)
         self.card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.card.setStyleSheet("color: #b0b8c0; font-size: 11px;")
+        self.card.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # The whole card stays readable in a short dock: it scrolls instead of being cut off.
+        self.card_area = QScrollArea()
+        self.card_area.setWidget(self.card)
+        self.card_area.setWidgetResizable(True)
+        self.card_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.card_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.card_area.setMaximumHeight(120)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.combo)
-        lay.addWidget(self.card)
+        lay.addWidget(self.card_area)
         self._infos: list = []
         self.refresh()
         self.combo.activated.connect(self._on_activated)
