@@ -114,6 +114,7 @@ def test_classify_rgb_bool_int64_and_4d_work(make_napari_viewer, qtbot, tiny_mod
         w.set_mode("whole image")
         _classify(qtbot, w)
         assert layer.metadata.get("organelle", {}).get("label"), (name, notes)
+        assert ("RGB layer" in w.summary.text()) == kw.get("rgb", False)  # says how colours were used
 
 
 def test_classify_checkpoint_of_other_kind_and_truncated(make_napari_viewer, qtbot, tiny_models, tiny_checkpoints,

@@ -87,6 +87,14 @@ def _lead_shape(layer) -> tuple[int, ...]:
     return shape[:-2]
 
 
+def _rgb_note(layer) -> str:
+    if not getattr(layer, "rgb", False):
+        return ""
+    return ("<i>RGB layer: classified from the brightest colour at each pixel. If the DNA is one of its "
+            "colours, split it (right-click the layer > Split RGB) and choose the protein and DNA "
+            "layers.</i><br>")
+
+
 def _plane_label(index: tuple[int, ...]) -> str:
     return str(index[0]) if len(index) == 1 else ",".join(str(i) for i in index)
 
@@ -450,6 +458,8 @@ class ClassifyWidget(JobControls, QWidget):
             if n_not:
                 text += (f"<br>{n_not} plane{'s' if n_not > 1 else ''} not classified (no usable signal; "
                          "the table's note says why).")
+            if _rgb_note(protein):
+                text += "<br>" + _rgb_note(protein).removesuffix("<br>")
             if len(results) == 2 and spec["dna"] is None:
                 text += ("<br><i>Two planes: if this layer is one cell's protein and DNA channels (a "
                          "2-channel file), split it (right-click the layer > Split Stack) and choose the "
@@ -458,7 +468,7 @@ class ClassifyWidget(JobControls, QWidget):
             self._show_message(text)
             self._on_dims()
         else:
-            self._show_single(results[0], protein.name)
+            self._show_single(results[0], protein.name, prefix=_rgb_note(protein))
             self.table.select_row(0)
 
     def _expected_classes(self, layer, n: int):
