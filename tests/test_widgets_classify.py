@@ -86,6 +86,7 @@ def test_stack_mode_rows_per_plane_and_dims_follow(make_napari_viewer, qtbot, ti
     rows = widget.table.rows
     assert len(rows) == N_CLASSES
     assert [r["plane"] for r in rows] == [str(i) for i in range(N_CLASSES)]
+    assert {r["image"] for r in rows} == {viewer.layers[0].name}  # a CSV export says which layer
     assert [r["expected"] for r in rows] == list(viewer.layers[0].metadata["classes"])
     meta = viewer.layers[0].metadata["organelle"]
     assert meta["mode"] == "each plane of a stack" and len(meta["rows"]) == N_CLASSES

@@ -431,7 +431,7 @@ class ClassifyWidget(JobControls, QWidget):
             self._result = {"mode": WHOLE, "layer": protein.name, "results": results, "indices": [spec["index"]]}
         else:
             for k, (idx, r) in enumerate(zip(spec["indices"], results)):
-                row = {"plane": _plane_label(idx)}
+                row = {"image": protein.name, "plane": _plane_label(idx)}
                 if expected is not None:
                     row["expected"] = expected[k]
                 row.update(r.as_row())
@@ -560,7 +560,7 @@ class ClassifyWidget(JobControls, QWidget):
         rows, frows = [], []
         for i in ids:
             r = cells[i]
-            row = {"cell": i}
+            row = {"image": protein.name, "cell": i}
             if true is not None:
                 row["expected"] = true.get(i, "")
             row.update(r.as_row())
