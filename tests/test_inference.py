@@ -204,3 +204,17 @@ def test_model_on_copies_to_another_device_once_and_leaves_the_original(models, 
     assert next(clf.model.parameters()).device.type == "cpu"
     assert moved.classes == clf.classes and moved.name == clf.name and moved.input_size == clf.input_size
     assert inference.model_on(clf, "cuda:0") is moved
+
+
+def test_reconstruct_constant_planes(models, cell):
+    ae = models["autoencoder"]
+    with pytest.raises(InputError, match="constant"):
+        inference.reconstruct(np.full((64, 64), 3, np.uint16), ae)
+    stack = np.stack([cell[0][:64, :64], np.full((64, 64), 7, np.uint16), cell[1][:64, :64]])
+    rec = inference.reconstruct(stack, ae)
+    assert [bool(d.get("constant")) for d in rec.per_plane] == [False, True, False]
+    np.testing.assert_array_equal(rec.reconstruction[1], 7)
+    np.testing.assert_array_equal(rec.residual[1], 0)
+    assert rec.psnr == pytest.approx(np.mean([rec.per_plane[0]["psnr"], rec.per_plane[2]["psnr"]]))
+    with pytest.raises(InputError, match="Every one of the 2 planes is constant"):
+        inference.reconstruct(np.zeros((2, 32, 32), np.float32), ae)

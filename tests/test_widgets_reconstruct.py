@@ -128,3 +128,13 @@ def test_a_job_whose_dock_is_gone_stops_instead_of_raising(make_napari_viewer, q
     sip.delete(widget.progress_bar)  # what closing the viewer does to the dock's widgets
     qtbot.waitUntil(lambda: not job.running, timeout=60_000)
     assert job.cancelled
+
+
+def test_constant_plane_of_a_stack_is_reported(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    stack = np.stack([_cell(seed=1), np.zeros_like(_cell(seed=2))])
+    viewer.add_image(stack, name="with blank")
+    widget = _dock(viewer)
+    _run(qtbot, widget)
+    assert "1 constant plane" in widget.metrics_label.text()
+    assert widget.last_metrics["per_plane"][1]["constant"]

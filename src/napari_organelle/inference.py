@@ -567,7 +567,9 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
 
     Returns the reconstruction in the input's shape and intensity range (each plane scaled back by
     its own 1st/99.8th percentiles), the residual (input - reconstruction), and MSE / PSNR / SSIM
-    measured on the [0, 1]-scaled planes (mean over planes). Planes larger than 2048 pixels a side
+    measured on the [0, 1]-scaled planes (mean over planes; constant planes of a stack are kept as they
+    are, marked ``constant`` in ``per_plane`` and left out of the means; a constant image is refused).
+    Planes larger than 2048 pixels a side
     are processed tile by tile at full resolution, so memory stays bounded by a tile.
     """
     ae = _as_loaded(model, "autoencoder")
@@ -595,6 +597,16 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
                 and not np.isfinite(p).any():
             raise InputError(f"{'Plane ' + str(i) if len(planes) > 1 else 'The image'} has no finite pixel "
                              "(all NaN or Inf); there is nothing to reconstruct. Check the layer's data.")
+        if _is_constant(p):  # nothing to reconstruct: kept as it is, left out of the averages
+            if len(planes) == 1:
+                raise InputError("The image is constant (every pixel has the same value); there is nothing to "
+                                 "reconstruct. Check the layer's data or the plane shown.")
+            out[i] = p
+            per_plane.append({"plane": i, "mse": float("nan"), "psnr": float("nan"), "ssim": float("nan"),
+                              "constant": True})
+            if progress is not None:
+                progress(i + 1, len(planes))
+            continue
         lo, hi = _percentiles(p)
         p01 = _scale01(p, lo, hi)
         r01 = _reconstruct_plane01(ae.model, p01, out=out[i])
@@ -606,17 +618,26 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
         r01 += np.float32(lo)
         if progress is not None:
             progress(i + 1, len(planes))
+    used = [d for d in per_plane if not d.get("constant")]
+    if not used:
+        raise InputError(f"Every one of the {len(planes)} planes is constant; there is nothing to reconstruct.")
     rec = out.reshape(a.shape)
     residual = np.empty(a.shape, np.float32)
     np.subtract(a, rec, out=residual, casting="unsafe")
     return Reconstruction(
         reconstruction=rec,
         residual=residual,
-        mse=float(np.mean([d["mse"] for d in per_plane])),
-        psnr=float(np.mean([d["psnr"] for d in per_plane])),
-        ssim=float(np.mean([d["ssim"] for d in per_plane])),
+        mse=float(np.mean([d["mse"] for d in used])),
+        psnr=float(np.mean([d["psnr"] for d in used])),
+        ssim=float(np.mean([d["ssim"] for d in used])),
         per_plane=per_plane,
     )
+
+
+def _is_constant(plane: np.ndarray) -> bool:
+    if plane.dtype.kind == "f":
+        return not (np.nanmax(plane) > np.nanmin(plane))
+    return plane.min() == plane.max()
 
 
 def _ae_reference_mse(ae) -> float:

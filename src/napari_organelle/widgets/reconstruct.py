@@ -159,6 +159,10 @@ class ReconstructWidget(JobControls, QWidget):
                 "<br><span style='color:#9aa'>(on each plane scaled to [0, 1]; mean over planes)</span>")
         if metrics["downscale"] > 1:
             text += f"<br>Large image: processed at 1/{metrics['downscale']:g} resolution."
+        n_const = sum(bool(d.get("constant")) for d in (per_plane or []))
+        if n_const:
+            text += (f"<br>{n_const} constant plane{'s' if n_const > 1 else ''} (no signal) kept as "
+                     f"{'they are' if n_const > 1 else 'it is'} and left out of the averages.")
         if rec.ssim < 0.5:
             text += ("<br>Low similarity: this image is unlike the autoencoder's training cells "
                      "(different organism, stain or magnification?).")
