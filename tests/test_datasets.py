@@ -352,6 +352,42 @@ def test_one_class_only(tmp_path):
         load_labelled(tmp_path / "one" / "Mito" / "..")
 
 
+def test_autoencoder_data_may_have_one_class_or_none(tmp_path):
+    """min_classes=1 (autoencoder: no labels needed): one class folder, or a plain folder of images."""
+    for i in range(3):
+        _tif(tmp_path / "one" / "Mito" / f"c{i}.tif", _img(i))
+    d = load_labelled(tmp_path / "one", min_classes=1)
+    assert d.classes == ["Mitochondria"] and len(d) == 3 and not d.warnings
+    assert "3 images in 1 class (" in d.description
+    # a plain folder of images (and x_dna.tif partners), no class sub-folders
+    for i in range(3):
+        _tif(tmp_path / "flat" / f"c{i}.tif", _img(i))
+    _tif(tmp_path / "flat" / "c0_dna.tif", _img(50))
+    d = load_labelled(tmp_path / "flat", min_classes=1)
+    assert d.classes == [datasets.UNLABELLED] and len(d) == 3 and not d.skipped
+    assert d.samples[0].dna is not None and d.samples[0].dna[0, 0] == 50
+    assert "plain folder of images" in d.description
+    # the same as an archive
+    with zipfile.ZipFile(tmp_path / "flat.zip", "w") as z:
+        for i in range(3):
+            z.write(tmp_path / "flat" / f"c{i}.tif", f"c{i}.tif")
+    assert len(load_labelled(tmp_path / "flat.zip", min_classes=1)) == 3
+    # a single Murphy antibody folder (prot/ + dna/) is one class too
+    write_murphy(tmp_path / "m", top=None, crop=False)
+    d = load_labelled(tmp_path / "m" / "tubul", min_classes=1)
+    assert len(d) == 3 and len(d.classes) == 1 and all(s.dna is not None for s in d.samples)
+    # two classes stay two classes; a single image per class gives no warning here
+    root = write_generic_two_channel(tmp_path / "set", n=1)
+    d = load_labelled(root, min_classes=1)
+    assert len(d.classes) == 2 and not d.warnings
+    # the classifier's default still refuses all of these, with the same message
+    for src in ("one", "flat"):
+        with pytest.raises(InputError, match="Only one class|not inside a class folder"):
+            load_labelled(tmp_path / src)
+    with pytest.raises(InputError, match="min_classes"):
+        load_labelled(tmp_path / "one", min_classes=0)
+
+
 def test_class_with_too_few_images_warns(tmp_path):
     root = write_generic_two_channel(tmp_path / "set")
     _tif(root / "tubulin" / "only.tif", _img(1))

@@ -249,3 +249,108 @@ def test_autoencoder_trains():
     x = torch.rand(1, 1, 50, 41)
     with torch.no_grad():
         assert lm.model(x).shape == x.shape
+
+
+# --------------------------------------------------------------------------------------------------
+# Fine-tuning: the starting model is "epoch 0" and must be beaten to be replaced
+@pytest.fixture(scope="module")
+def trained(data):
+    """A tiny classifier that has learnt blob/ring (val accuracy 1.0) as a LoadedModel."""
+    res = fit(data, epochs=12, lr=1e-2, augment=False)
+    assert res.history[res.best_epoch - 1].val_acc >= 0.9
+    return LoadedModel(res.model, "classifier", "organelle-cnn", ["blob", "ring"], 32, name="trained")
+
+
+@pytest.mark.parametrize("kw", [dict(lr=1e-10, freeze_backbone=True),  # nothing changes
+                                dict(lr=1.0)],                          # every epoch is far worse
+                         ids=["tiny-lr", "huge-lr"])
+def test_finetune_that_does_not_improve_returns_the_starting_model(data, trained, kw):
+    before = weights(trained.model)
+    (Xv, yv) = data[1]
+    with torch.no_grad():
+        start_loss = float(torch.nn.functional.cross_entropy(trained.model.eval()(torch.from_numpy(Xv)),
+                                                             torch.from_numpy(yv)))
+    events = []
+    res = fit(data, init=trained, epochs=2, callback=events.append, **kw)
+    assert res.baseline is not None and res.baseline["val_loss"] == pytest.approx(start_loss, abs=1e-4)
+    assert res.baseline["val_accuracy"] == 1.0
+    assert len(res.history) == 2 and all(ev.val_loss >= res.baseline["val_loss"] for ev in res.history)
+    assert res.best_epoch == 0 and not res.improved and res.best_val_loss == res.baseline["val_loss"]
+    assert same(before, weights(res.model)) and res.model is not trained.model
+    assert "no epoch improved on the starting model" in res.stop_reason
+    assert "the model is unchanged" in res.stop_reason
+    assert all(ev.best_epoch == 0 and not ev.is_best for ev in events if isinstance(ev, EpochEvent))
+    # the checkpoint says so too: training info has the baseline, metrics are the starting model's
+    lm = load_checkpoint(res.checkpoint(), expected_kind="classifier")
+    assert lm.training_info["baseline"]["val_loss"] == pytest.approx(res.baseline["val_loss"])
+    assert lm.training_info["best_epoch"] == 0
+    assert lm.metrics["val_accuracy"] == 1.0 and "no epoch improved" in lm.metrics["measured_on"]
+
+
+def test_finetune_that_improves_reports_the_baseline(data, trained, tmp_path):
+    path = tmp_path / "best.pt"
+    res = fit(data, init=trained, epochs=2, lr=1e-3, checkpoint_path=path)
+    assert res.baseline is not None and res.improved and res.best_epoch >= 1
+    assert res.best_val_loss < res.baseline["val_loss"]
+    assert res.best_val_loss == min(ev.val_loss for ev in res.history)
+    assert f"best epoch {res.best_epoch}" in res.stop_reason
+    assert not same(weights(trained.model), weights(res.model))
+    lm = load_checkpoint(path)
+    assert lm.training_info["baseline"] == pytest.approx(res.baseline)
+    assert "baseline" in res.checkpoint()["training"]
+    # from scratch there is no baseline: the first finished epoch is the best so far
+    scratch = fit(data, epochs=1)
+    assert scratch.baseline is None and scratch.best_epoch == 1 and "baseline" not in scratch.checkpoint()["training"]
+
+
+def test_finetune_new_head_has_a_baseline_that_training_beats(data, trained):
+    (Xt, yt), (Xv, yv) = data
+    res = train("classifier", (Xt, 1 - yt), (Xv, 1 - yv), cfg(epochs=1, lr=1e-2, freeze_backbone=True),
+                init=trained, classes=["ring", "other"])
+    assert res.baseline is not None and res.best_epoch == 1
+    assert res.best_val_loss < res.baseline["val_loss"]
+
+
+def test_stop_before_the_first_epoch_when_fine_tuning_keeps_the_start(data, trained):
+    res = fit(data, init=trained, should_stop=lambda: True)
+    assert res.stopped and res.best_epoch == 0 and res.baseline is not None
+    assert "unchanged" in res.stop_reason and same(weights(trained.model), weights(res.model))
+
+
+def test_early_stopping_against_the_starting_model(data, trained):
+    res = fit(data, init=trained, epochs=5, lr=1.0, patience=2)
+    assert len(res.history) == 2 and res.best_epoch == 0
+    assert "early stopping" in res.stop_reason and "no epoch improved on the starting model" in res.stop_reason
+
+
+def _ae_planes(n, seed):
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:48, :48]
+    out = []
+    for _ in range(n):
+        p = np.zeros((48, 48))
+        for _ in range(6):
+            cy, cx = g.uniform(0, 48, 2)
+            p += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * g.uniform(3, 8) ** 2))
+        out.append((p / p.max()).astype(np.float32))
+    return out
+
+
+def test_autoencoder_finetune_baseline():
+    tr_planes, va_planes = _ae_planes(16, 0), _ae_planes(4, 1)
+
+    def ae_cfg(**kw):
+        return TrainConfig(**{**dict(epochs=3, batch_size=4, lr=3e-3, device="cpu", crop_size=32, num_threads=1),
+                              **kw})
+
+    base = train("autoencoder", tr_planes, va_planes, ae_cfg(epochs=8), arch_kwargs=TINY_AE)
+    init = LoadedModel(base.model, "autoencoder", "organelle-ae", None, 32, name="ae")
+    before = weights(init.model)
+    # a learning rate far too high: every epoch is worse, the starting weights come back
+    bad = train("autoencoder", tr_planes, va_planes, ae_cfg(epochs=2, lr=5.0), init=init)
+    assert bad.baseline["val_psnr"] == pytest.approx(base.best_event.val_psnr, abs=1e-3)
+    assert bad.best_epoch == 0 and same(before, weights(bad.model))
+    assert "no epoch improved on the starting model" in bad.stop_reason
+    # a sensible one improves on it, and the baseline is reported alongside
+    good = train("autoencoder", tr_planes, va_planes, ae_cfg(epochs=2, lr=3e-3), init=init)
+    assert good.best_epoch >= 1 and good.best_event.val_psnr > good.baseline["val_psnr"]

@@ -12,6 +12,7 @@ import pytest
 pytestmark = pytest.mark.qt
 
 CLASSES3 = ("ER", "Mitochondria", "Nucleus")
+AE_LR = "0.01"  # one epoch of the tiny untrained autoencoder at this rate improves on it
 TIMEOUT_MS = 90_000
 
 
@@ -91,6 +92,7 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
 
     active = STATE.get_active("classifier")
     before = _state(active.model)
+    assert w.lr_edit.text() == "0.0001"  # starting from the active model: the gentle default
     w.epochs_spin.setValue(1)
     outcome = _train(qtbot, w)
     assert outcome is not None and outcome.error is None, outcome and outcome.error
@@ -108,6 +110,12 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
     assert outcome.confusion is not None and outcome.confusion.sum() == outcome.n_val
     assert outcome.classes == list(active.classes)  # "keep the model's classes" (default)
     assert w.save_button.isEnabled() and w.use_button.isEnabled()
+    # the starting model's validation is the baseline the best epoch is compared with
+    assert res.baseline is not None and res.best_val_loss < res.baseline["val_loss"]
+    text = w.result_label.text()
+    assert "Starting model (tiny-classifier): val accuracy" in text and "→ best epoch 1: val accuracy" in text
+    assert outcome.name.startswith("fine-tuned classifier ") and outcome.name in w.target_label.text()
+    assert "not saved yet" in w.target_label.text()
 
     # Use this model -> the other docks' shared state switches to a copy of the result
     seen = []
@@ -118,6 +126,7 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
     assert now is w.used_model and now is not active and now.model is not res.model
     st = _state(now.model)
     assert all(np.array_equal(st[k].numpy(), tuned[k].numpy()) for k in tuned)
+    assert now.name == outcome.name and now.path is None and "in use" in w.target_label.text()
 
     # Save as... -> a checkpoint that loads (default folder: the user's model folder)
     target = tmp_path / "saved" / "my-model"
@@ -132,9 +141,16 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
     assert asked["dir"].startswith(str(user_models_dir()))
     path = target.with_name("my-model.pt")
     assert w.saved_path == path and path.exists()
+    # the active model (used before saving) now carries the file's name and path, same weights
+    renamed = STATE.get_active("classifier")
+    assert seen == ["classifier", "classifier"] and renamed is w.used_model
+    assert renamed.name == "my-model" and renamed.path == path and renamed.model is now.model
+    assert renamed.training_info["name"] == "my-model"
+    assert str(path) in w.target_label.text() and "in use" in w.target_label.text()
     lm = load_checkpoint(path, expected_kind="classifier")
     assert lm.classes == outcome.classes
     assert lm.training_info["best_epoch"] == 1 and lm.training_info["n_val"] == outcome.n_val
+    assert lm.training_info["baseline"]["val_loss"] == pytest.approx(res.baseline["val_loss"])
     assert "val_accuracy" in lm.metrics
     assert not list(path.parent.glob("*.tmp"))
 
@@ -227,6 +243,7 @@ def test_autoencoder_one_epoch(dock, qtbot, cells):
     stack = viewer.add_image(np.stack([s.protein for s in cells.samples[:8]]), name="cells")
     w.add_layer_row(stack, label="")
     w.epochs_spin.setValue(1)
+    w.lr_edit.setText(AE_LR)
     outcome = _train(qtbot, w)
     assert outcome.error is None, outcome.error
     res = outcome.result
@@ -261,3 +278,157 @@ def test_closing_the_viewer_stops_training(dock, qtbot, cells):
     assert job.stop.is_set()
     assert job.done.wait(20)
     qtbot.waitUntil(lambda: not job.worker.is_running, timeout=10_000)
+
+
+def _ae_rows(viewer, w, cells, n=8):
+    w.kind_combo.setCurrentText("autoencoder")
+    stack = viewer.add_image(np.stack([s.protein for s in cells.samples[:n]]), name="cells")
+    w.add_layer_row(stack, label="")
+    w.epochs_spin.setValue(1)
+
+
+def test_learning_rate_default_follows_start_from_but_keeps_a_typed_value(dock):
+    _, w = dock
+    assert w.start_combo.currentData() == "active" and w.lr_edit.text() == "0.0001"
+    w.start_combo.setCurrentIndex(1)  # scratch
+    assert w.lr_edit.text() == "0.001"
+    w.start_combo.setCurrentIndex(0)
+    assert w.lr_edit.text() == "0.0001"
+    w.lr_edit.setText("0.005")  # typed by the user: never replaced
+    w.start_combo.setCurrentIndex(1)
+    assert w.lr_edit.text() == "0.005"
+    assert "0.0001" in w.lr_edit.toolTip() and "0.001" in w.lr_edit.toolTip()
+
+
+def test_run_that_does_not_improve_says_the_model_is_unchanged(dock, qtbot, cells):
+    from napari_organelle.widgets._state import STATE
+
+    viewer, w = dock
+    _ae_rows(viewer, w, cells)
+    active = STATE.get_active("autoencoder")
+    before = _state(active.model)
+    w.epochs_spin.setValue(2)
+    w.lr_edit.setText("50")  # far too high: every epoch is worse than the starting model
+    outcome = _train(qtbot, w)
+    assert outcome.error is None and not outcome.has_new_model
+    res = outcome.result
+    assert res.best_epoch == 0 and res.baseline is not None
+    assert all(np.array_equal(before[k].numpy(), v.numpy()) for k, v in _state(res.model).items())
+    text = w.result_label.text()
+    assert "No epoch improved on the starting model (tiny-autoencoder: val PSNR" in text
+    assert "it is unchanged" in text
+    assert w.outcome is None and not w.use_button.isEnabled() and not w.save_button.isEnabled()
+    assert "No model to save or use yet" in w.target_label.text()
+
+
+def test_a_failed_run_keeps_the_previous_result_usable(dock, qtbot, cells, tmp_path, monkeypatch):
+    from napari_organelle.checkpoints import load_checkpoint
+    from napari_organelle.widgets._state import STATE
+
+    viewer, w = dock
+    _ae_rows(viewer, w, cells)
+    w.lr_edit.setText(AE_LR)
+    first = _train(qtbot, w)
+    assert first.has_new_model and w.outcome is first
+    kept = _state(first.result.model)
+    # the next run fails in the worker (a classifier needs two classes; the table has one)
+    w.kind_combo.setCurrentText("classifier")
+    w.layers_table.cellWidget(0, w.COL_CLASS).setEditText("ER")
+    with qtbot.waitSignal(w.training_finished, timeout=TIMEOUT_MS) as blocker:
+        w.train_button.click()
+        # while it runs the buttons still act on the first result, and the dock says so
+        assert w.train_button.text() == "Stop"
+        assert w.save_button.isEnabled() and w.use_button.isEnabled()
+        assert first.name in w.target_label.text() and "only if it gives a new model" in w.target_label.text()
+        assert first.name in w.result_label.text()
+    failed = blocker.args[0]
+    assert failed is w.last_run and failed.error is not None and "Only one class" in str(failed.error)
+    assert w.outcome is first
+    assert "Training failed" in w.result_label.text() and first.name in w.result_label.text()
+    assert w.save_button.isEnabled() and w.use_button.isEnabled()
+    assert first.name in w.target_label.text()
+    # Use and Save act on the first result
+    w.use_button.click()
+    assert STATE.get_active("autoencoder") is w.used_model and w.used_model.name == first.name
+    target = tmp_path / "kept.pt"
+    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
+                        lambda *a: (str(target), ""))
+    w.save_button.click()
+    lm = load_checkpoint(target, expected_kind="autoencoder")
+    assert all(np.array_equal(kept[k].numpy(), v.numpy()) for k, v in _state(lm.model).items())
+    assert STATE.get_active("autoencoder").name == "kept"
+
+
+def test_unsaved_runs_have_distinct_names_and_saving_renames_only_the_one_in_use(dock, qtbot, cells,
+                                                                                 tmp_path, monkeypatch):
+    from napari_organelle.widgets._state import STATE
+
+    viewer, w = dock
+    _ae_rows(viewer, w, cells)
+    w.start_combo.setCurrentIndex(1)  # scratch would build a full-size model: stay on the tiny one
+    w.start_combo.setCurrentIndex(0)
+    w.lr_edit.setText(AE_LR)
+    first = _train(qtbot, w)
+    w.use_button.click()
+    used = STATE.get_active("autoencoder")
+    assert used.name == first.name and used.path is None
+    second = _train(qtbot, w)  # fine-tunes the first (now active)
+    assert second.has_new_model and w.outcome is second
+    assert second.name != first.name and second.name.startswith("fine-tuned autoencoder ")
+    assert second.started_from == first.name
+    # saving the second result does not rename the active model (the first result)
+    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
+                        lambda *a: (str(tmp_path / "second.pt"), ""))
+    w.save_button.click()
+    assert STATE.get_active("autoencoder") is used and used.name == first.name
+    assert "in use" not in w.target_label.text()
+
+
+def test_autoencoder_trains_on_a_plain_folder_of_images(dock, qtbot, cells, tmp_path):
+    import tifffile
+
+    viewer, w = dock
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for i, s in enumerate(cells.samples[:8]):
+        tifffile.imwrite(folder / f"cell{i}.tif", s.protein)
+    # the classifier refuses a folder without class sub-folders ...
+    with qtbot.waitSignal(w.dataset_loaded, timeout=30_000) as loaded:
+        w.set_data_path(folder, load=True)
+    assert loaded.args[0] is None and "not inside a class folder" in w.data_summary.toPlainText()
+    # ... switching to the autoencoder loads it again, as one class of unlabelled images
+    with qtbot.waitSignal(w.dataset_loaded, timeout=30_000) as loaded:
+        w.kind_combo.setCurrentText("autoencoder")
+    data = loaded.args[0]
+    assert data is not None and data.classes == ["unlabelled"] and len(data) == 8
+    assert "8 images in 1 class " in w.data_summary.toPlainText()
+    w.epochs_spin.setValue(1)
+    w.lr_edit.setText(AE_LR)
+    outcome = _train(qtbot, w)
+    assert outcome.error is None, outcome.error
+    assert outcome.n_train + outcome.n_val == 8 and outcome.has_new_model
+
+
+def test_run_training_loads_a_path_for_the_kind(tmp_path, cells):
+    """The worker's job loads a path itself: one class is enough for the autoencoder only."""
+    import tifffile
+
+    from napari_organelle.preprocess import InputError
+    from napari_organelle.training import TrainConfig
+    from napari_organelle.widgets._train_job import TrainRequest, run_training
+
+    folder = tmp_path / "one" / "ER"
+    folder.mkdir(parents=True)
+    for i, s in enumerate(cells.samples[:6]):
+        tifffile.imwrite(folder / f"cell{i}.tif", s.protein)
+    cfg = TrainConfig(epochs=1, batch_size=4, device="cpu", num_threads=1, crop_size=32)
+    with pytest.raises(InputError, match="Only one class"):
+        run_training(TrainRequest(kind="classifier", data=str(tmp_path / "one"), val_fraction=0.2, config=cfg))
+    from napari_organelle.checkpoints import LoadedModel
+    from napari_organelle.models.registry import build_model
+
+    ae = build_model("autoencoder", "organelle-ae", channels=(8, 16), latent_channels=4).eval()
+    init = LoadedModel(ae, "autoencoder", "organelle-ae", None, 32, name="tiny")
+    out = run_training(TrainRequest(kind="autoencoder", data=str(tmp_path / "one"), val_fraction=0.2,
+                                    config=cfg, init=init))
+    assert out.result is not None and out.n_train + out.n_val == 6 and out.result.baseline is not None

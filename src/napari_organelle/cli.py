@@ -166,7 +166,13 @@ def _cmd_train(a) -> int:
     ck = outcome.checkpoint
     write_checkpoint_dict(a.out, ck)
     r = outcome.result
-    print(f"Best epoch: {r.best_epoch} (val loss {r.best_val_loss:.4f})" + (" - stopped early: " + r.stop_reason if r.stopped else ""))
+    if r.baseline is not None and not r.improved:  # fine-tuning that did not beat the starting model
+        print(f"The model is unchanged: {r.stop_reason}. {a.out} holds the starting weights; try a lower "
+              "--lr or more data.")
+    else:
+        print(f"Best epoch: {r.best_epoch} (val loss {r.best_val_loss:.4f})"
+              + (f"; the starting model had {r.baseline['val_loss']:.4f}" if r.baseline is not None else "")
+              + (" - stopped early: " + r.stop_reason if r.stopped else ""))
     m = ck.get("metrics", {})
     if "test_accuracy" in m:
         print(f"Test accuracy: {100 * m['test_accuracy']:.2f}% on {m['test_n']} held-out images"

@@ -13,7 +13,9 @@
 * the **IICBU-2008 "hela"** set -- ``actin/actin_001.tif`` ... ``dna/DNA_001.TIF`` (protein only);
 * a ``.zip``, ``.tar``, ``.tar.gz``/``.tgz`` (also ``.tar.bz2``/``.tar.xz``) of any of these,
   streamed member by member (never extracted to disk; unsafe member paths are refused);
-* the literal source ``"simulated"`` or ``"simulated:N"`` (N simulated cells per class).
+* the literal source ``"simulated"`` or ``"simulated:N"`` (N simulated cells per class);
+* for the autoencoder, which needs no labels (``min_classes=1``): also a single class folder, or a
+  plain folder (or archive) of images without class sub-folders (label ``"unlabelled"``).
 
 Unreadable files are skipped and listed, never fatal; what was read is said in ``description``.
 """
@@ -58,6 +60,9 @@ _EXPECTED = (
     "<antibody>/dna/*.tif, e.g. tubul/prot/r14jul98.tubul.03--1---2.tif); the IICBU-2008 HeLa set "
     "(actin/actin_001.tif ... dna/DNA_001.TIF); or a .zip/.tar/.tar.gz/.tgz of one of these."
 )
+
+#: Label of the images of a plain folder without class sub-folders (autoencoder data).
+UNLABELLED = "unlabelled"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -479,7 +484,10 @@ def _pair_flat(label: str, files: list[str]) -> list[_Plan]:
     return plans
 
 
-def _discover(tree: _Tree, skipped: list, warnings: list, notes: list) -> tuple[str, list[_Plan]]:
+def _discover(tree: _Tree, skipped: list, warnings: list, notes: list,
+              single: bool = False) -> tuple[str, list[_Plan]]:
+    """Plan what to read. ``single``: one class is enough (autoencoder data), so a lone class folder
+    and a plain folder of images (no class sub-folders) are accepted as one class."""
     root = _build(tree.files)
     prefix: list[str] = []
 
@@ -499,6 +507,27 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list) -> tuple[
         prefix.append(name)
         root = child
     where = "/".join(prefix)
+    single_layout = None
+    if single and root.child(PROTEIN_DIRS) is not None:
+        # one class folder with prot/ and dna/: it is the one class (named after the folder)
+        if prefix:
+            name = prefix.pop()
+        else:
+            name = PurePosixPath(tree.label.replace("\\", "/")).name
+            name = next((name[:-len(x)] for x in ARCHIVE_SUFFIXES if name.lower().endswith(x)), name) or "images"
+        where = "/".join(prefix)
+        wrapper = _Node()
+        wrapper.dirs[name] = root
+        root = wrapper
+        single_layout = "one class folder with prot/ and dna/ sub-folders"
+    elif single and root.has_images_here() and not any(d.image_count() for d in root.dirs.values()):
+        # a plain folder of images: one class; x.tif + x_dna.tif pairs are still paired
+        flat = _Node()
+        flat.files = list(root.files)
+        wrapper = _Node()
+        wrapper.dirs[UNLABELLED] = flat
+        root = wrapper
+        single_layout = "plain folder of images, no class folders"
     if root.child(PROTEIN_DIRS) is not None:
         raise InputError(
             f"{tree.label}{'::' + where if where else ''} looks like ONE class folder (it holds prot/ and "
@@ -514,7 +543,7 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list) -> tuple[
     # Folders without any image file (docs/, licence/ ...) are not classes.
     class_dirs = {d: n for d, n in sorted(root.dirs.items()) if n.image_count()}
     # ... but one named like a class is most likely a class whose images are missing: say so.
-    empty = set(getattr(tree, "empty_dirs", ())) if not where else set()
+    empty = set(getattr(tree, "empty_dirs", ())) if not (where or single_layout) else set()
     empty |= {d for d, n in root.dirs.items() if not n.image_count()}
     for d in sorted(empty):
         if class_dirs and _classes.canonical_class(d) is not None:
@@ -534,7 +563,9 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list) -> tuple[
                 for f in n.files if is_image_name(f))
         for d, n in class_dirs.items()
     )
-    if is_murphy:
+    if single_layout:
+        layout = single_layout
+    elif is_murphy:
         layout = "Murphy 2D HeLa release (<antibody>/prot + <antibody>/dna)"
     elif is_iicbu:
         layout = "IICBU-2008 HeLa (<folder>/<folder>_NNN.tif, protein only)"
@@ -547,7 +578,7 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list) -> tuple[
     ignored: dict[str, int] = {}
     label_of: dict[str, str] = {}
     for d, node in class_dirs.items():
-        label = _classes.canonical_class(d) or d
+        label = UNLABELLED if d == UNLABELLED and single_layout else (_classes.canonical_class(d) or d)
         if label in label_of.values():
             other = [k for k, v in label_of.items() if v == label]
             warnings.append(f"Folders {other + [d]} both mean class {label!r}; their images were merged.")
@@ -624,13 +655,19 @@ def _spatial(a: np.ndarray) -> tuple[int, int]:
 # Public API
 
 
-def load_labelled(path, *, min_per_class: int = 2, progress: Progress | None = None) -> LabelledImages:
+def load_labelled(path, *, min_per_class: int = 2, min_classes: int = 2,
+                  progress: Progress | None = None) -> LabelledImages:
     """Read a labelled image set from a folder, an archive or ``"simulated[:N]"``.
 
     ``progress(done, total)`` is called after each file is read. Unreadable files go to
     ``skipped``; a class with fewer than ``min_per_class`` images gives a warning. Raises
-    InputError when the path does not exist, holds no images, or holds only one class.
+    InputError when the path does not exist, holds no images, or holds fewer than ``min_classes``
+    classes. ``min_classes=1`` is for the autoencoder, which needs no labels: a single class folder
+    or a plain folder of images (class ``"unlabelled"``) is then accepted, and there is no
+    per-class warning (the autoencoder does not learn classes).
     """
+    if isinstance(min_classes, bool) or not isinstance(min_classes, int) or min_classes < 1:
+        raise InputError(f"min_classes must be a whole number >= 1 (got {min_classes!r}).")
     text = os.fspath(path) if not isinstance(path, str) else path
     sim = re.fullmatch(r"simulated(?::(\d+))?", str(text).strip())
     if sim and not os.path.exists(text):
@@ -644,7 +681,7 @@ def load_labelled(path, *, min_per_class: int = 2, progress: Progress | None = N
         skipped: list[tuple[str, str]] = list(tree.skipped)
         warnings: list[str] = list(tree.warnings)
         notes: list[str] = []
-        layout, plans = _discover(tree, skipped, warnings, notes)
+        layout, plans = _discover(tree, skipped, warnings, notes, single=min_classes <= 1)
 
         needed: list[str] = []
         seen: set[str] = set()
@@ -723,11 +760,14 @@ def load_labelled(path, *, min_per_class: int = 2, progress: Progress | None = N
             + (f"; top-level folders: {', '.join(folders[:12])}" if folders else "; no sub-folders")
             + f". {_EXPECTED}{also}"
         )
-    if len(present) < 2:
-        raise InputError(
-            f"Only one class ({present[0]!r}, {len(samples)} images) was found in {p}; a classifier needs "
-            f"at least two classes, each in its own sub-folder. {_EXPECTED}{also}"
-        )
+    if len(present) < min_classes:
+        if len(present) == 1:
+            raise InputError(
+                f"Only one class ({present[0]!r}, {len(samples)} images) was found in {p}; a classifier "
+                f"needs at least two classes, each in its own sub-folder. {_EXPECTED}{also}"
+            )
+        raise InputError(f"Only {len(present)} classes were found in {p}; at least {min_classes} are "
+                         f"needed, each in its own sub-folder. {_EXPECTED}{also}")
 
     if all(lab in _classes.CLASSES for lab in present):
         class_list = [c for c in _classes.CLASSES if c in present]
@@ -735,7 +775,7 @@ def load_labelled(path, *, min_per_class: int = 2, progress: Progress | None = N
         class_list = sorted(present)
     data = LabelledImages(samples=samples, classes=class_list, skipped=skipped, warnings=warnings)
     for c, n in data.counts().items():
-        if n < min_per_class:
+        if n < min_per_class and min_classes > 1:
             warnings.append(
                 f"Class {c!r} has only {n} image(s); at least {min_per_class} are needed to train and "
                 "validate on it. Add images or remove the class."
@@ -744,7 +784,8 @@ def load_labelled(path, *, min_per_class: int = 2, progress: Progress | None = N
     counts = ", ".join(f"{c} {n}" for c, n in data.counts().items())
     desc = (f"{p} ({tree.kind}; {layout}"
             + (f"; {'; '.join(notes)}" if notes else "")
-            + f"): {len(samples)} images in {len(class_list)} classes ({counts}); "
+            + f"): {len(samples)} images in {len(class_list)} class{'' if len(class_list) == 1 else 'es'} "
+            f"({counts}); "
             f"DNA channel for {n_dna} of {len(samples)}")
     if skipped:
         desc += f"; {len(skipped)} file(s) skipped"

@@ -19,11 +19,15 @@ from .preprocess import InputError
 DEFAULT_INPUT_SIZE = 128
 
 
-def _load(source, progress=None):
+def _load(source, progress=None, kind: str = "classifier"):
+    """``source`` as LabelledImages. For the autoencoder, which needs no labels, one class (or a
+    plain folder of images) is enough; a classifier needs two or more."""
     from .datasets import LabelledImages, load_labelled
 
     if isinstance(source, LabelledImages):
         return source
+    if kind == "autoencoder":
+        return load_labelled(source, progress=progress, min_classes=1)
     return load_labelled(source, progress=progress)
 
 
@@ -172,8 +176,10 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
     from .datasets import stratified_split, to_classifier_tensors, to_native_planes
     from .training import TrainConfig, train
 
+    if kind not in ("classifier", "autoencoder"):
+        raise InputError(f"Unknown model kind {kind!r}: use 'classifier' or 'autoencoder'.")
     config = config or TrainConfig()
-    data = _load(source, progress=progress)
+    data = _load(source, progress=progress, kind=kind)
     if len(data.samples) == 0:
         raise InputError("No images were found to train on.")
     labels = [s.label for s in data.samples]
@@ -229,6 +235,10 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
         metrics["val_loss"] = float(best.val_loss)
         if best.val_acc is not None:
             metrics["val_accuracy"] = float(best.val_acc)
+    elif result.baseline is not None:  # no epoch improved on the starting model: it is returned
+        metrics["val_loss"] = float(result.baseline["val_loss"])
+        if "val_accuracy" in result.baseline:
+            metrics["val_accuracy"] = float(result.baseline["val_accuracy"])
     metrics["measured_on"] = "held-out split of the training data: " + (data.description or str(source))
     test_report = None
     if kind == "classifier":

@@ -2,9 +2,12 @@
 
 The (small) data set is kept resident on the training device and batched with index permutations;
 augmentation runs on the device in torch. Validation runs every epoch; the weights with the best
-validation loss are kept (a CPU copy) and returned. Runs are cooperative: ``should_stop`` is polled
-every batch and ``callback`` receives :class:`BatchEvent` and :class:`EpochEvent` objects. This
-module prints nothing.
+validation loss are kept (a CPU copy) and returned. When fine-tuning (``init`` given) the starting
+model is validated first, as "epoch 0": an epoch must beat it to be kept, so a run that only makes
+the model worse returns the starting weights unchanged (and says so).
+
+Runs are cooperative: ``should_stop`` is polled every batch and ``callback`` receives
+:class:`BatchEvent` and :class:`EpochEvent` objects. This module prints nothing.
 """
 
 from __future__ import annotations
@@ -172,8 +175,9 @@ class TrainResult:
     arch: str
     classes: list[str] | None
     history: list[EpochEvent]
-    best_epoch: int                # 0: no epoch finished (initial weights returned)
-    best_val_loss: float
+    best_epoch: int                # 0: the initial weights were returned (no epoch finished, or, when
+                                   # fine-tuning, no epoch improved on the starting model)
+    best_val_loss: float           # validation loss of the returned weights (inf: none measured)
     stopped: bool                  # True: stopped by should_stop (or diverged)
     stop_reason: str
     device: str
@@ -183,6 +187,15 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     training_meta: dict = field(default_factory=dict)
+    #: Fine-tuning only: the starting model's validation before epoch 1 ({"val_loss", and
+    #: "val_accuracy" (classifier) or "val_psnr" (autoencoder)}); None when trained from scratch.
+    baseline: dict | None = None
+
+    @property
+    def improved(self) -> bool:
+        """True when an epoch's weights were returned (they beat the starting model when fine-tuning);
+        False when the model is unchanged."""
+        return self.best_epoch > 0
 
     @property
     def best_event(self) -> EpochEvent | None:
@@ -197,14 +210,19 @@ class TrainResult:
             "epochs_run": len(self.history), "best_epoch": self.best_epoch, "seed": self.config.seed,
             "device": self.device, "date": now_iso(), "seconds": round(self.seconds, 1),
             "stopped": self.stopped, "stop_reason": self.stop_reason,
-            "config": dataclasses.asdict(self.config), **self.training_meta,
+            "config": dataclasses.asdict(self.config),
+            **({"baseline": dict(self.baseline)} if self.baseline is not None else {}),
+            **self.training_meta,
         }
 
     def default_metrics(self) -> dict:
         ev = self.best_event
-        if ev is None:
-            return {}
         unit = "cells" if self.kind == "classifier" else "planes (centre crops)"
+        if ev is None:
+            if self.baseline is None:
+                return {}
+            return {**self.baseline, "measured_on": f"validation split ({self.n_val} {unit}) before "
+                                                    "fine-tuning: no epoch improved on the starting model"}
         m: dict[str, Any] = {"val_loss": ev.val_loss, "train_loss": ev.train_loss,
                              "measured_on": f"validation split ({self.n_val} {unit}) at the best epoch "
                                             f"({ev.epoch})"}
@@ -556,6 +574,10 @@ def train(kind: str, train_data, val_data, config: TrainConfig | None = None, *,
           training_meta: dict | None = None) -> TrainResult:
     """Train a classifier or an autoencoder; returns the best-validation-loss weights.
 
+    Fine-tuning (``init`` given): the starting model is validated before epoch 1 and counts as
+    "epoch 0"; if no epoch beats its validation loss, the starting weights are returned
+    (``best_epoch`` 0, ``result.baseline`` holds its metrics, ``stop_reason`` says so).
+
     classifier: ``train_data``/``val_data`` = (X float32 (N, 2, S, S) in [0, 1], y int64 (N,)).
     autoencoder: lists of float32 planes (2D, or (C, H, W) whose non-constant channels are used).
     ``training_meta`` (e.g. {"data": "...", "command": "..."}) goes into every checkpoint written.
@@ -610,7 +632,8 @@ def train(kind: str, train_data, val_data, config: TrainConfig | None = None, *,
                                      "(protein, DNA).")
             return _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_path,
                         dict(training_meta or {}), n_train, n_val, input_size,
-                        (Xtr, ytr, Xva, yva) if kind == "classifier" else (tr_planes, va_planes))
+                        (Xtr, ytr, Xva, yva) if kind == "classifier" else (tr_planes, va_planes),
+                        fine_tuning=init is not None)
     finally:
         if config.num_threads:
             torch.set_num_threads(old_threads)
@@ -624,7 +647,7 @@ def _new_generator(device):
 
 
 def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_path, training_meta,
-         n_train, n_val, input_size, data) -> TrainResult:
+         n_train, n_val, input_size, data, fine_tuning: bool = False) -> TrainResult:
     t_start = time.perf_counter()
     rank, world = _dist_info(config)
     distributed = world > 1
@@ -785,15 +808,59 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
 
     def write_ckpt(epoch_events):
         res = _result(net, kind, arch, classes, epoch_events, best_epoch, best_loss, False, "in progress",
-                      device, time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta)
+                      device, time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
+                      baseline=baseline)
         ckpt = res.checkpoint(training={"in_progress": True})
         write_checkpoint_dict(checkpoint_path, ckpt)
+
+    def out_of_memory() -> InputError:
+        optimizer.zero_grad(set_to_none=True)
+        optimizer.state.clear()  # the Adam moments: as large as the model
+        net.cpu()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        where = "MPS" if device.type == "mps" else "CUDA"
+        return InputError(f"{where} ran out of memory at batch size {bs}; try batch size "
+                          f"{max(1, bs // 2)} or the CPU.")
 
     initial_state = _cpu_state(net)
     best_state: dict | None = None
     best_loss, best_epoch = math.inf, 0
     history: list[EpochEvent] = []
     stopped, reason = False, ""
+
+    # Fine-tuning: the starting model is "epoch 0". Its validation loss is the one to beat; an epoch
+    # that does not beat it is never kept. Every rank validates (validate() all-reduces).
+    baseline: dict | None = None
+    if fine_tuning:
+        oom = None
+        try:
+            b_loss, b_acc, b_psnr = validate()
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is an out-of-memory error
+            if not _is_oom(exc):
+                raise
+            oom = exc
+        if oom is not None:
+            raise out_of_memory()
+        baseline = {"val_loss": float(b_loss)}
+        if b_acc is not None:
+            baseline["val_accuracy"] = float(b_acc)
+        if b_psnr is not None:
+            baseline["val_psnr"] = float(b_psnr)
+        if math.isfinite(b_loss):
+            best_loss = float(b_loss)
+
+    def kept() -> str:
+        """What the run returns, for the stop reason (lower case, no full stop)."""
+        if best_state is not None:
+            return f"kept the best weights (epoch {best_epoch})"
+        if baseline is not None and history:
+            return (f"no epoch improved on the starting model (val loss {baseline['val_loss']:.4g}); "
+                    "the model is unchanged")
+        if baseline is not None:
+            return "no epoch had finished, so the model is unchanged (the starting weights)"
+        return "no epoch had finished, so the model is unchanged (initial weights)"
 
     for epoch in range(1, config.epochs + 1):
         t_ep = time.perf_counter()
@@ -833,26 +900,22 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
                 raise
             oom = str(exc)
         if oom is not None:
-            optimizer.zero_grad(set_to_none=True)
-            del optimizer
-            net.cpu()
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            where = "MPS" if device.type == "mps" else "CUDA"
-            raise InputError(f"{where} ran out of memory at batch size {bs}; try batch size "
-                             f"{max(1, bs // 2)} or the CPU.")
+            raise out_of_memory()
         if interrupted:
             stopped = True
-            reason = (f"stopped by the user during epoch {epoch}; " +
-                      (f"kept the best weights (epoch {best_epoch})" if best_state is not None
-                       else "no epoch had finished, so the model is unchanged (initial weights)"))
+            reason = f"stopped by the user during epoch {epoch}; {kept()}"
             break
         if not math.isfinite(train_loss) or not math.isfinite(val_loss):
             stopped = True
-            reason = (f"training diverged at epoch {epoch} (loss is not finite); lower the learning rate. " +
-                      (f"Kept the best weights (epoch {best_epoch})." if best_state is not None
-                       else "The model is unchanged (initial weights)."))
+            if best_state is not None:
+                k = kept()
+            elif baseline is not None:
+                k = (f"no epoch improved on the starting model (val loss {baseline['val_loss']:.4g}); "
+                     "the model is unchanged")
+            else:
+                k = "the model is unchanged (initial weights)"
+            reason = (f"training diverged at epoch {epoch} (loss is not finite); lower the learning rate. "
+                      f"{k[0].upper()}{k[1:]}.")
             break
         is_best = val_loss < best_loss
         if is_best:
@@ -868,8 +931,8 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         if callback is not None:
             callback(ev)
         if config.patience is not None and epoch - best_epoch >= config.patience and epoch < config.epochs:
-            reason = (f"early stopping: validation loss did not improve for {config.patience} epochs "
-                      f"(best epoch {best_epoch})")
+            reason = (f"early stopping: validation loss did not improve for {config.patience} epochs"
+                      + (f" (best epoch {best_epoch})" if best_state is not None else f"; {kept()}"))
             break
         stop_now = stop()
         if distributed:  # every rank must leave the loop together
@@ -877,10 +940,11 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         if stop_now:
             if epoch < config.epochs:
                 stopped = True
-                reason = f"stopped by the user after epoch {epoch}; kept the best weights (epoch {best_epoch})"
+                reason = f"stopped by the user after epoch {epoch}; {kept()}"
             break
     if not reason:
-        reason = f"completed {len(history)} epochs (best epoch {best_epoch})"
+        reason = (f"completed {len(history)} epochs (best epoch {best_epoch})" if best_state is not None
+                  or baseline is None else f"completed {len(history)} epochs; {kept()}")
 
     model = net
     model.load_state_dict(best_state if best_state is not None else initial_state)
@@ -889,15 +953,17 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         p.requires_grad_(True)
     model.eval()
     return _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device,
-                   time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta)
+                   time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
+                   baseline=baseline)
 
 
 def _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device, seconds,
-            input_size, config, n_train, n_val, training_meta) -> TrainResult:
+            input_size, config, n_train, n_val, training_meta, baseline=None) -> TrainResult:
     return TrainResult(model=model, kind=kind, arch=arch, classes=list(classes) if classes else None,
                        history=list(history), best_epoch=best_epoch, best_val_loss=best_loss, stopped=stopped,
                        stop_reason=reason, device=str(device), seconds=seconds, input_size=input_size,
-                       config=config, n_train=n_train, n_val=n_val, training_meta=dict(training_meta))
+                       config=config, n_train=n_train, n_val=n_val, training_meta=dict(training_meta),
+                       baseline=dict(baseline) if baseline is not None else None)
 
 
 __all__ = ["TrainConfig", "TrainResult", "BatchEvent", "EpochEvent", "train", "format_epoch",

@@ -224,7 +224,7 @@ class LayerTableMixin:
 
     def layers_dataset(self):
         """The table as LabelledImages (one sample per plane); raises InputError for bad rows."""
-        from ..datasets import LabelledImages, Sample
+        from ..datasets import UNLABELLED, LabelledImages, Sample
 
         clf = self.kind == "classifier"
         samples, warnings, names = [], [], []
@@ -237,7 +237,7 @@ class LayerTableMixin:
             if clf and not raw:
                 raise InputError(f"Give the layer {layer.name!r} (row {r + 1}) a class: pick one or type "
                                  "a new class name.")
-            label = (canonical_class(raw) or raw) if raw else "unlabelled"
+            label = (canonical_class(raw) or raw) if raw else UNLABELLED  # autoencoder: no class needed
             dna_layer = self.layers_table.cellWidget(r, self.COL_DNA).currentData()
             planes = _layer_planes(layer)
             dna_planes: list = [None] * len(planes)

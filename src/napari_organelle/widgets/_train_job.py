@@ -53,6 +53,13 @@ class TrainOutcome:
     started_from: str = "scratch"
     val_fraction: float = 0.2
     error: BaseException | None = None
+    name: str = ""                             # the dock's name for the model (set when it is kept)
+
+    @property
+    def has_new_model(self) -> bool:
+        """True when the run produced weights to keep: an epoch finished (and, when fine-tuning,
+        beat the starting model). False: failed, stopped before an epoch, or the model is unchanged."""
+        return self.error is None and self.result is not None and int(self.result.best_epoch) > 0
 
 
 def _stop_is_set(stop) -> bool:
@@ -130,6 +137,12 @@ def _confusion(model, X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: 
     return cm
 
 
+def min_classes_for(kind: str) -> int:
+    """Classes the data must have: the autoencoder needs no labels (one class, or a plain folder of
+    images, is enough); a classifier needs two."""
+    return 1 if kind == "autoencoder" else 2
+
+
 def run_training(req: TrainRequest, *, emit=None, message=None, stop=None) -> TrainOutcome:
     """Load / split / convert the data, train, evaluate. Pure Python + torch; raises on errors.
 
@@ -143,7 +156,7 @@ def run_training(req: TrainRequest, *, emit=None, message=None, stop=None) -> Tr
         raise InputError(NO_DATA_MESSAGE)
     if isinstance(data, (str, os.PathLike)):
         say(f"Loading {data} ...")
-        data = datasets.load_labelled(data)
+        data = datasets.load_labelled(data, min_classes=min_classes_for(req.kind))
     if not data.samples:
         raise InputError(NO_DATA_MESSAGE)
     out = TrainOutcome(kind=req.kind, data_description=str(data.description or ""),
@@ -211,10 +224,10 @@ def _job(req: TrainRequest, relay, stop: threading.Event, done: threading.Event)
         done.set()
 
 
-def _load_job(path: str):
+def _load_job(path: str, kind: str = "classifier"):
     from .. import datasets
 
     try:
-        return path, datasets.load_labelled(path), None
+        return path, datasets.load_labelled(path, min_classes=min_classes_for(kind)), None
     except BaseException as exc:  # noqa: BLE001
         return path, None, exc

@@ -8,10 +8,16 @@ the engine's callback events cross to the GUI thread through a Qt signal of a sm
 
 The model in use is never modified: the engine deep-copies ``init``; only "Use this model" swaps the
 active model in ``STATE`` (the other docks listen to ``STATE.changed``).
+
+Save as... / Use this model act on the last run that produced a new model (``self.outcome``): a new
+run replaces it only when it succeeds with weights to keep, so a failed, stopped or unimproved run
+never loses an unsaved earlier result. Each kept result gets a distinct name ("fine-tuned classifier
+14:32"); saving the result that is in use renames the active model after its file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -64,6 +70,25 @@ from ._train_job import (  # noqa: F401 - the job's names stay importable from h
 logger = logging.getLogger(__name__)
 
 KINDS = ("classifier", "autoencoder")
+#: Default learning rates: gentle when fine-tuning the active model (a larger one can make it
+#: worse), larger from scratch. A value the user typed is never replaced.
+LR_FINETUNE = "0.0001"
+LR_SCRATCH = "0.001"
+
+_RUN_NAMES: set[str] = set()
+
+
+def unique_run_name(kind: str) -> str:
+    """'fine-tuned classifier 14:32', distinct within this napari session ('... 14:32 (2)')."""
+    base = f"fine-tuned {kind} {time.strftime('%H:%M')}"
+    name, i = base, 1
+    while name in _RUN_NAMES:
+        i += 1
+        name = f"{base} ({i})"
+    _RUN_NAMES.add(name)
+    return name
+
+
 #: Seconds the GUI waits for a stopped training to wind down when napari or the dock closes.
 SHUTDOWN_WAIT_S = 10.0
 
@@ -176,11 +201,15 @@ class FinetuneWidget(LayerTableMixin, QWidget):
     def __init__(self, napari_viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.outcome: TrainOutcome | None = None
+        self.outcome: TrainOutcome | None = None   # what Save as... / Use this model act on
+        self.last_run: TrainOutcome | None = None  # the latest run's outcome, whatever it was
         self.dataset = None                       # LabelledImages loaded from the path
         self.dataset_path: str | None = None
         self.saved_path: Path | None = None
         self.used_model = None                    # the LoadedModel made active by "Use this model"
+        self._used_outcome: TrainOutcome | None = None  # ... and the outcome it was made from
+        self._lr_auto: str | None = None          # the learning rate the dock filled in itself
+        self._load_error_path: str | None = None  # a path whose loading failed (retried on kind change)
         self._job: _RunningJob | None = None
         self._load_worker = None
         self._was_docked = False
@@ -254,7 +283,8 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         flay = QVBoxLayout(ftab)
         row = QHBoxLayout()
         self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("folder with one sub-folder per class, or .zip / .tgz")
+        self.path_edit.setPlaceholderText("folder with one sub-folder per class (autoencoder: any folder of "
+                                          "images), or .zip / .tgz")
         row.addWidget(self.path_edit)
         self.folder_button = QPushButton("Folder...")
         self.archive_button = QPushButton("Archive...")
@@ -297,8 +327,12 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         self.batch_spin.setRange(1, 1024)
         self.batch_spin.setValue(32)
         sform.addRow("Batch size", self.batch_spin)
-        self.lr_edit = QLineEdit("0.001")
-        self.lr_edit.setToolTip("Learning rate (e.g. 0.001 from scratch, 0.0001 to fine-tune gently).")
+        self.lr_edit = QLineEdit(LR_SCRATCH)
+        self._lr_auto = LR_SCRATCH
+        self.lr_edit.setToolTip(
+            f"Learning rate. Default {LR_FINETUNE} when starting from the active model (fine-tuning "
+            f"gently; a larger one can make it worse) and {LR_SCRATCH} from scratch. A value you type "
+            "is kept.")
         sform.addRow("Learning rate", self.lr_edit)
         self.device_combo = DeviceComboBox()
         sform.addRow("Device", self.device_combo)
@@ -348,6 +382,11 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         rlay.addWidget(self.result_label)
         rlay.addWidget(self.confusion_plot)
+        self.target_label = QLabel("")
+        self.target_label.setWordWrap(True)
+        self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.target_label.setToolTip("The model that Save as... and Use this model act on.")
+        rlay.addWidget(self.target_label)
         brow = QHBoxLayout()
         self.save_button = QPushButton("Save as...")
         self.save_button.setToolTip("Save the best weights as a .pt checkpoint (default: your model folder).")
@@ -358,6 +397,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         rlay.addLayout(brow)
         root.addWidget(rbox)
         self._set_result_buttons(False)
+        self._update_target_label()
 
         # --- connections
         self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
@@ -397,6 +437,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         try:
             self.start_combo.setItemText(0, f"active model ({self._active_name(self.kind)})")
             self._refresh_class_items()
+            self.target_label.setText(self.target_text())
         except RuntimeError:  # pragma: no cover - widget deleted while STATE still emits
             pass
 
@@ -407,7 +448,17 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         self.keep_classes_check.setEnabled(clf and from_model)
         self.layers_table.setColumnHidden(self.COL_CLASS, not clf)
         self.start_combo.setItemText(0, f"active model ({self._active_name(self.kind)})")
-        self.plot.reset(self.kind)
+        if not self.is_running:
+            self.plot.reset(self.kind)
+        # the default learning rate follows "Start from", unless the user typed one
+        lr = LR_FINETUNE if from_model else LR_SCRATCH
+        if self.lr_edit.text().strip() in ("", self._lr_auto):
+            self.lr_edit.setText(lr)
+            self._lr_auto = lr
+        # a folder that could not be loaded for one kind may suit the other (one class: autoencoder)
+        path = self.path_edit.text().strip()
+        if path and path == self._load_error_path and self._load_worker is None and not self.is_running:
+            self.load_dataset()
 
     def _set_result_buttons(self, enabled: bool) -> None:
         self.save_button.setEnabled(enabled)
@@ -418,8 +469,38 @@ class FinetuneWidget(LayerTableMixin, QWidget):
             b.setEnabled(not running)
         self.train_button.setEnabled(True)
         self.train_button.setText("Stop" if running else "Train")
-        if running:
-            self._set_result_buttons(False)
+        # the buttons act on the kept result (self.outcome), which a new run does not touch
+        self._set_result_buttons(self.outcome is not None)
+
+    def target_text(self) -> str:
+        """Which model Save as... / Use this model act on (shown above the buttons)."""
+        o = self.outcome
+        if o is None:
+            return "No model to save or use yet: train one first."
+        res = o.result
+        best = res.best_event
+        score = ""
+        if best is not None and best.val_acc is not None:
+            score = f", val accuracy {best.val_acc:.1%}"
+        elif best is not None and best.val_psnr is not None:
+            score = f", val PSNR {best.val_psnr:.1f} dB"
+        state = []
+        if self.saved_path is not None:
+            state.append(f"saved as {self.saved_path}")
+        else:
+            state.append("not saved yet")
+        if self._used_outcome is o and STATE.peek(o.kind) is self.used_model and self.used_model is not None:
+            state.append("in use")
+        if self.is_running:
+            state.append("a new run replaces it only if it gives a new model")
+        return (f"Save as... / Use this model act on: {o.name} (best epoch {res.best_epoch}{score}; "
+                + "; ".join(state) + ").")
+
+    def _update_target_label(self) -> None:
+        try:
+            self.target_label.setText(self.target_text())
+        except RuntimeError:  # pragma: no cover - widget deleted
+            pass
 
     # ---------------------------------------------------------------------------------------------
     # data: folder / archive
@@ -453,7 +534,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
 
         self.load_button.setEnabled(False)
         self.data_summary.setPlainText(f"Loading {path} ...")
-        worker = create_worker(_load_job, path, _start_thread=False, _ignore_errors=True,
+        worker = create_worker(_load_job, path, self.kind, _start_thread=False, _ignore_errors=True,
                                _progress={"desc": "Loading labelled images"})
         worker.returned.connect(self._on_dataset_loaded)
         worker.finished.connect(self._on_load_finished)
@@ -470,6 +551,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
 
     def _on_dataset_loaded(self, payload) -> None:
         path, data, exc = payload
+        self._load_error_path = path if exc is not None else None
         if exc is not None:
             self.dataset, self.dataset_path = None, None
             self.data_summary.setPlainText(f"Could not load {path}:\n{exc}")
@@ -493,7 +575,8 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         lines = []
         if data.description:
             lines.append(str(data.description))
-        lines.append(f"{len(data.samples)} images in {sum(1 for v in counts.values() if v)} classes"
+        n_cls = sum(1 for v in counts.values() if v)
+        lines.append(f"{len(data.samples)} images in {n_cls} class{'' if n_cls == 1 else 'es'}"
                      + (" (with DNA)" if data.has_dna() else " (no DNA channel)") + ":")
         lines.append(", ".join(f"{c} {n}" for c, n in counts.items()))
         if data.skipped:
@@ -557,13 +640,14 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         from napari.qt.threading import create_worker
         from napari.utils import progress
 
-        self.outcome = None
-        self.saved_path = None
-        self._checkpoint_cache = None
+        # The kept result (self.outcome) stays usable: Save / Use act on it until this run gives a
+        # new model. Only the display of the run is reset.
+        self.last_run = None
         self.plot.reset(req.kind)
         self.confusion_plot.clear()
         self.log.clear()
-        self.result_label.setText("Training ...")
+        self.result_label.setText("Training ..." + (f" Until it gives a new model, Save as... / Use this model "
+                                                    f"act on {self.outcome.name}." if self.outcome else ""))
         epochs = int(getattr(req.config, "epochs", 1))
         self.epoch_bar.setRange(0, epochs)
         self.epoch_bar.setValue(0)
@@ -587,6 +671,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         worker.returned.connect(self._on_returned)
         worker.finished.connect(self._on_finished)
         self._set_running_ui(True)
+        self._update_target_label()
         worker.start()
         return worker
 
@@ -631,33 +716,73 @@ class FinetuneWidget(LayerTableMixin, QWidget):
                 pass
 
     def _on_returned(self, outcome: TrainOutcome) -> None:
-        self.outcome = outcome
+        self.last_run = outcome
+        prev = self.outcome
+        kept = (f"\nSave as... / Use this model still act on the earlier result, {prev.name}."
+                if prev is not None else "")
         if outcome.error is not None:
-            self.result_label.setText(f"Training failed: {outcome.error}")
+            self.result_label.setText(f"Training failed: {outcome.error}{kept}")
             self.log.appendPlainText(f"Failed: {outcome.error}")
             _notify_error(outcome.error)
+            self._after_run()
             return
         res = outcome.result
         if res is None:
-            self.result_label.setText("Stopped before training began; nothing to keep.")
+            self.result_label.setText(f"Stopped before training began; nothing to keep.{kept}")
             self.log.appendPlainText("Stopped before the first epoch.")
+            self._after_run()
             return
         summary = self._summary(outcome)
-        self.result_label.setText(summary)
-        self.log.appendPlainText(summary)
         if res.history and not self.plot.epochs:  # events missed: draw from the history
             for ev in res.history:
                 self.plot.add_epoch(ev)
         if outcome.confusion is not None:
             self.confusion_plot.show_matrix(outcome.confusion, outcome.classes, "validation set")
-        # best_epoch 0: no epoch finished, the engine returned the initial weights: nothing new to keep
-        self._set_result_buttons(int(res.best_epoch) > 0)
+        if outcome.has_new_model:
+            # a new model to keep: the buttons now act on it
+            outcome.name = unique_run_name(outcome.kind)
+            self.outcome = outcome
+            self.saved_path = None
+            self._checkpoint_cache = None
+            summary += f"\nSave as... / Use this model act on it ({outcome.name})."
+        else:
+            summary += kept  # best epoch 0: the model is unchanged, nothing new to keep
+        self.result_label.setText(summary)
+        self.log.appendPlainText(summary)
+        self._after_run()
+
+    def _after_run(self) -> None:
+        self._set_result_buttons(self.outcome is not None)
+        self._update_target_label()
+
+    @staticmethod
+    def _scores(metrics) -> str:
+        """'val accuracy 80.0% (val loss 0.52)' / 'val PSNR 24.9 dB (val loss 0.0012)' from an
+        EpochEvent or a baseline dict."""
+        get = metrics.get if isinstance(metrics, dict) else (lambda k: getattr(metrics, k, None))
+        acc = get("val_accuracy") if isinstance(metrics, dict) else get("val_acc")
+        psnr = get("val_psnr")
+        loss = f"val loss {get('val_loss'):.4g}"
+        if acc is not None:
+            return f"val accuracy {acc:.1%} ({loss})"
+        if psnr is not None:
+            return f"val PSNR {psnr:.1f} dB ({loss})"
+        return loss
 
     @staticmethod
     def _summary(o: TrainOutcome) -> str:
         res = o.result
         n_ep = len(res.history)
+        base = getattr(res, "baseline", None)
+        scores = FinetuneWidget._scores
         if res.best_epoch <= 0:
+            if base is not None and n_ep:
+                return ((f"Stopped after {n_ep} epoch(s). " if res.stopped else "")
+                        + f"No epoch improved on the starting model ({o.started_from}: {scores(base)}) in "
+                        f"{n_ep} epoch(s); it is unchanged, so there is nothing new to save or use. Try a "
+                        "lower learning rate or more images.")
+            if "diverged" in res.stop_reason:
+                return f"{res.stop_reason[0].upper()}{res.stop_reason[1:]} Nothing to save."
             return (f"Stopped before the first epoch finished ({res.stop_reason}). The model is "
                     "unchanged; nothing to save.")
         parts = []
@@ -666,12 +791,12 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         else:
             parts.append(f"Finished: {res.stop_reason}.")
         best = res.best_event
-        line = f"Best epoch {res.best_epoch}: val loss {res.best_val_loss:.4g}"
-        if best is not None and best.val_acc is not None:
-            line += f", val accuracy {best.val_acc:.1%}"
-        if best is not None and best.val_psnr is not None:
-            line += f", val PSNR {best.val_psnr:.1f} dB"
-        parts.append(line + ".")
+        if base is not None:
+            parts.append(f"Starting model ({o.started_from}): {scores(base)} → best epoch {res.best_epoch}: "
+                         f"{scores(best) if best is not None else f'val loss {res.best_val_loss:.4g}'}.")
+        else:
+            parts.append(f"Best epoch {res.best_epoch}: "
+                         f"{scores(best) if best is not None else f'val loss {res.best_val_loss:.4g}'}.")
         parts.append(f"{o.n_train} training / {o.n_val} validation images; {res.seconds:.0f} s on "
                      f"{res.device}.")
         return "\n".join(parts)
@@ -688,9 +813,10 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         try:
             self._set_running_ui(False)
             self.status_label.setText("")
+            self._update_target_label()
         except RuntimeError:  # pragma: no cover - widget already deleted
             return
-        self.training_finished.emit(self.outcome)
+        self.training_finished.emit(self.last_run)
 
     # ---------------------------------------------------------------------------------------------
     # results
@@ -706,7 +832,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
             raise InputError("Train a model first (press Train); there is nothing to save yet.")
         if self._checkpoint_cache is None:
             res = o.result
-            training_meta = {"name": self._default_name()}
+            training_meta = {"name": o.name or self._default_name()}
             metrics = {}
             if o.val_accuracy is not None:
                 metrics["val_accuracy"] = float(o.val_accuracy)
@@ -737,8 +863,26 @@ class FinetuneWidget(LayerTableMixin, QWidget):
             _notify_error(exc)
             return None
         self.saved_path = out
-        self._announce(f"Saved to {out}", f"Saved the fine-tuned {self.outcome.kind} to {out}")
+        o = self.outcome
+        renamed = self._rename_active_after_save(out)
+        self._announce(f"Saved to {out}" + (f"; the active {o.kind} is now {out.stem}" if renamed else ""),
+                       f"Saved the fine-tuned {o.kind} to {out}"
+                       + (f"; the {o.kind} docks now show it as {out.stem}." if renamed else ""))
+        self._update_target_label()
         return out
+
+    def _rename_active_after_save(self, path: Path) -> bool:
+        """When the saved result is the active model ("Use this model" came first), give the active
+        model the file's name and path (same weights). Returns True when it did."""
+        o, used = self.outcome, self.used_model
+        if used is None or self._used_outcome is not o or STATE.peek(o.kind) is not used:
+            return False
+        meta = dict(used.meta or {})
+        meta["training"] = {**dict(meta.get("training") or {}), "name": path.stem}
+        updated = dataclasses.replace(used, name=path.stem, path=path, meta=meta)
+        self.used_model = updated
+        STATE.set_active(o.kind, updated)
+        return True
 
     def use_model(self, *_):
         """Make the fine-tuned model the active one (a fresh copy; the result stays untouched)."""
@@ -747,17 +891,19 @@ class FinetuneWidget(LayerTableMixin, QWidget):
 
             o = self.outcome
             ckpt = self.checkpoint()
-            name = self.saved_path.stem if self.saved_path is not None else f"fine-tuned {o.kind}"
+            name = self.saved_path.stem if self.saved_path is not None else (o.name or f"fine-tuned {o.kind}")
             loaded = load_checkpoint(ckpt, expected_kind=o.kind, name=name)
             if self.saved_path is not None:
                 loaded.path = self.saved_path
+            self.used_model, self._used_outcome = loaded, o
             STATE.set_active(o.kind, loaded)
         except Exception as exc:  # noqa: BLE001
             _notify_error(exc)
             return None
-        self.used_model = loaded
-        self._announce(f"Now using {loaded.name} in the other docks.",
-                       f"The {o.kind} docks now use {loaded.name}.")
+        unsaved = "" if self.saved_path is not None else " (not saved yet: Save as... keeps it)"
+        self._announce(f"Now using {loaded.name} in the other docks{unsaved}.",
+                       f"The {o.kind} docks now use {loaded.name}{unsaved}.")
+        self._update_target_label()
         return loaded
 
     def _announce(self, log_line: str, notice: str) -> None:
