@@ -138,3 +138,16 @@ def test_constant_plane_of_a_stack_is_reported(make_napari_viewer, qtbot, tiny_m
     _run(qtbot, widget)
     assert "1 constant plane" in widget.metrics_label.text()
     assert widget.last_metrics["per_plane"][1]["constant"]
+
+
+def test_results_are_not_added_when_the_source_layer_was_removed(make_napari_viewer, qtbot, tiny_models):
+    viewer = make_napari_viewer()
+    src = viewer.add_image(np.stack([_cell(seed=i) for i in range(4)]), name="cells")
+    widget = _dock(viewer)
+    job = widget.run()
+    assert job is not None
+    viewer.layers.remove(src)
+    newcomer = viewer.add_image(np.zeros((8, 8), np.float32), name="cells")
+    qtbot.waitUntil(lambda: widget._job is None, timeout=60_000)
+    assert [x.name for x in viewer.layers] == ["cells"] and "organelle_reconstruction" not in newcomer.metadata
+    assert "was removed" in widget.metrics_label.text()

@@ -112,7 +112,11 @@ class ReconstructWidget(JobControls, QWidget):
                                          should_stop=stop)
 
         def done(rec):
-            self._show_result(name, rec, kw, contrast, add_residual, ae)
+            if not any(x is layer for x in self.viewer.layers):  # the layer itself, not its name
+                self._show_message(f"The layer '{name}' was removed while it was being reconstructed; the "
+                                   "results were not added.")
+                return
+            self._show_result(name, rec, kw, contrast, add_residual, ae, layer)
 
         return self.start_job(work, desc="Autoencoder reconstruction", on_done=done,
                               error_title="Reconstruction", message=f"Reconstructing '{name}'...")
@@ -131,7 +135,7 @@ class ReconstructWidget(JobControls, QWidget):
             self.viewer.layers.remove(existing)
         return self.viewer.add_image(data, name=name, **kwargs)
 
-    def _show_result(self, name, rec, kw, contrast, add_residual, ae) -> None:
+    def _show_result(self, name, rec, kw, contrast, add_residual, ae, src=None) -> None:
         metrics = {"mse": float(rec.mse), "psnr": float(rec.psnr), "ssim": float(rec.ssim),
                    "downscale": float(getattr(rec, "downscale", 1.0)),
                    "model": getattr(ae, "name", ""), "model_path": str(getattr(ae, "path", "") or ""),
@@ -150,7 +154,7 @@ class ReconstructWidget(JobControls, QWidget):
             m = _symmetric_limit(rec.residual)
             self._upsert(f"{name} residual", np.asarray(rec.residual, dtype=np.float32),
                          contrast_limits=(-m, m), colormap=RESIDUAL_COLORMAP, metadata=meta, **kw)
-        src = find_layer(self.viewer, name)
+        src = src if src is not None else find_layer(self.viewer, name)
         if src is not None:
             src.metadata["organelle_reconstruction"] = {k: v for k, v in metrics.items() if k != "per_plane"}
         psnr = "inf" if not np.isfinite(rec.psnr) else f"{rec.psnr:.1f} dB"
