@@ -347,7 +347,7 @@ def test_autoencoder_finetune_baseline():
     init = LoadedModel(base.model, "autoencoder", "organelle-ae", None, 32, name="ae")
     before = weights(init.model)
     # a learning rate far too high: every epoch is worse, the starting weights come back
-    bad = train("autoencoder", tr_planes, va_planes, ae_cfg(epochs=2, lr=5.0), init=init)
+    bad = train("autoencoder", tr_planes, va_planes, ae_cfg(epochs=2, lr=1.0), init=init)
     assert bad.baseline["val_psnr"] == pytest.approx(base.best_event.val_psnr, abs=1e-3)
     assert bad.best_epoch == 0 and same(before, weights(bad.model))
     assert "no epoch improved on the starting model" in bad.stop_reason

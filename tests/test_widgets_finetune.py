@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_organelle.preprocess import InputError
+
 pytestmark = pytest.mark.qt
 
 CLASSES3 = ("ER", "Mitochondria", "Nucleus")
@@ -308,7 +310,10 @@ def test_run_that_does_not_improve_says_the_model_is_unchanged(dock, qtbot, cell
     active = STATE.get_active("autoencoder")
     before = _state(active.model)
     w.epochs_spin.setValue(2)
-    w.lr_edit.setText("50")  # far too high: every epoch is worse than the starting model
+    w.lr_edit.setText("50")  # refused: far too high
+    with pytest.raises(InputError, match="far too large"):
+        w.build_request()
+    w.lr_edit.setText("1")  # the highest allowed, still far too high: every epoch is worse than the start
     outcome = _train(qtbot, w)
     assert outcome.error is None and not outcome.has_new_model
     res = outcome.result
@@ -319,6 +324,9 @@ def test_run_that_does_not_improve_says_the_model_is_unchanged(dock, qtbot, cell
     assert "it is unchanged" in text
     assert w.outcome is None and not w.use_button.isEnabled() and not w.save_button.isEnabled()
     assert "No model to save or use yet" in w.target_label.text()
+    # the plot shows the line the epochs had to beat; no confusion matrix box for an autoencoder
+    assert w.plot.baseline == (pytest.approx(res.baseline["val_loss"]), pytest.approx(res.baseline["val_psnr"]))
+    assert not w.confusion_plot.isVisibleTo(w)
 
 
 def test_a_failed_run_keeps_the_previous_result_usable(dock, qtbot, cells, tmp_path, monkeypatch):
@@ -432,3 +440,39 @@ def test_run_training_loads_a_path_for_the_kind(tmp_path, cells):
     out = run_training(TrainRequest(kind="autoencoder", data=str(tmp_path / "one"), val_fraction=0.2,
                                     config=cfg, init=init))
     assert out.result is not None and out.n_train + out.n_val == 6 and out.result.baseline is not None
+
+
+def test_a_row_whose_layer_was_deleted_never_switches_to_another_layer(dock, cells):
+    viewer, w = dock
+    _add_class_layers(viewer, w, cells, with_dna=False)
+    w.add_layer_row("ER protein", label="Golgi_gpp")  # by name, as scripts do (napari gives proxies)
+    assert w.layers_table.cellWidget(3, w.COL_LAYER).currentText() == "ER protein"
+    viewer.layers.remove("Nucleus protein")
+    viewer.add_image(np.zeros((2, 64, 64), np.float32), name="unrelated")  # any later layer event
+    viewer.layers["Mitochondria protein"].name = "Mito renamed"
+    texts = [w.layers_table.cellWidget(r, w.COL_LAYER).currentText() for r in range(w.layers_table.rowCount())]
+    assert texts == ["ER protein", "Mito renamed", "", "ER protein"]
+    with pytest.raises(InputError):
+        w.layers_dataset()  # the blank row is reported, not filled with some other layer
+
+
+def test_save_as_never_overwrites_name_pt_without_asking(dock, qtbot, cells, tmp_path, monkeypatch):
+    from napari_organelle.checkpoints import user_models_dir
+
+    viewer, w = dock
+    _ae_rows(viewer, w, cells)
+    w.lr_edit.setText(AE_LR)
+    outcome = _train(qtbot, w)
+    assert outcome.error is None and w.outcome is not None
+    home = tmp_path / "fresh-home" / "models"
+    monkeypatch.setenv("NAPARI_ORGANELLE_HOME", str(home))  # a first install: the folder does not exist
+    (tmp_path / "ft1.pt").write_bytes(b"PK precious")
+    asked, confirm = [], []
+    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
+                        lambda parent, caption, directory, filt: (asked.append(directory) or str(tmp_path / "ft1"), filt))
+    monkeypatch.setattr(type(w), "_confirm_overwrite", lambda self, path: confirm.append(path) or False)
+    assert w.save_as() is None  # typed 'ft1'; ft1.pt exists; the user says no
+    assert (tmp_path / "ft1.pt").read_bytes() == b"PK precious" and confirm == [tmp_path / "ft1.pt"]
+    assert user_models_dir() == home and home.is_dir() and asked[0].startswith(str(home))
+    monkeypatch.setattr(type(w), "_confirm_overwrite", lambda self, path: True)
+    assert w.save_as() == tmp_path / "ft1.pt" and (tmp_path / "ft1.pt").read_bytes() != b"PK precious"

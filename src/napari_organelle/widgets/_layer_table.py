@@ -108,14 +108,17 @@ class LayerTableMixin:
                 combo.addItem("(none)", None)
             for lay in self._image_layers():
                 combo.addItem(lay.name, lay)
-            idx = 0
+            # The row's layer, matched by identity or by name (napari hands plugins proxy objects, a new
+            # one per access, and layer names are unique). A row whose layer is gone stays blank
+            # (or '(none)'): it must never silently switch to another layer.
+            name = getattr(selected, "name", None)
+            idx = 0 if with_none else -1
             if selected is not None:
                 for i in range(combo.count()):
-                    if combo.itemData(i) is selected:
+                    data = combo.itemData(i)
+                    if data is selected or (data is not None and name is not None and combo.itemText(i) == name):
                         idx = i
                         break
-                else:
-                    idx = 0 if with_none else -1
             combo.setCurrentIndex(idx)
         finally:
             combo.blockSignals(False)

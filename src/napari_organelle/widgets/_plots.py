@@ -183,6 +183,12 @@ class TrainingPlot(_Canvas):
         self.train_metric: list[float | None] = []
         self.val_metric: list[float | None] = []
         self.best_epoch: int | None = None
+        self.baseline: tuple[float | None, float | None] | None = None
+        self.redraw()
+
+    def set_baseline(self, val_loss: float | None, val_metric: float | None) -> None:
+        """The starting model's validation loss / metric (fine-tuning): drawn as dashed "start" lines."""
+        self.baseline = (val_loss, val_metric)
         self.redraw()
 
     @property
@@ -216,7 +222,7 @@ class TrainingPlot(_Canvas):
         return SimpleNamespace(kind=self.kind, metric_name=self.metric_name, epochs=list(self.epochs),
                                train_loss=list(self.train_loss), val_loss=list(self.val_loss),
                                train_metric=list(self.train_metric), val_metric=list(self.val_metric),
-                               best_epoch=self.best_epoch)
+                               best_epoch=self.best_epoch, baseline=self.baseline)
 
     def _draw(self, s: SimpleNamespace) -> None:
         self.figure.set_facecolor(s.bg)
@@ -235,6 +241,10 @@ class TrainingPlot(_Canvas):
                 if y.size and np.isfinite(y).any():
                     ax.plot(x, y, "-o", color=color, label=label, markersize=3, linewidth=1.2)
                     drew = True
+            base = None if s.baseline is None else s.baseline[0 if ax is self.ax_loss else 1]
+            if base is not None and np.isfinite(base):
+                ax.axhline(base, color=VAL_COLOR, linestyle="--", linewidth=0.9, alpha=0.8, label="val, start")
+                drew = True
             if s.best_epoch is not None and s.epochs:
                 ax.axvline(s.best_epoch, color=s.fg, linestyle=":", linewidth=0.8, alpha=0.7)
             if drew:

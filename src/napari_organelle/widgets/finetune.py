@@ -622,6 +622,9 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         if not (lr > 0 and np.isfinite(lr)):
             raise InputError(f"The learning rate {self.lr_edit.text()!r} is not a positive number; "
                              "use e.g. 0.001.")
+        if lr > 1:
+            raise InputError(f"A learning rate of {lr:g} is far too large for these models (AdamW); use "
+                             "0.0001 to fine-tune, 0.001 from scratch, 0.01 at most.")
         from_model = self.start_combo.currentData() == "active"
         init = STATE.get_active(kind) if from_model else None
         config = TrainConfig(
@@ -645,6 +648,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         self.last_run = None
         self.plot.reset(req.kind)
         self.confusion_plot.clear()
+        self.confusion_plot.setVisible(req.kind == "classifier")  # no confusion matrix for an autoencoder
         self.log.clear()
         self.result_label.setText("Training ..." + (f" Until it gives a new model, Save as... / Use this model "
                                                     f"act on {self.outcome.name}." if self.outcome else ""))
@@ -736,6 +740,9 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         if res.history and not self.plot.epochs:  # events missed: draw from the history
             for ev in res.history:
                 self.plot.add_epoch(ev)
+        if getattr(res, "baseline", None):  # the starting model, the line an epoch had to beat
+            b = res.baseline
+            self.plot.set_baseline(b.get("val_loss"), b.get("val_psnr" if res.kind == "autoencoder" else "val_accuracy"))
         if outcome.confusion is not None:
             self.confusion_plot.show_matrix(outcome.confusion, outcome.classes, "validation set")
         if outcome.has_new_model:
@@ -843,10 +850,14 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         """Ask for a file (default: the user model folder) and write the checkpoint atomically."""
         try:
             ckpt = self.checkpoint()
-            if path is None:
+            asked = path is None
+            if asked:
                 from ..checkpoints import user_models_dir
 
                 folder = user_models_dir()
+                # the models folder is where every dock and `napari-organelle models` look: make sure
+                # the dialog opens there on a first install too
+                folder.mkdir(parents=True, exist_ok=True)
                 default = folder / f"{self._default_name()}.pt"
                 path, _ = QFileDialog.getSaveFileName(self, "Save the fine-tuned model", str(default),
                                                       "napari-organelle model (*.pt)")
@@ -855,6 +866,9 @@ class FinetuneWidget(LayerTableMixin, QWidget):
             path = Path(path)
             if path.suffix != ".pt":
                 path = path.with_name(path.name + ".pt")
+                # the dialog checked the name as typed; the file written is NAME.pt
+                if asked and path.exists() and not self._confirm_overwrite(path):
+                    return None
             from ..checkpoints import write_checkpoint_dict
 
             out = write_checkpoint_dict(path, {**ckpt, "training": {**ckpt.get("training", {}),
@@ -870,6 +884,13 @@ class FinetuneWidget(LayerTableMixin, QWidget):
                        + (f"; the {o.kind} docks now show it as {out.stem}." if renamed else ""))
         self._update_target_label()
         return out
+
+    def _confirm_overwrite(self, path: Path) -> bool:
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self, "Replace model?", f"{path.name} already exists in {path.parent}. "
+                                      "Replace it?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def _rename_active_after_save(self, path: Path) -> bool:
         """When the saved result is the active model ("Use this model" came first), give the active
