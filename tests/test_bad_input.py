@@ -205,7 +205,11 @@ def test_cli_classify_reports_each_bad_file_and_goes_on(cells, tiny_checkpoints,
                  "--output", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"skipped {d / name}" in err and needle in err and "Traceback" not in err
-    assert len(out.read_text().strip().splitlines()) == 2  # header + the good file
+    import csv
+
+    rows = list(csv.DictReader(open(out)))  # the good file, then the bad one: "not classified" + why
+    assert [r["file"] for r in rows] == [str(good), str(d / name)]
+    assert rows[0]["note"] == "" and rows[1]["label"] == "not classified" and needle in rows[1]["note"]
 
 
 def test_cli_classify_only_bad_files_is_an_error(cells, tiny_checkpoints, tmp_path, capsys):

@@ -213,3 +213,46 @@ def test_store(tmp_path, monkeypatch, organelle_home):
     assert b1.name == "bundled-classifier" and resolve_model("bundled-classifier") is b1
     assert any(m.bundled and m.name == "bundled-classifier" for m in list_models("classifier"))
     ck.clear_cache()
+
+
+@pytest.mark.parametrize("name", ["ER (v2)", "modèle_été", "my+model, 2024", "細胞"])
+def test_every_listed_name_resolves(name, tmp_path, monkeypatch, organelle_home):
+    """A file the store lists (copied in by hand, or saved by save_user_model) loads by that name."""
+    store = user_models_dir()
+    store.mkdir(parents=True, exist_ok=True)
+    save_clf(store / f"{name}.pt")
+    assert name in [m.name for m in list_models()]
+    lm = resolve_model(name, "classifier")
+    assert lm.name == name and lm.classes == CLS3
+    assert resolve_model(f"  {name} ", "classifier").name == name  # surrounding spaces, as typed
+    assert resolve_model(name, None).kind == "classifier"  # kind: whatever the name is
+    (store / f"{name}.pt").unlink()
+    p = save_user_model(lm, name)  # and save_user_model accepts the same names
+    assert p == store / f"{name}.pt" and resolve_model(name).name == name
+
+
+def test_names_in_another_unicode_form_resolve(organelle_home):
+    import unicodedata
+
+    store = user_models_dir()
+    store.mkdir(parents=True, exist_ok=True)
+    save_clf(store / (unicodedata.normalize("NFD", "modèle") + ".pt"))  # as macOS stores file names
+    assert resolve_model(unicodedata.normalize("NFC", "modèle"), "classifier").classes == CLS3
+
+
+def test_names_never_reach_outside_the_store(tmp_path, monkeypatch, organelle_home):
+    monkeypatch.chdir(tmp_path)
+    store = user_models_dir()
+    store.mkdir(parents=True, exist_ok=True)
+    save_clf(store.parent / "outside.pt")
+    (store / "sub").mkdir()
+    save_clf(store / "sub" / "inner.pt")
+    rel = os.path.relpath(store.parent / "outside", store)  # '../outside' seen from the store
+    for name in (rel, "sub/inner", "..", ".", "sub\\inner"):  # ('.', '..': the working folder's, a folder)
+        with pytest.raises(CheckpointError, match="No classifier model named or at|is a folder"):
+            resolve_model(name, "classifier")
+    lm = load_checkpoint(save_clf(tmp_path / "x.pt"))
+    for bad in ("../escape", "a/b", "a\\b", ".", "..", ".hidden", "x" * 101, "tab\there", "what?", ""):
+        with pytest.raises(CheckpointError, match="not a usable model name"):
+            save_user_model(lm, bad)
+    assert sorted(p.name for p in store.iterdir()) == ["sub"]

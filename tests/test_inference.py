@@ -218,3 +218,32 @@ def test_reconstruct_constant_planes(models, cell):
     assert rec.psnr == pytest.approx(np.mean([rec.per_plane[0]["psnr"], rec.per_plane[2]["psnr"]]))
     with pytest.raises(InputError, match="Every one of the 2 planes is constant"):
         inference.reconstruct(np.zeros((2, 32, 32), np.float32), ae)
+
+
+def test_model_on_and_load_model_take_names_and_paths(tiny_checkpoints, organelle_home):
+    from napari_organelle.checkpoints import save_user_model
+
+    lm = load_checkpoint(tiny_checkpoints["autoencoder"])
+    save_user_model(load_checkpoint(tiny_checkpoints["classifier"]), "ft1")
+    save_user_model(lm, "ae (v2)")
+    clf = inference.model_on("ft1", "cpu")
+    assert clf.kind == "classifier" and clf.name == "ft1" and clf.classes == list(CLASSES)
+    ae = inference.model_on("ae (v2)", "cpu")  # kind: what the name is
+    assert ae.kind == "autoencoder"
+    assert inference.model_on(str(tiny_checkpoints["autoencoder"]), "cpu").kind == "autoencoder"
+    assert inference.model_on("ft1", "cpu", kind="classifier").name == "ft1"
+    with pytest.raises(Exception, match="autoencoder checkpoint"):
+        inference.model_on("ft1", "cpu", kind="autoencoder")
+    assert inference.load_model("ae (v2)", None).kind == "autoencoder"
+    with pytest.raises(Exception, match="No model named or at 'nope'"):
+        inference.model_on("nope", "cpu")
+
+
+def test_top_level_exports():
+    import napari_organelle as no
+    from napari_organelle import checkpoints
+
+    assert no.iter_classify is inference.iter_classify and no.classify_batch is inference.classify_batch
+    assert no.model_on is inference.model_on and no.load_model is inference.load_model
+    assert no.save_user_model is checkpoints.save_user_model
+    assert {"iter_classify", "classify_batch", "model_on", "load_model", "save_user_model"} <= set(no.__all__)

@@ -222,3 +222,41 @@ def test_write_dataset(tmp_path):
     for x in single:
         a = tifffile.imread(x)
         assert a.shape == (64, 64) and a.dtype == np.uint16
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(size=10), "at least 32 pixels"),
+    (dict(size=31), "at least 32 pixels"),
+    (dict(size=64.5), "whole number"),
+    (dict(style="foo"), "Unknown style 'foo'; choose one of: default, alt"),
+    (dict(per_class=0), "at least 1"),
+    (dict(per_class=-3), "at least 1"),
+    (dict(classes=["Peroxisome"]), "Unknown class"),
+    (dict(classes=[]), "No classes"),
+])
+def test_write_dataset_refuses_bad_arguments_before_writing(kwargs, needle, tmp_path):
+    from napari_organelle.preprocess import InputError
+
+    args = {"per_class": 1, "size": 64, **kwargs}
+    with pytest.raises(InputError, match=needle):
+        ph.write_dataset(tmp_path / "out", **args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_dataset_refuses_a_file_as_folder(tmp_path):
+    from napari_organelle.preprocess import InputError
+
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        ph.write_dataset(f, per_class=1, size=64)
+    with pytest.raises(InputError, match="afile is a file"):
+        ph.write_dataset(f / "sub", per_class=1, size=64)
+    assert f.read_text() == "x"
+
+
+def test_smallest_size_draws_every_class_in_both_styles():
+    for style in ph.STYLES:
+        for cls in CLASSES:
+            p, d = _cell(cls, 1, size=ph.MIN_SIZE, style=style)
+            assert p.shape == (ph.MIN_SIZE, ph.MIN_SIZE) and p.max() > p.min()

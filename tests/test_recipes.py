@@ -62,7 +62,7 @@ def test_autoencoder_trains_on_a_plain_folder_of_images(tmp_path, tiny_ae):
 
 def test_autoencoder_that_does_not_improve_keeps_the_starting_model(tmp_path, tiny_ae):
     before = {k: v.clone() for k, v in tiny_ae.model.state_dict().items()}
-    out = train_model(_folder(tmp_path / "plain"), "autoencoder", cfg(epochs=2, lr=50.0), init=tiny_ae)
+    out = train_model(_folder(tmp_path / "plain"), "autoencoder", cfg(epochs=2, lr=1.0), init=tiny_ae)
     res = out.result
     assert res.best_epoch == 0 and "no epoch improved on the starting model" in res.stop_reason
     assert all(torch.equal(before[k], v) for k, v in res.model.state_dict().items())
@@ -79,3 +79,125 @@ def test_classifier_still_needs_two_classes(tmp_path):
         train_model(_folder(tmp_path / "plain"), "classifier", cfg())
     with pytest.raises(InputError, match="Unknown model kind 'gan'"):
         train_model(tmp_path / "missing", "gan", cfg())
+
+
+# ---------------------------------------------------------------------------------------------
+# audit fixes: no test split, data description in every checkpoint, names, fractions, classes
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cells4(tmp_path_factory):
+    """3 simulated cells of 4 classes, 96x96 two-channel TIFFs (napari-organelle phantoms)."""
+    from napari_organelle.phantoms import write_dataset
+
+    out = tmp_path_factory.mktemp("cells4")
+    write_dataset(out, per_class=3, seed=1, size=96, classes=["ER", "Lysosome", "Nucleus", "Mitochondria"])
+    return out
+
+
+@pytest.fixture
+def tiny_clf10(tiny_checkpoints):
+    return load_checkpoint(tiny_checkpoints["classifier"], name="tiny-clf")
+
+
+def test_autoencoder_without_test_split_reports_validation_not_test(cells4, tiny_ae):
+    out = train_model(cells4, "autoencoder", cfg(), init=tiny_ae, fractions=(0.7, 0.3, 0.0))
+    m = out.checkpoint["metrics"]
+    assert out.checkpoint["training"]["n_test"] == 0
+    assert not [k for k in m if k.startswith("test_")]  # never validation figures under test_* names
+    assert m["val_n_planes"] > 0 and m["val_planes_psnr"] > 0 and m["val_planes_mse"] > 0
+    assert "no test split" in m["measured_on"] and "validation" in m["measured_on"]
+    # with a test split the test figures are there (and no val_planes_*)
+    out = train_model(cells4, "autoencoder", cfg(), init=tiny_ae, fractions=(0.4, 0.3, 0.3))
+    m = out.checkpoint["metrics"]
+    assert out.checkpoint["training"]["n_test"] > 0 and m["test_n_planes"] > 0 and "val_planes_psnr" not in m
+
+
+def test_classifier_without_test_split_has_no_test_metrics(cells4):
+    out = train_model(cells4, "classifier", cfg(), size=32, fractions=(0.7, 0.3, 0.0))
+    m = out.checkpoint["metrics"]
+    assert out.test_report is None and not [k for k in m if k.startswith("test_")]
+    assert "val_accuracy" in m and "no test split" in m["measured_on"]
+
+
+def test_every_checkpoint_records_the_data_and_command(cells4, tmp_path, organelle_home):
+    from napari_organelle.checkpoints import list_models, save_user_model
+
+    resume = tmp_path / "resume.pt"
+    out = train_model(cells4, "classifier", cfg(), size=32, checkpoint_path=resume, command="napari-organelle train X")
+    desc = out.data.description
+    r = load_checkpoint(resume)  # written during training
+    assert r.training_info["data"] == desc and r.training_info["command"] == "napari-organelle train X"
+    assert "unknown data" not in r.card
+    assert "test_accuracy" in out.checkpoint["metrics"]
+    # saving the outcome, or its result, keeps the data, the command and the test metrics
+    for obj, name in ((out, "from outcome"), (out.result, "from result")):
+        lm = load_checkpoint(save_user_model(obj, name))
+        assert lm.training_info["data"] == desc and lm.training_info["command"] == "napari-organelle train X"
+        assert lm.metrics["test_accuracy"] == pytest.approx(out.checkpoint["metrics"]["test_accuracy"])
+        assert lm.training_info["n_test"] == out.checkpoint["training"]["n_test"] > 0
+        assert "unknown data" not in lm.card
+    assert {m.name for m in list_models()} >= {"from outcome", "from result"}
+
+
+def test_init_by_name_or_path_and_bad_init(cells4, tiny_checkpoints, organelle_home, tiny_clf10):
+    from napari_organelle.checkpoints import CheckpointError, save_user_model
+
+    save_user_model(tiny_clf10, "ft1")
+    by_name = train_model(cells4, "classifier", cfg(), init="ft1")
+    assert by_name.checkpoint["training"]["fine_tuned_from"] == "ft1"
+    assert by_name.checkpoint["input_size"] == 64  # the model's input size
+    by_path = train_model(cells4, "classifier", cfg(), init=str(tiny_checkpoints["classifier"]))
+    assert by_path.result.baseline is not None
+    with pytest.raises(CheckpointError, match="No classifier model named or at 'nope'"):
+        train_model(cells4, "classifier", cfg(), init="nope")
+    with pytest.raises(CheckpointError, match="autoencoder"):
+        train_model(cells4, "autoencoder", cfg(), init="ft1")
+
+
+@pytest.mark.parametrize("fractions,needle", [
+    ((0.5, 0.5, 0.5), "add up to 1"),
+    ((0.7, 0.3), "three"),
+    ((1.2, -0.1, -0.1), "non-negative"),
+    ((0.0, 0.5, 0.5), "training fraction"),
+    (("a", 0.5, 0.5), "three numbers"),
+    ((float("nan"), 0.5, 0.5), "non-negative"),
+])
+def test_bad_fractions_are_refused_before_loading(fractions, needle, tmp_path):
+    with pytest.raises(InputError, match=needle):
+        train_model(tmp_path / "not-even-loaded", "classifier", cfg(), fractions=fractions)
+
+
+@pytest.mark.parametrize("size", [100000, 1025, 8, 0, -5, 32.5])
+def test_absurd_input_sizes_are_refused(size, tmp_path):
+    with pytest.raises(InputError, match="input size"):
+        train_model(tmp_path / "not-even-loaded", "classifier", cfg(), size=size)
+
+
+def test_keep_classes_matches_the_dock_default_replace_is_the_cli_default(cells4, tiny_clf10):
+    from napari_organelle.classes import CLASSES
+    from napari_organelle.widgets._train_job import TrainRequest, run_training
+
+    default = train_model(cells4, "classifier", cfg(), init=tiny_clf10, fractions=(0.7, 0.3, 0.0))
+    assert default.result.classes == ["ER", "Lysosome", "Mitochondria", "Nucleus"]  # the data's classes
+    kept = train_model(cells4, "classifier", cfg(), init=tiny_clf10, fractions=(0.7, 0.3, 0.0),
+                       keep_classes=True)
+    assert kept.result.classes == list(CLASSES) and kept.checkpoint["training"]["classes_kept"]
+    dock = run_training(TrainRequest(kind="classifier", data=str(cells4), val_fraction=0.3, config=cfg(),
+                                     init=tiny_clf10))
+    assert dock.result.classes == kept.result.classes
+    assert tiny_clf10.classes == list(CLASSES)  # the starting model is untouched
+    with pytest.raises(InputError, match="keep_classes.*fine-tuning"):
+        train_model(cells4, "classifier", cfg(), keep_classes=True)
+
+
+def test_keep_classes_adds_new_classes_after_the_models(tmp_path, tiny_clf10):
+    from napari_organelle.classes import CLASSES
+    from napari_organelle.phantoms import write_dataset
+
+    write_dataset(tmp_path, per_class=3, size=96, classes=["ER", "Nucleus"])
+    (tmp_path / "Peroxisome").mkdir()
+    for f in sorted((tmp_path / "ER").glob("*.tif")):
+        (tmp_path / "Peroxisome" / f.name.replace("ER", "Peroxisome")).write_bytes(f.read_bytes())
+    kept = train_model(tmp_path, "classifier", cfg(), init=tiny_clf10, keep_classes=True)
+    assert kept.result.classes == [*CLASSES, "Peroxisome"]
+    assert kept.checkpoint["training"]["classes_added"] == ["Peroxisome"]

@@ -5,6 +5,8 @@ Public API (imported lazily, so ``import napari_organelle`` stays light and neve
     from napari_organelle import classify, reconstruct, load_model, CLASSES
     result = classify(protein, dna)          # -> Classification(label, confidence, probabilities)
     rec = reconstruct(image)                 # -> Reconstruction(reconstruction, residual, mse, psnr, ssim)
+    clf = model_on(load_model("my model"), "cuda")   # a store name or path; then classify_batch /
+                                                     # iter_classify (lazy, batched) over many images
 
 The bundled models were trained on simulated cells (napari_organelle.phantoms), not on real
 micrographs: see docs/model_card.md for what they were measured on.
@@ -20,12 +22,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "classify": ("inference", "classify"),
     "classify_batch": ("inference", "classify_batch"),
+    "iter_classify": ("inference", "iter_classify"),
     "classify_stack": ("inference", "classify_stack"),
     "classify_cells": ("inference", "classify_cells"),
     "reconstruct": ("inference", "reconstruct"),
     "activation_map": ("inference", "activation_map"),
     "ood_score": ("inference", "ood_score"),
     "load_model": ("inference", "load_model"),
+    "model_on": ("inference", "model_on"),
     "Classification": ("inference", "Classification"),
     "Reconstruction": ("inference", "Reconstruction"),
     "train": ("training", "train"),
@@ -36,6 +40,7 @@ _LAZY = {
     "simulate_cell": ("phantoms", "simulate_cell"),
     "simulate_dataset": ("phantoms", "simulate_dataset"),
     "list_models": ("checkpoints", "list_models"),
+    "save_user_model": ("checkpoints", "save_user_model"),
 }
 
 __all__ = ["CLASSES", "COLORS", "canonical_class", "InputError", "OrganelleError", *_LAZY]

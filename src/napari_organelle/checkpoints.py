@@ -12,7 +12,6 @@ import datetime as _dt
 import functools
 import os
 import pickle
-import re
 import tempfile
 import warnings
 import zipfile
@@ -526,64 +525,124 @@ def load_bundled(kind: str = "classifier") -> LoadedModel:
     return _load_bundled_cached(str(p), p.stat().st_mtime_ns, kind)
 
 
-def resolve_model(name_or_path=None, kind: str = "classifier") -> LoadedModel:
-    """None -> the bundled model of ``kind``; a model name from the store; or a path to a .pt file."""
-    if kind not in KINDS:
+def resolve_model(name_or_path=None, kind: str | None = "classifier") -> LoadedModel:
+    """None -> the bundled model of ``kind``; a model name from the store (any name
+    :func:`list_models` shows); a path to a .pt file; or a LoadedModel (checked to be a ``kind``).
+
+    ``kind=None``: whatever kind the named model or file is (None and "bundled" give the bundled
+    classifier)."""
+    if kind is not None and kind not in KINDS:
         raise CheckpointError(f"Unknown model kind {kind!r}; use one of {', '.join(KINDS)}.")
+    if isinstance(name_or_path, LoadedModel):
+        if kind is not None and name_or_path.kind != kind:
+            raise CheckpointError(f"The model {name_or_path.name!r} is {_article(name_or_path.kind)} "
+                                  f"{name_or_path.kind}; choose {_article(kind)} {kind} model.")
+        return name_or_path
     if name_or_path is None or (isinstance(name_or_path, str) and name_or_path.strip() in ("", "bundled")):
-        return load_bundled(kind)
+        return load_bundled(kind or "classifier")
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise CheckpointError(f"A model is given by name, path or LoadedModel, not by a "
+                              f"{type(name_or_path).__name__}.")
     if isinstance(name_or_path, str):
         s = name_or_path.strip()
         for k, bname in BUNDLED_NAMES.items():
             if s == bname:
-                if k != kind:
+                if kind is not None and k != kind:
                     raise CheckpointError(f"{s} is {_article(k)} {k}; choose {_article(kind)} {kind} model.")
-                return load_bundled(kind)
-        if _valid_name(s):
-            p = user_models_dir() / f"{s}{SUFFIX}"
-            if p.exists():
-                return load_checkpoint(p, expected_kind=kind, name=s)
+                return load_bundled(k)
+        p = _store_path(name_or_path)
+        if p is not None:
+            return load_checkpoint(p, expected_kind=kind, name=p.stem)
     p = Path(name_or_path).expanduser()
     if p.exists():
         return load_checkpoint(p, expected_kind=kind)
+    what = f"{kind} model" if kind else "model"
     known = [m.name for m in list_models(kind) if m.error is None]
-    raise CheckpointError(f"No {kind} model named or at {str(name_or_path)!r}. "
-                          f"Known {kind} models: {', '.join(known) if known else 'none'}.")
+    raise CheckpointError(f"No {what} named or at {str(name_or_path)!r}. "
+                          f"Known {what}s: {', '.join(known) if known else 'none'}.")
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
+def _lookup_name(name: str) -> bool:
+    """True if ``name`` can name a file in the store: no path separator, not '.' or '..', no NUL."""
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    return (bool(name) and name not in (".", "..") and "\0" not in name
+            and not any(c in name for c in seps))
+
+
+def _store_path(name: str) -> Path | None:
+    """The store file of the model ``name`` (exactly as list_models shows it, or stripped of
+    surrounding spaces, or in another Unicode normalization form), or None."""
+    import unicodedata
+
+    d = user_models_dir()
+    if not d.is_dir():
+        return None
+    for cand in dict.fromkeys([name, name.strip()]):
+        if cand.endswith(SUFFIX):
+            cand = cand[: -len(SUFFIX)]
+        if not _lookup_name(cand) or cand.startswith("."):
+            continue
+        p = d / f"{cand}{SUFFIX}"
+        if p.is_file():
+            return p
+    want = {unicodedata.normalize("NFC", name), unicodedata.normalize("NFC", name.strip())}
+    for p in sorted(d.glob(f"*{SUFFIX}")):  # e.g. a name typed in NFC, a file name stored in NFD (macOS)
+        if not p.name.startswith(".") and unicodedata.normalize("NFC", p.stem) in want and p.is_file():
+            return p
+    return None
+
+
+#: Characters a saved model's name must not contain (path separators, and those Windows forbids).
+_FORBIDDEN = set('<>:"/\\|?*')
 
 
 def _valid_name(name: str) -> bool:
-    return bool(_NAME_RE.match(name)) and not name.endswith(".") and ".." not in name
+    """A name the store can save: 1-100 characters, any letters (Unicode), digits, spaces and
+    punctuation except path separators and <>:"|?*; not starting with '.' or ending in '.' or a space."""
+    return (0 < len(name) <= 100 and _lookup_name(name) and not name.startswith((".", " "))
+            and not name.endswith((".", " ")) and not any(c in _FORBIDDEN or ord(c) < 32 for c in name))
 
 
 def save_user_model(result_or_loaded, name: str, *, overwrite: bool = False,
                     training: dict | None = None, metrics: dict | None = None) -> Path:
-    """Save a TrainResult, LoadedModel or checkpoint dict into the user store as ``<name>.pt``."""
+    """Save a model into the user store as ``<name>.pt``; returns the path.
+
+    ``result_or_loaded``: what ``recipes.train_model`` returns (a TrainingOutcome: its checkpoint,
+    with the data description, split, command and test metrics, is saved as it is), a
+    ``training.TrainResult`` (from ``train_model``, it keeps the same description and metrics), a
+    LoadedModel or a checkpoint dict. ``training`` / ``metrics`` are merged over what it records.
+    """
     name = str(name).strip()
     if name.endswith(SUFFIX):
         name = name[: -len(SUFFIX)]
     if not _valid_name(name):
-        raise CheckpointError(f"{name!r} is not a usable model name: use letters, digits, spaces, '.', '_' "
-                              "or '-', starting with a letter or digit.")
+        raise CheckpointError(f"{name!r} is not a usable model name: use up to 100 letters, digits, spaces "
+                              "or punctuation, without '/', '\\', <>:\"|?* and not starting with '.' or "
+                              "ending with '.' or a space.")
     if name.lower().startswith("bundled"):
         raise CheckpointError("Names starting with 'bundled' are reserved for the bundled models.")
-    if isinstance(result_or_loaded, dict):
-        ckpt = dict(result_or_loaded)
+    obj = result_or_loaded
+    if isinstance(obj, dict):
+        ckpt = dict(obj)
         _check_format(ckpt, "The checkpoint")
-    elif isinstance(result_or_loaded, LoadedModel):
-        lm = result_or_loaded
-        meta = lm.meta
-        ckpt = checkpoint_dict(lm.model, kind=lm.kind, arch=lm.arch, classes=lm.classes,
-                               input_size=lm.input_size,
-                               training={**(meta.get("training") or {}), **(training or {})},
-                               metrics={**(meta.get("metrics") or {}), **(metrics or {})},
+    elif isinstance(getattr(obj, "checkpoint", None), dict):  # recipes.TrainingOutcome
+        ckpt = dict(obj.checkpoint)
+        _check_format(ckpt, "The checkpoint")
+    elif isinstance(obj, LoadedModel):
+        meta = obj.meta
+        ckpt = checkpoint_dict(obj.model, kind=obj.kind, arch=obj.arch, classes=obj.classes,
+                               input_size=obj.input_size,
+                               training=dict(meta.get("training") or {}),
+                               metrics=dict(meta.get("metrics") or {}),
                                extra=meta.get("extra"))
-    elif hasattr(result_or_loaded, "checkpoint"):
-        ckpt = result_or_loaded.checkpoint(training=training, metrics=metrics)
+    elif callable(getattr(obj, "checkpoint", None)):  # training.TrainResult
+        # train_model records its held-out (test) metrics on the result: keep them
+        ckpt = obj.checkpoint(metrics=dict(getattr(obj, "held_out_metrics", None) or {}))
     else:
-        raise CheckpointError(f"Cannot save a {type(result_or_loaded).__name__} as a model.")
+        raise CheckpointError(f"Cannot save a {type(obj).__name__} as a model.")
+    if training or metrics:
+        ckpt["training"] = {**(ckpt.get("training") or {}), **_plain(dict(training or {}))}
+        ckpt["metrics"] = {**(ckpt.get("metrics") or {}), **_plain(dict(metrics or {}))}
     ckpt.setdefault("training", {})
     if isinstance(ckpt["training"], dict):
         ckpt["training"] = {**ckpt["training"], "name": name}

@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=int, default=382)
     s.add_argument("--style", default="default", help="renderer: default | alt (a second, independent renderer)")
     s.add_argument("--separate-files", action="store_true", help="protein and DNA as separate files")
+    s.add_argument("--overwrite", action="store_true",
+                   help="write into a folder that holds other files: first delete the .tif/.tiff files of "
+                        "the class folders this run writes (without it such a folder is refused, so that "
+                        "two simulated sets never mix)")
 
     s = sub.add_parser("train", help="train or fine-tune a model on a labelled folder, archive or simulated:N")
     s.add_argument("data", help="folder / .zip / .tgz (any supported layout) or simulated:N")
@@ -69,8 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--weight-decay", type=float, default=1e-4)
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     s.add_argument("--from", dest="init", default=None, help="checkpoint (path or model name) to fine-tune")
+    s.add_argument("--keep-classes", action="store_true",
+                   help="with --from (classifier): keep all the model's classes, in its order, and add the "
+                        "data's new ones after them - what the napari fine-tune dock does by default. "
+                        "Without it (the default here) the fine-tuned model predicts exactly the data's "
+                        "classes (its head is rebuilt for them).")
     s.add_argument("--freeze-backbone", action="store_true")
-    s.add_argument("--size", type=int, default=None, help="classifier input size (default 128, or the --from model's)")
+    s.add_argument("--size", type=int, default=None,
+                   help="classifier input size, 16-1024 (default 128, or the --from model's)")
     s.add_argument("--arch", default=None, help="architecture (classifier: organelle-cnn | resnet18)")
     s.add_argument("--val-fraction", type=float, default=0.15)
     s.add_argument("--test-fraction", type=float, default=0.15)
@@ -87,11 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="model name (see 'models') or checkpoint path")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--protein-only", action="store_true", help="ignore the DNA channel")
-    s.add_argument("--confusion-png", default=None, help="save the confusion matrix as a PNG")
+    s.add_argument("--confusion-png", default=None,
+                   help="save the confusion matrix as an image (.png, or another format matplotlib writes: "
+                        ".pdf, .svg, ...)")
     s.add_argument("--predictions", default=None, help="save one row per image as CSV")
 
     s = sub.add_parser("classify", help="classify image files (2-channel files: protein, DNA)")
-    s.add_argument("files", nargs="+")
+    s.add_argument("files", nargs="+",
+                   help="image files (a folder is refused: give its files, e.g. DIR/*/*.tif). Files that "
+                        "cannot be classified get a 'not classified' row with the reason in 'note'")
     s.add_argument("--model", default=None)
     s.add_argument("--dna", nargs="*", default=None, help="DNA files, one per protein file")
     s.add_argument("--output", default=None, help="CSV file (default: print a table)")
@@ -114,14 +128,91 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_phantoms(a) -> int:
-    from .phantoms import write_dataset
+def _phantom_paths(out: Path, per_class: int, two_channel: bool, classes) -> set[Path]:
+    """The files phantoms.write_dataset writes for these settings (same names)."""
+    digits = max(3, len(str(max(int(per_class) - 1, 0))))
+    paths = set()
+    for cls in classes:
+        for i in range(int(per_class)):
+            stem = f"{cls}_{i:0{digits}d}"
+            if two_channel:
+                paths.add(out / cls / f"{stem}.tif")
+            else:
+                paths.update({out / cls / f"{stem}_protein.tif", out / cls / f"{stem}_dna.tif"})
+    return paths
 
+
+def _cmd_phantoms(a) -> int:
+    from .classes import CLASSES
+    from .phantoms import check_dataset_args, write_dataset
+
+    out = Path(a.out)
+    check_dataset_args(out, a.per_class, a.size, a.style)
+    if out.is_dir():
+        planned = _phantom_paths(out, a.per_class, not a.separate_files, CLASSES)
+        others = sorted(p for p in out.rglob("*") if (p.is_file() or p.is_symlink()) and p not in planned
+                        and not p.name.startswith("."))
+        if others and not a.overwrite:
+            eg = ", ".join(str(p.relative_to(out)) for p in others[:3])
+            raise OrganelleError(
+                f"{out} already holds {len(others)} file(s) this run would not write (e.g. {eg}); new "
+                "cells would mix with them. Choose an empty or new folder, or pass --overwrite to delete "
+                "the .tif files of the class folders first. Nothing was written.")
+        if a.overwrite:
+            old = [p for cls in CLASSES if (out / cls).is_dir() for p in sorted((out / cls).iterdir())
+                   if p.suffix.lower() in (".tif", ".tiff") and (p.is_file() or p.is_symlink())]
+            for p in old:
+                p.unlink()
+            if old:
+                print(f"Removed {len(old)} old .tif files from the class folders of {out}")
     t0 = time.perf_counter()
-    paths = write_dataset(a.out, per_class=a.per_class, seed=a.seed, size=a.size, style=a.style,
+    paths = write_dataset(out, per_class=a.per_class, seed=a.seed, size=a.size, style=a.style,
                           two_channel=not a.separate_files)
     print(f"Wrote {len(paths)} files of simulated cells to {a.out} in {time.perf_counter() - t0:.1f}s")
     return 0
+
+
+def _output_path(path, what: str, suffixes: tuple[str, ...] | None = None, hint: str = "") -> Path:
+    """Check an output file before the work starts: a known suffix (when ``suffixes``), not a folder,
+    and its folder exists or can be created (nearest existing folder writable). Creates nothing
+    (:func:`_parent_made` does, when the file is written). OrganelleError saying what to do."""
+    import os
+
+    p = Path(path).expanduser()
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        got = f"the extension '{p.suffix}'" if p.suffix else "no extension"
+        raise OrganelleError(f"{what} {path} has {got}; {hint or 'use one of ' + ', '.join(suffixes)}.")
+    if p.is_dir():
+        raise OrganelleError(f"{what} {path} is a folder; give a file name in it.")
+    anc = p.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if anc.exists() and not anc.is_dir():
+        raise OrganelleError(f"Cannot write {what} {path}: {anc} is a file, not a folder.")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise OrganelleError(f"Cannot write {what} {path}: the folder {anc} is not writable.")
+    return p
+
+
+def _parent_made(path) -> Path:
+    """``path`` with its folder created (as ``train --out`` does)."""
+    p = Path(path).expanduser()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OrganelleError(f"Cannot create the folder {p.parent} for {path}: {exc.strerror or exc}.") from None
+    return p
+
+
+def _image_formats() -> tuple[str, ...]:
+    """Suffixes matplotlib's savefig writes here (png, pdf, svg, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(f".{k}" for k in FigureCanvasBase.get_supported_filetypes())
+
+
+def _same_file(a, b) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def _cmd_train(a) -> int:
@@ -129,8 +220,28 @@ def _cmd_train(a) -> int:
     from .recipes import train_model
     from .training import TrainConfig, format_epoch, resolve_device
 
+    from .recipes import check_fractions, check_input_size
+
     if a.epochs < 1:
         raise OrganelleError(f"--epochs must be at least 1 (got {a.epochs}).")
+    if a.keep_classes and not a.init:
+        raise OrganelleError("--keep-classes keeps the classes of the model you fine-tune: give it with --from.")
+    if a.keep_classes and a.model != "classifier":
+        raise OrganelleError("--keep-classes applies to classifiers; an autoencoder has no classes.")
+    if a.size is not None:
+        check_input_size(a.size)
+    for f, opt in ((a.val_fraction, "--val-fraction"), (a.test_fraction, "--test-fraction")):
+        if not 0 <= f < 1:
+            raise OrganelleError(f"{opt} must be at least 0 and below 1 (got {f:g}).")
+    frac_train = 1.0 - a.val_fraction - a.test_fraction
+    if frac_train <= 0:
+        raise OrganelleError("--val-fraction plus --test-fraction must leave something to train on.")
+    check_fractions((frac_train, a.val_fraction, a.test_fraction))
+    _output_path(a.out, "--out")
+    if a.resume_file:
+        _output_path(a.resume_file, "--resume-file")
+        if _same_file(a.resume_file, a.out):
+            raise OrganelleError("--resume-file and --out name the same file; give two names.")
     dev = resolve_device(a.device)
     print(f"Device: {dev}")
     init = resolve_model(a.init, kind=a.model) if a.init else None
@@ -146,16 +257,13 @@ def _cmd_train(a) -> int:
             print(format_epoch(ev), flush=True)
 
     load_bar = Progress("loading")
-    frac_train = 1.0 - a.val_fraction - a.test_fraction
-    if frac_train <= 0:
-        raise OrganelleError("--val-fraction plus --test-fraction must leave something to train on.")
     kwargs = {}
     if a.arch:
         kwargs["arch"] = a.arch
     outcome = train_model(a.data, a.model, cfg, init=init, size=a.size,
                           fractions=(frac_train, a.val_fraction, a.test_fraction), split_seed=a.seed,
                           callback=on_event, checkpoint_path=a.resume_file, command=a.command_line,
-                          progress=load_bar, **kwargs)
+                          progress=load_bar, keep_classes=a.keep_classes, **kwargs)
     d = outcome.data
     if d.skipped:
         print(f"Skipped {len(d.skipped)} unreadable files:", file=sys.stderr)
@@ -179,19 +287,43 @@ def _cmd_train(a) -> int:
               + (f"; protein only: {100 * m['test_accuracy_protein_only']:.2f}%" if "test_accuracy_protein_only" in m else ""))
     if "test_psnr" in m:
         print(f"Test reconstruction: PSNR {m['test_psnr']:.2f} dB, MSE {m['test_mse']:.5f} on {m['test_n_planes']} held-out planes")
+    n_val = ck.get("training", {}).get("n_val")
+    if a.model == "classifier" and "test_accuracy" not in m and "val_accuracy" in m:
+        print(f"No test split (--test-fraction 0): validation figures, not a test - validation accuracy "
+              f"{100 * m['val_accuracy']:.2f}% on {n_val} images (they also chose the best epoch)")
+    if "val_planes_psnr" in m:
+        print(f"No test split (--test-fraction 0): validation figures, not a test - validation "
+              f"reconstruction PSNR {m['val_planes_psnr']:.2f} dB, MSE {m['val_planes_mse']:.5f} on "
+              f"{m['val_n_planes']} validation planes (they also chose the best epoch)")
+    kept = ck.get("training", {})
+    if kept.get("classes_kept"):
+        print(f"Classes kept from {a.init}" + (f"; added: {', '.join(kept['classes_added'])}"
+                                               if kept.get("classes_added") else "")
+              + f" ({len(ck.get('classes') or [])} classes)")
     print(f"Data: {d.description}")
     print(f"Saved {a.out}")
     return 0
 
 
 def _cmd_evaluate(a) -> int:
+    from .inference import load_model
     from .recipes import evaluate
 
-    rep = evaluate(a.data, a.model, protein_only=a.protein_only, progress=Progress("classifying", not a.json))
     if a.confusion_png:
-        rep.save_confusion_png(a.confusion_png)
+        fmts = _image_formats()
+        _output_path(a.confusion_png, "--confusion-png", fmts,
+                     "use a file name ending in .png (or another format matplotlib writes here: "
+                     + ", ".join(f for f in fmts if f != ".png") + ")")
     if a.predictions:
-        _write_csv(a.predictions, rep.predictions)
+        _output_path(a.predictions, "--predictions")
+    if a.confusion_png and a.predictions and _same_file(a.confusion_png, a.predictions):
+        raise OrganelleError("--confusion-png and --predictions name the same file; give two names.")
+    clf = load_model(a.model, "classifier")
+    rep = evaluate(a.data, clf, protein_only=a.protein_only, progress=Progress("classifying", not a.json))
+    if a.predictions:
+        _write_csv(_parent_made(a.predictions), rep.predictions)
+    if a.confusion_png:
+        rep.save_confusion_png(_parent_made(a.confusion_png))
     if a.json:
         print(json.dumps(rep.to_dict()))
     else:
@@ -224,26 +356,37 @@ def _cmd_classify(a) -> int:
 
     if a.batch_size < 1:
         raise OrganelleError(f"--batch-size must be at least 1 (got {a.batch_size}).")
+    for f in [*a.files, *(a.dna or [])]:
+        if Path(f).is_dir():
+            raise OrganelleError(f"{f} is a folder; give its image files, e.g. {Path(f) / '*' / '*.tif'} "
+                                 "(the shell expands the pattern). Nothing was classified.")
     if a.dna and len(a.dna) != len(a.files):
         raise OrganelleError(f"Give one --dna file per protein file ({len(a.files)} protein, {len(a.dna)} DNA).")
     workers = a.workers if a.workers is not None else min(8, os.cpu_count() or 1)
     if workers < 1:
         raise OrganelleError(f"--workers must be at least 1 (got {workers}).")
+    if a.output:
+        _output_path(a.output, "--output")
+        if any(_same_file(a.output, f) for f in [*a.files, *(a.dna or [])]):
+            raise OrganelleError(f"--output {a.output} is one of the input files; give another name.")
     dev = resolve_device(a.device)
     clf = load_model(a.model, "classifier")
     clf.model.to(dev)
     ae = load_model(None, "autoencoder") if a.ood else None
     if ae is not None:
         ae.model.to(dev)
-    skipped: list = []
-    names: list[str] = []
+    from .inference import Classification
 
-    def pairs():  # files that cannot be read or used are reported at the end, not fatal
-        for f, planes, err in iter_read_pairs(a.files, a.dna, workers=workers, prefetch=2 * workers):
+    skipped: list = []   # (input index, file, reason), in input order
+    names: list[tuple[int, str]] = []  # (input index, file) of the images handed to the classifier
+
+    def pairs():  # files that cannot be read or used get a "not classified" row, and are not fatal
+        for i, (f, planes, err) in enumerate(iter_read_pairs(a.files, a.dna, workers=workers,
+                                                              prefetch=2 * workers)):
             if err is not None:
-                skipped.append((f, str(err)))
+                skipped.append((i, str(f), str(err)))
                 continue
-            names.append(str(f))
+            names.append((i, str(f)))
             yield planes
 
     bar = Progress("classifying")
@@ -251,29 +394,48 @@ def _cmd_classify(a) -> int:
     writer = None
     tmp = None
     n = 0
+    n_skip_out = 0  # skipped files already given their row
+
+    def emit(row, r):
+        nonlocal writer
+        if out_fh is not None:
+            if writer is None:
+                writer = csv.DictWriter(out_fh, fieldnames=list(row))
+                writer.writeheader()
+            writer.writerow(row)
+        elif r.classified:
+            flag = "  (uncertain)" if r.uncertain else ""
+            print(f"{row['file']}\t{r.label}\t{100 * r.confidence:.1f}%{flag}")
+        else:
+            print(f"{row['file']}\t{r.label}\t({r.note})")
+
+    def emit_skipped(upto: int):
+        nonlocal n_skip_out
+        while n_skip_out < len(skipped) and skipped[n_skip_out][0] < upto:
+            _, f, why = skipped[n_skip_out]
+            r = Classification.not_classified(why, clf.classes, has_dna=False, model_name=clf.name)
+            emit({"file": f, **r.as_row(), "has_dna": None}, r)
+            n_skip_out += 1
+
     try:
         if a.output:
-            tmp = Path(str(a.output) + ".part")
+            tmp = Path(str(_parent_made(a.output)) + ".part")
             out_fh = open(tmp, "w", newline="")
         for r in iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae):
-            row = {"file": names[n], **r.as_row()}
+            idx, f = names[n]
+            emit_skipped(idx)  # rows stay in input order
+            emit({"file": f, **r.as_row()}, r)
             n += 1
-            if out_fh is not None:
-                if writer is None:
-                    writer = csv.DictWriter(out_fh, fieldnames=list(row))
-                    writer.writeheader()
-                writer.writerow(row)
-            else:
-                flag = "  (uncertain)" if r.uncertain else ""
-                print(f"{row['file']}\t{r.label}\t{100 * r.confidence:.1f}%{flag}")
             bar(n + len(skipped), len(a.files))
+        emit_skipped(len(a.files))
     finally:
         if out_fh is not None:
             out_fh.close()
     if tmp is not None:
         tmp.replace(a.output)
-        print(f"Classified {n} images with {clf.name} on {dev}; results in {a.output}")
-    for f, why in skipped:
+        print(f"Classified {n} images with {clf.name} on {dev}; results in {a.output}"
+              + (f" ({len(skipped)} not classified: see their 'note')" if skipped else ""))
+    for _, f, why in skipped:
         print(f"skipped {f}: {why}", file=sys.stderr)
     if n == 0:
         raise OrganelleError("No image could be classified (see the skipped files above).")
@@ -287,11 +449,24 @@ def _cmd_reconstruct(a) -> int:
     from .inference import reconstruct
     from .io import read_image
 
-    img = read_image(a.file)
-    rec = reconstruct(img, a.model, progress=Progress("planes"))
-    tifffile.imwrite(a.out, rec.reconstruction.astype(np.float32))
+    from .inference import load_model
+
+    tif = (".tif", ".tiff")
+    hint = "use a file name ending in .tif or .tiff (a float32 TIFF is written)"
+    _output_path(a.out, "--out", tif, hint)
     if a.residual:
-        tifffile.imwrite(a.residual, rec.residual.astype(np.float32))
+        _output_path(a.residual, "--residual", tif, hint)
+        if _same_file(a.out, a.residual):
+            raise OrganelleError("--out and --residual name the same file; give two names.")
+    if _same_file(a.out, a.file) or (a.residual and _same_file(a.residual, a.file)):
+        raise OrganelleError(f"The output would replace the input {a.file}; give another name.")
+    ae = load_model(a.model, "autoencoder")
+    img = read_image(a.file)
+    rec = reconstruct(img, ae, progress=Progress("planes"))
+    tifffile.imwrite(_parent_made(a.out), rec.reconstruction.astype(np.float32))
+    if a.residual:
+        tifffile.imwrite(_parent_made(a.residual), rec.residual.astype(np.float32))
+        print(f"Saved the residual to {a.residual}")
     print(f"MSE {rec.mse:.5f}  PSNR {rec.psnr:.2f} dB  SSIM {rec.ssim:.4f} (on [0,1]-scaled planes)")
     print(f"Saved {a.out}")
     return 0
@@ -370,6 +545,11 @@ def main(argv=None) -> int:
         return COMMANDS[args.command](args)
     except OrganelleError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that could not be written (disk full, permissions, ...)
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"error: could not read or write{where}: {exc.strerror or exc}. Check the path, the free "
+              "space and the permissions, then run the command again.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -96,8 +96,9 @@ class Reconstruction:
 # models
 
 
-def load_model(name_or_path=None, kind: str = "classifier"):
-    """Load a model by store name (``napari-organelle models`` lists them), by path, or the bundled one."""
+def load_model(name_or_path=None, kind: str | None = "classifier"):
+    """Load a model by store name (``napari-organelle models`` lists them), by path, or the bundled one
+    (None). ``kind=None``: whatever kind the named model is (None: the bundled classifier)."""
     from .checkpoints import resolve_model
 
     return resolve_model(name_or_path, kind=kind)
@@ -112,14 +113,20 @@ def model_on(model, device="auto", kind: str | None = None):
     On the CPU this is ``model`` itself. Elsewhere it is a copy (made once per model and device, then
     reused), so the original stays on the CPU for whoever else uses it: another dock, a fine-tune
     starting from it. InputError when the device does not exist here.
+
+    ``model`` may also be a model name or a path (as :func:`load_model` takes them), or None (the
+    bundled model); ``kind`` then defaults to the kind of the named model (None: "classifier").
     """
     import copy
     import dataclasses
 
+    from .checkpoints import LoadedModel
     from .training import resolve_device
 
     if kind is not None:
         model = _as_loaded(model, kind)
+    elif not isinstance(model, LoadedModel):
+        model = load_model(model, kind=None)
     dev = resolve_device(device)
     if _device_of(model.model) == dev or dev.type == "cpu" and _device_of(model.model).type == "cpu":
         return model

@@ -833,13 +833,45 @@ def _dna(cell, R, rng):
 # public API
 # --------------------------------------------------------------------------------------------
 
+#: Smallest image side simulate_cell draws a cell in.
+MIN_SIZE = 32
+
+
 def _check(cls: str, style: str, size: int) -> None:
+    """InputError (a ValueError) that says what to use instead, for an unknown class or style or a
+    size that is not a whole number >= MIN_SIZE."""
+    from .preprocess import InputError
+
     if cls not in _PROTEIN:
-        raise ValueError(f"Unknown class {cls!r}; the simulator knows {list(CLASSES)}.")
+        raise InputError(f"Unknown class {cls!r}; the simulator knows {', '.join(CLASSES)}.")
     if style not in _RENDERERS:
-        raise ValueError(f"Unknown style {style!r}; choose one of {list(STYLES)}.")
-    if int(size) < 32:
-        raise ValueError(f"size={size} is too small to draw a cell; use at least 32 pixels.")
+        raise InputError(f"Unknown style {style!r}; choose one of: {', '.join(STYLES)}.")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise InputError(f"The image size must be a whole number of pixels (got {size!r}).")
+    if int(size) < MIN_SIZE:
+        raise InputError(f"size={size} is too small to draw a cell; use at least {MIN_SIZE} pixels.")
+
+
+def check_dataset_args(out_dir, per_class, size, style, classes=CLASSES) -> None:
+    """Check :func:`write_dataset`'s arguments before anything is written; InputError if unusable."""
+    from .preprocess import InputError
+
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise InputError(f"The number of cells per class must be at least 1 (got {per_class!r}).")
+    classes = list(classes)
+    if not classes:
+        raise InputError("No classes to simulate: give at least one class name.")
+    for cls in classes:
+        _check(cls, style, size)
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out} is a file, not a folder; give a folder to write the cells into.")
+        for parent in out.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(f"{out} cannot be created: {parent} is a file, not a folder.")
+                break
 
 
 def _render_signal(cls, rng, size, style, scale_range=None, unit=None):
@@ -961,12 +993,17 @@ def write_dataset(out_dir, per_class: int, seed: int = 0, size: int = 382, style
                   two_channel: bool = True, classes=CLASSES) -> list[Path]:
     """Write simulated cells as TIFFs, one folder per class; returns the paths written.
 
+    InputError, before anything is written, when ``per_class`` < 1, ``size`` < MIN_SIZE, the style or
+    a class is unknown, or ``out_dir`` is a file. Existing files of the same names are replaced; the
+    CLI (``napari-organelle phantoms``) also refuses a folder that holds other files.
+
     ``two_channel``: ``<out>/<Class>/<Class>_<NNN>.tif`` holding a (2, Y, X) uint16 stack (channel 0
     protein, channel 1 DNA); otherwise ``<Class>_<NNN>_protein.tif`` and ``<Class>_<NNN>_dna.tif``.
     Cells are generated and written one at a time (memory stays small).
     """
     import tifffile
 
+    check_dataset_args(out_dir, per_class, size, style, classes)
     out = Path(out_dir)
     digits = max(3, len(str(max(int(per_class) - 1, 0))))
     written: list[Path] = []

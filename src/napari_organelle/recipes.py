@@ -2,7 +2,11 @@
 
 A "source" is anything :func:`napari_organelle.datasets.load_labelled` reads (a folder in any
 supported layout, an archive, ``simulated:N``) or an already loaded ``LabelledImages``.
-The CLI and the fine-tune dock both call these, so a model trained either way is the same.
+The CLI (``napari-organelle train`` / ``evaluate``) calls these. The fine-tune dock has its own job
+(``widgets/_train_job.run_training``) over the same engine (``training.train``); it splits into
+train / validation only (no test split) and, when fine-tuning, keeps the starting model's classes by
+default. ``train_model(..., keep_classes=True)`` (CLI ``--keep-classes``) does the same; the
+default, as in the CLI, gives the fine-tuned model exactly the data's classes (a new head).
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import numpy as np
 from .preprocess import InputError
 
 DEFAULT_INPUT_SIZE = 128
+#: Classifier input sizes train_model accepts (a 1024x1024 input already needs ~8 MB per image).
+MIN_INPUT_SIZE = 16
+MAX_INPUT_SIZE = 1024
 
 
 def _load(source, progress=None, kind: str = "classifier"):
@@ -156,21 +163,71 @@ def evaluate(source, model=None, *, protein_only: bool = False, batch_size: int 
 
 @dataclass
 class TrainingOutcome:
+    """What :func:`train_model` returns. Save it with ``checkpoints.save_user_model(outcome, name)``
+    (or write ``outcome.checkpoint`` with ``checkpoints.write_checkpoint_dict``): the checkpoint
+    holds the data description, split, command and the held-out metrics."""
+
     result: object  # training.TrainResult
     checkpoint: dict
     test_report: EvaluationReport | None
     data: object  # LabelledImages
 
 
+def check_fractions(fractions) -> tuple[float, float, float]:
+    """(train, val, test): three non-negative finite numbers summing to 1, train > 0; else InputError."""
+    import math
+
+    try:
+        fr = tuple(float(f) for f in fractions)
+    except (TypeError, ValueError):
+        raise InputError(f"fractions must be three numbers (train, validation, test), got {fractions!r}.") from None
+    if len(fr) != 3 or not all(math.isfinite(f) and f >= 0 for f in fr):
+        raise InputError(f"fractions must be three non-negative numbers (train, validation, test), got {fractions!r}.")
+    if abs(sum(fr) - 1.0) > 1e-6:
+        raise InputError(f"fractions (train, validation, test) must add up to 1, got {fractions!r} "
+                         f"(sum {sum(fr):g}); e.g. (0.7, 0.15, 0.15).")
+    if fr[0] <= 0:
+        raise InputError(f"The training fraction must be above 0, got {fractions!r}: leave something to train on.")
+    return fr
+
+
+def check_input_size(size) -> int | None:
+    """None, or a whole number in [MIN_INPUT_SIZE, MAX_INPUT_SIZE]; else InputError."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise InputError(f"The input size must be a whole number of pixels, got {size!r}.")
+    if not MIN_INPUT_SIZE <= int(size) <= MAX_INPUT_SIZE:
+        raise InputError(f"The input size must be between {MIN_INPUT_SIZE} and {MAX_INPUT_SIZE} pixels "
+                         f"(got {size}); the default is {DEFAULT_INPUT_SIZE}. Larger inputs need far more "
+                         "memory and rarely help: images are resized to it.")
+    return int(size)
+
+
+def _resolve_init(init, kind: str):
+    """``init`` as a LoadedModel of ``kind``: a LoadedModel, a model name or a checkpoint path."""
+    if init is None:
+        return None
+    from .checkpoints import resolve_model
+
+    return resolve_model(init, kind=kind)
+
+
 def train_model(source, kind: str = "classifier", config=None, *, init=None, size: int | None = None,
                 fractions=(0.7, 0.15, 0.15), split_seed: int = 0, callback=None, should_stop=None,
                 checkpoint_path=None, command: str | None = None, progress=None,
-                arch: str | None = None) -> TrainingOutcome:
+                arch: str | None = None, keep_classes: bool = False) -> TrainingOutcome:
     """Load ``source``, split it (stratified, seeded), train, and test on the held-out part.
 
-    ``init``: a LoadedModel to fine-tune (its class list may differ from the data's: new head).
+    ``init``: a model to fine-tune: a LoadedModel, a model name (``napari-organelle models``) or a
+    checkpoint path. By default the fine-tuned classifier predicts exactly the data's classes (the
+    head is rebuilt for them; rows of classes the model knew are kept). ``keep_classes=True`` (the
+    fine-tune dock's default): it keeps all the starting model's classes, in its order, and adds the
+    data's new classes after them.
+    ``fractions``: (train, validation, test), non-negative, summing to 1, train > 0. With a test
+    fraction of 0 there is no test: the checkpoint's figures are validation figures (``val_*``).
     Returns the result, its checkpoint dict (with metadata: data, split, metrics, command) and, for
-    classifiers, the report on the test split (protein + DNA and protein only).
+    classifiers with a test split, the report on it (protein + DNA and protein only).
     """
     from .checkpoints import checkpoint_dict  # noqa: F401  (import check: the store is usable)
     from .datasets import stratified_split, to_classifier_tensors, to_native_planes
@@ -178,7 +235,13 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
 
     if kind not in ("classifier", "autoencoder"):
         raise InputError(f"Unknown model kind {kind!r}: use 'classifier' or 'autoencoder'.")
+    fractions = check_fractions(fractions)
+    size = check_input_size(size)
     config = config or TrainConfig()
+    init = _resolve_init(init, kind)
+    if keep_classes and init is None:
+        raise InputError("keep_classes (--keep-classes) applies when fine-tuning: give the model to start "
+                         "from (init / --from).")
     data = _load(source, progress=progress, kind=kind)
     if len(data.samples) == 0:
         raise InputError("No images were found to train on.")
@@ -192,31 +255,42 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
     train_set, val_set = data.subset(tr), data.subset(va)
     test_set = data.subset(te) if len(te) else None
 
+    training_meta = {
+        "data": data.description or str(source),
+        "n_test": int(len(te)),
+        "split": {"fractions": list(fractions), "seed": split_seed, "method": "stratified"},
+        "date": _dt.date.today().isoformat(),
+        "command": command or "",
+        "fine_tuned_from": getattr(init, "name", None),
+        "python": platform.python_version(),
+    }
     if kind == "classifier":
+        classes = list(data.classes)
         if init is not None:
-            classes = list(data.classes)
-            size = size or int(init.input_size)
+            size = size or int(init.input_size or DEFAULT_INPUT_SIZE)
+            if keep_classes and init.classes:
+                new = [c for c in classes if c not in init.classes]
+                classes = list(init.classes) + new
+                training_meta["classes_kept"] = True
+                if new:
+                    training_meta["classes_added"] = new
         else:
-            classes = list(data.classes)
             size = size or DEFAULT_INPUT_SIZE
         xtr, ytr = to_classifier_tensors(train_set, size, classes)
         xva, yva = to_classifier_tensors(val_set, size, classes)
         result = train("classifier", (xtr, ytr), (xva, yva), config, classes=classes, init=init,
-                       arch=arch, callback=callback, should_stop=should_stop, checkpoint_path=checkpoint_path)
-    elif kind == "autoencoder":
+                       arch=arch, callback=callback, should_stop=should_stop, checkpoint_path=checkpoint_path,
+                       training_meta=training_meta)
+    else:
         ptr = to_native_planes(train_set)
         pva = to_native_planes(val_set)
         result = train("autoencoder", ptr, pva, config, init=init, callback=callback,
-                       should_stop=should_stop, checkpoint_path=checkpoint_path)
-    else:
-        raise InputError(f"Unknown model kind {kind!r}: use 'classifier' or 'autoencoder'.")
+                       should_stop=should_stop, checkpoint_path=checkpoint_path, training_meta=training_meta)
 
     training_meta = {
-        "data": data.description or str(source),
+        **training_meta,
         "n_train": int(len(tr)),
         "n_val": int(len(va)),
-        "n_test": int(len(te)),
-        "split": {"fractions": list(fractions), "seed": split_seed, "method": "stratified"},
         "epochs": int(config.epochs),
         "epochs_run": len(result.history),
         "best_epoch": int(result.best_epoch),
@@ -224,10 +298,6 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
         "seed": config.seed,
         "device": str(result.device),
         "seconds": round(float(result.seconds), 1),
-        "date": _dt.date.today().isoformat(),
-        "command": command or "",
-        "fine_tuned_from": getattr(init, "name", None),
-        "python": platform.python_version(),
     }
     best = next((h for h in result.history if h.epoch == result.best_epoch), None)
     metrics: dict = {}
@@ -239,7 +309,11 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
         metrics["val_loss"] = float(result.baseline["val_loss"])
         if "val_accuracy" in result.baseline:
             metrics["val_accuracy"] = float(result.baseline["val_accuracy"])
-    metrics["measured_on"] = "held-out split of the training data: " + (data.description or str(source))
+    metrics["measured_on"] = ("held-out split of the training data"
+                              + ("" if test_set is not None else
+                                 " (validation split; no test split: validation figures, from the images "
+                                 "that chose the best epoch, not an independent test)")
+                              + ": " + (data.description or str(source)))
     test_report = None
     if kind == "classifier":
         from .checkpoints import load_checkpoint
@@ -262,10 +336,19 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
             mses.append(float(np.mean((r - p) ** 2)))
             psnrs.append(psnr(p, r))
         metrics["val_mse"] = float(result.best_val_loss)
-        metrics["test_mse"] = float(np.mean(mses))
-        metrics["test_psnr"] = float(np.mean(psnrs))
-        metrics["test_n_planes"] = len(planes)
+        if test_set is not None:
+            metrics["test_mse"] = float(np.mean(mses))
+            metrics["test_psnr"] = float(np.mean(psnrs))
+            metrics["test_n_planes"] = len(planes)
+        else:  # whole validation planes (the epochs' val_psnr is on centre crops)
+            metrics["val_planes_mse"] = float(np.mean(mses))
+            metrics["val_planes_psnr"] = float(np.mean(psnrs))
+            metrics["val_n_planes"] = len(planes)
+            metrics["ood_reference_mse"] = float(np.mean(mses))  # what ood_score divides by
     ckpt = result.checkpoint(training=training_meta, metrics=metrics)
+    result.training_meta = {**result.training_meta, **training_meta}
+    # kept on the result so that checkpoints.save_user_model(outcome.result, name) saves them too
+    result.held_out_metrics = dict(metrics)
     return TrainingOutcome(result=result, checkpoint=ckpt, test_report=test_report, data=data)
 
 

@@ -193,6 +193,9 @@ class TrainResult:
     #: Fine-tuning only: the starting model's validation before epoch 1 ({"val_loss", and
     #: "val_accuracy" (classifier) or "val_psnr" (autoencoder)}); None when trained from scratch.
     baseline: dict | None = None
+    #: Set by recipes.train_model: the held-out (test, or validation when there is no test split)
+    #: figures, so saving the result alone keeps them.
+    held_out_metrics: dict | None = None
 
     @property
     def improved(self) -> bool:
