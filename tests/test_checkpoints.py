@@ -256,3 +256,23 @@ def test_names_never_reach_outside_the_store(tmp_path, monkeypatch, organelle_ho
         with pytest.raises(CheckpointError, match="not a usable model name"):
             save_user_model(lm, bad)
     assert sorted(p.name for p in store.iterdir()) == ["sub"]
+
+
+def test_a_local_file_wins_over_a_stored_model_of_the_same_name(tmp_path, monkeypatch, organelle_home):
+    import torch
+
+    from napari_organelle.models.registry import build_model
+
+    def ckpt(path, seed):
+        torch.manual_seed(seed)
+        m = build_model("classifier", num_classes=3)
+        return save_checkpoint(path, m.eval(), kind="classifier", arch="organelle-cnn", classes=["a", "b", "c"], input_size=32,
+                               training={"data": f"seed {seed}"})
+
+    stored = save_user_model(load_checkpoint(ckpt(tmp_path / "s.pt", 1)), "model")
+    monkeypatch.chdir(tmp_path)
+    ckpt(tmp_path / "model.pt", 2)  # retrained next to the stored copy
+    assert resolve_model("model.pt", "classifier").training_info["data"] == "seed 2"  # the file given
+    assert resolve_model("model", "classifier").path == stored                       # the store's, by name
+    (tmp_path / "model.pt").unlink()
+    assert resolve_model("model.pt", "classifier").path == stored  # no such file here: the store's

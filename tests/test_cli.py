@@ -300,3 +300,27 @@ def test_phantoms_paths_match_what_write_dataset_writes(tmp_path):
         d = tmp_path / str(two)
         written = write_dataset(d, per_class=2, size=40, two_channel=two, classes=["ER", "Nucleus"])
         assert set(written) == _phantom_paths(d, 2, two, ["ER", "Nucleus"])
+
+
+def test_classify_interrupted_keeps_the_rows_done_and_says_where(cells, tiny_checkpoints, tmp_path, capsys,
+                                                                 monkeypatch):
+    from napari_organelle import inference
+
+    files = [str(f) for f in sorted(cells.glob("*/*.tif"))[:6]]
+    real = inference.iter_classify
+
+    def dies_after_two(*args, **kwargs):
+        for k, r in enumerate(real(*args, **kwargs)):
+            if k == 2:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            yield r
+
+    monkeypatch.setattr(inference, "iter_classify", dies_after_two)
+    out = tmp_path / "r.csv"
+    assert main(["classify", *files, "--model", str(tiny_checkpoints["classifier"]), "--output", str(out),
+                 "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "ran out of memory" in err and "Traceback" not in err
+    part = tmp_path / "r.csv.part"
+    assert "Stopped after 2 of 6 images" in err and str(part) in err
+    assert [r["file"] for r in csv.DictReader(open(part))] == files[:2] and not out.exists()

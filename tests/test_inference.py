@@ -218,6 +218,9 @@ def test_reconstruct_constant_planes(models, cell):
     assert rec.psnr == pytest.approx(np.mean([rec.per_plane[0]["psnr"], rec.per_plane[2]["psnr"]]))
     with pytest.raises(InputError, match="Every one of the 2 planes is constant"):
         inference.reconstruct(np.zeros((2, 32, 32), np.float32), ae)
+    nan = np.stack([cell[0][:64, :64].astype(np.float32), np.full((64, 64), np.nan, np.float32)])
+    rec = inference.reconstruct(nan, ae)  # an all-NaN plane of a stack is kept as it is, like a blank one
+    assert [bool(d.get("constant")) for d in rec.per_plane] == [False, True] and np.isfinite(rec.psnr)
 
 
 def test_model_on_and_load_model_take_names_and_paths(tiny_checkpoints, organelle_home):
@@ -247,3 +250,29 @@ def test_top_level_exports():
     assert no.model_on is inference.model_on and no.load_model is inference.load_model
     assert no.save_user_model is checkpoints.save_user_model
     assert {"iter_classify", "classify_batch", "model_on", "load_model", "save_user_model"} <= set(no.__all__)
+
+
+def test_model_on_cache_is_bounded_thread_safe_and_releasable(models, monkeypatch):
+    import threading
+
+    import torch
+
+    from napari_organelle import training
+
+    inference.release_device_copies()
+    monkeypatch.setattr(training, "resolve_device", lambda spec: torch.device("meta"))
+    clf = models["classifier"]
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(inference.model_on(clf, "cuda"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(m) for m in got}) == 1  # one copy, however many workers asked at once
+    import dataclasses
+
+    others = [dataclasses.replace(clf, model=torch.nn.Linear(2, 2)) for _ in range(6)]
+    for o in others:
+        inference.model_on(o, "cuda")
+    assert len(inference._ON_DEVICE) <= 4
+    assert inference.release_device_copies() >= 1 and not inference._ON_DEVICE

@@ -204,5 +204,12 @@ def test_iter_read_pairs_in_order_with_errors_in_place(tmp_path, workers):
     gen = iter_read_pairs(files, None, workers=workers, prefetch=2)
     assert next(gen)[0] == files[0]
     gen.close()  # a consumer that stops early leaves no thread behind
+    import threading
+    import time
+
+    t0 = time.monotonic()
+    while any(t.name.startswith("organelle-read") for t in threading.enumerate()) and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert not any(t.name.startswith("organelle-read") for t in threading.enumerate())
     with pytest.raises(InputError, match="one DNA file per protein file"):
         list(iter_read_pairs(files, dnas[:2]))

@@ -476,3 +476,27 @@ def test_save_as_never_overwrites_name_pt_without_asking(dock, qtbot, cells, tmp
     assert user_models_dir() == home and home.is_dir() and asked[0].startswith(str(home))
     monkeypatch.setattr(type(w), "_confirm_overwrite", lambda self, path: True)
     assert w.save_as() == tmp_path / "ft1.pt" and (tmp_path / "ft1.pt").read_bytes() != b"PK precious"
+
+
+def test_a_run_finishing_while_the_save_dialog_is_open_is_not_marked_saved(dock, qtbot, cells, tmp_path,
+                                                                            monkeypatch):
+    import copy
+
+    viewer, w = dock
+    _ae_rows(viewer, w, cells)
+    w.lr_edit.setText(AE_LR)
+    assert _train(qtbot, w).error is None
+    first = w.outcome
+
+    def dialog_during_which_a_run_finishes(parent, caption, directory, filt):
+        newer = copy.copy(first)  # what _on_returned does when the next run gives a new model
+        newer.name = "fine-tuned autoencoder (newer)"
+        w.outcome, w.saved_path = newer, None
+        return str(tmp_path / "old.pt"), filt
+
+    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
+                        dialog_during_which_a_run_finishes)
+    out = w.save_as()
+    assert out == tmp_path / "old.pt" and out.exists()
+    assert w.saved_path is None and w.outcome.name == "fine-tuned autoencoder (newer)"  # the new one: unsaved
+    assert "previous result" in w.log.toPlainText().splitlines()[-1]

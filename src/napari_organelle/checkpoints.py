@@ -550,6 +550,11 @@ def resolve_model(name_or_path=None, kind: str | None = "classifier") -> LoadedM
                 if kind is not None and k != kind:
                     raise CheckpointError(f"{s} is {_article(k)} {k}; choose {_article(kind)} {kind} model.")
                 return load_bundled(k)
+        # A file that exists where the user points wins over a stored model of the same name
+        # ('--model hela_real.pt' after retraining next to a copy in the store must load the new file).
+        local = Path(s).expanduser()
+        if local.is_file():
+            return load_checkpoint(local, expected_kind=kind)
         p = _store_path(name_or_path)
         if p is not None:
             return load_checkpoint(p, expected_kind=kind, name=p.stem)

@@ -428,6 +428,15 @@ def _cmd_classify(a) -> int:
             n += 1
             bar(n + len(skipped), len(a.files))
         emit_skipped(len(a.files))
+    except BaseException:  # interrupted, out of memory, disk full: keep what was done, say where
+        if out_fh is not None:
+            out_fh.close()
+            out_fh = None
+            if n:
+                print(f"Stopped after {n} of {len(a.files)} images; their rows are in {tmp}", file=sys.stderr)
+            else:
+                tmp.unlink(missing_ok=True)
+        raise
     finally:
         if out_fh is not None:
             out_fh.close()
@@ -554,6 +563,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as exc:
+        if "out of memory" not in str(exc).lower():
+            raise
+        print("error: the device ran out of memory; try a smaller --batch-size or --device cpu.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

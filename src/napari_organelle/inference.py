@@ -7,6 +7,7 @@ these functions.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -105,6 +106,24 @@ def load_model(name_or_path=None, kind: str | None = "classifier"):
 
 
 _ON_DEVICE: dict = {}  # (id of the CPU network, device) -> (source LoadedModel, copy on the device)
+_ON_DEVICE_LOCK = threading.Lock()  # two docks' workers may ask at the same time
+
+
+def release_device_copies() -> int:
+    """Drop the cached device copies made by :func:`model_on` (frees their GPU memory once nothing
+    else holds them). Returns how many were dropped."""
+    with _ON_DEVICE_LOCK:
+        n = len(_ON_DEVICE)
+        _ON_DEVICE.clear()
+    if n:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # pragma: no cover
+            pass
+    return n
 
 
 def model_on(model, device="auto", kind: str | None = None):
@@ -131,13 +150,14 @@ def model_on(model, device="auto", kind: str | None = None):
     if _device_of(model.model) == dev or dev.type == "cpu" and _device_of(model.model).type == "cpu":
         return model
     key = (id(model.model), str(dev))
-    hit = _ON_DEVICE.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    moved = dataclasses.replace(model, model=copy.deepcopy(model.model).to(dev).eval())
-    if len(_ON_DEVICE) >= 4:  # a handful of models at most; the oldest copy goes
-        _ON_DEVICE.pop(next(iter(_ON_DEVICE)))
-    _ON_DEVICE[key] = (model, moved)
+    with _ON_DEVICE_LOCK:  # one copy per model and device, even when two workers ask at once
+        hit = _ON_DEVICE.get(key)
+        if hit is not None and hit[0] is model:
+            return hit[1]
+        moved = dataclasses.replace(model, model=copy.deepcopy(model.model).to(dev).eval())
+        while len(_ON_DEVICE) >= 4:  # a handful of models at most; the oldest copies go
+            _ON_DEVICE.pop(next(iter(_ON_DEVICE)), None)
+        _ON_DEVICE[key] = (model, moved)
     return moved
 
 
@@ -600,11 +620,12 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
         if _stop_requested(should_stop):
             raise InterruptedError("Reconstruction stopped by the user.")
         p = as_plane(pl, name=f"plane {i}" if len(planes) > 1 else "input")
-        if p.dtype.kind == "f" and not np.isfinite(p[:: max(1, p.shape[0] // 64)]).any() \
-                and not np.isfinite(p).any():
-            raise InputError(f"{'Plane ' + str(i) if len(planes) > 1 else 'The image'} has no finite pixel "
-                             "(all NaN or Inf); there is nothing to reconstruct. Check the layer's data.")
-        if _is_constant(p):  # nothing to reconstruct: kept as it is, left out of the averages
+        no_finite = p.dtype.kind == "f" and not np.isfinite(p[:: max(1, p.shape[0] // 64)]).any() \
+            and not np.isfinite(p).any()
+        if no_finite and len(planes) == 1:
+            raise InputError("The image has no finite pixel (all NaN or Inf); there is nothing to reconstruct. "
+                             "Check the layer's data.")
+        if no_finite or _is_constant(p):  # nothing to reconstruct: kept as it is, left out of the averages
             if len(planes) == 1:
                 raise InputError("The image is constant (every pixel has the same value); there is nothing to "
                                  "reconstruct. Check the layer's data or the plane shown.")

@@ -50,12 +50,21 @@ def _probe_devices() -> list[tuple[str, str]]:
 class DeviceComboBox(QComboBox):
     """Drop-down of the devices this machine has; ``device()`` returns the id for TrainConfig."""
 
-    def __init__(self, parent: QWidget | None = None, what: str = "training") -> None:
+    def __init__(self, parent: QWidget | None = None, what: str = "training", *,
+                 release_copies_on_cpu: bool = False) -> None:
         super().__init__(parent)
         self.setToolTip(
             f"Where {what} runs. 'auto' picks the first CUDA GPU, else Apple MPS, else the CPU."
         )
         self.refresh()
+        if release_copies_on_cpu:  # inference docks: back on the CPU, free the models' GPU copies
+            self.currentIndexChanged.connect(self._release_if_cpu)
+
+    def _release_if_cpu(self, *_) -> None:
+        if self.device() == "cpu":
+            from ..inference import release_device_copies
+
+            release_device_copies()
 
     def refresh(self) -> None:
         """Re-list the devices, keeping the current choice when it still exists."""

@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..classes import class_color
-from ..preprocess import InputError
+from ..preprocess import InputError, as_plane
 from ._devices import DeviceComboBox
 from ._common import (
     Job,
@@ -113,7 +113,7 @@ class ClassifyWidget(JobControls, QWidget):
         self.protein_combo = LayerCombo(napari_viewer, Image, avoid=_DNA_WORDS)
         self.dna_combo = LayerCombo(napari_viewer, Image, optional=True, prefer=_DNA_WORDS)
         self.model_picker = ModelPicker("classifier")
-        self.device_combo = DeviceComboBox(what="classification")
+        self.device_combo = DeviceComboBox(what="classification", release_copies_on_cpu=True)
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(MODES)
         self.labels_combo = LayerCombo(napari_viewer, Labels)
@@ -379,7 +379,7 @@ class ClassifyWidget(JobControls, QWidget):
                         if stop.is_set():
                             raise InterruptedError
                         cams.append(inference.activation_map(p, d, model=clf, target=r.label) if r.classified
-                                    else np.zeros(np.shape(p)[-2:], np.float32))
+                                    else np.zeros(as_plane(p).shape, np.float32))  # (Y, X), RGB too
                         progress(n + k + 1, total)
                     out["cams"] = cams
             else:

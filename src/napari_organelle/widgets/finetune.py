@@ -848,6 +848,7 @@ class FinetuneWidget(LayerTableMixin, QWidget):
 
     def save_as(self, *_, path=None) -> Path | None:
         """Ask for a file (default: the user model folder) and write the checkpoint atomically."""
+        o = self.outcome  # the result being saved: a run may finish while the dialog is open
         try:
             ckpt = self.checkpoint()
             asked = path is None
@@ -876,8 +877,13 @@ class FinetuneWidget(LayerTableMixin, QWidget):
         except Exception as exc:  # noqa: BLE001
             _notify_error(exc)
             return None
+        if self.outcome is not o:  # a newer result arrived meanwhile: it is not the one saved
+            self._announce(f"Saved the previous result ({o.name}) to {out}; the new one is not saved yet",
+                           f"Saved the previous fine-tuned {o.kind} ({o.name}) to {out}. The run that just "
+                           "finished gave a new model, which is not saved yet.")
+            self._update_target_label()
+            return out
         self.saved_path = out
-        o = self.outcome
         renamed = self._rename_active_after_save(out)
         self._announce(f"Saved to {out}" + (f"; the active {o.kind} is now {out.stem}" if renamed else ""),
                        f"Saved the fine-tuned {o.kind} to {out}"

@@ -57,7 +57,7 @@ class ReconstructWidget(JobControls, QWidget):
 
         self.image_combo = LayerCombo(napari_viewer, Image, avoid=("reconstruction", "residual", "cam ("))
         self.model_picker = ModelPicker("autoencoder")
-        self.device_combo = DeviceComboBox(what="the reconstruction")
+        self.device_combo = DeviceComboBox(what="the reconstruction", release_copies_on_cpu=True)
         self.residual_check = QCheckBox("add residual layer (input - reconstruction)")
         self.residual_check.setChecked(True)
         buttons = self._make_job_controls("Reconstruct")
