@@ -136,6 +136,10 @@ def test_train_autoencoder(cells, tmp_path, capsys):
     (["phantoms", "p", "--style", "foo"], "unknown style 'foo'"),
     (["phantoms", "p", "--per-class", "0"], "at least 1"),
     (["phantoms", "p", "--per-class", "-4"], "at least 1"),
+    (["train", "simulated:2", "--val-fraction", "0", "--out", "x.pt"], "choose the best epoch"),
+    (["train", "TINY", "--out", "x.pt"], "is a model file, not labelled images"),
+    (["train", "simulated:2", "--batch-size", "1", "--epochs", "1", "--size", "32", "--device", "cpu",
+      "--out", "x.pt"], "batches of at least 2"),
 ])
 def test_errors_are_one_line_no_traceback(argv, needle, capsys, tmp_path, monkeypatch, tiny_checkpoints):
     monkeypatch.chdir(tmp_path)
@@ -324,3 +328,33 @@ def test_classify_interrupted_keeps_the_rows_done_and_says_where(cells, tiny_che
     part = tmp_path / "r.csv.part"
     assert "Stopped after 2 of 6 images" in err and str(part) in err
     assert [r["file"] for r in csv.DictReader(open(part))] == files[:2] and not out.exists()
+
+
+def test_ctrl_c_during_train_saves_the_best_weights_so_far(tmp_path):
+    """Ctrl-C once: the run stops after the current batch and --out holds the best epoch's weights."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from napari_organelle.checkpoints import load_checkpoint
+
+    out = tmp_path / "m.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "napari_organelle.cli", "train", "simulated:3", "--epochs", "200",
+                             "--size", "32", "--batch-size", "4", "--device", "cpu", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if line.startswith("Epoch: 2 "):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "Stopping after the current batch" in stderr and "Stopped by Ctrl-C" in stdout
+    info = load_checkpoint(out).training_info
+    assert info["stopped"] and "stopped by the user" in info["stop_reason"] and info["best_epoch"] >= 1

@@ -201,3 +201,29 @@ def test_keep_classes_adds_new_classes_after_the_models(tmp_path, tiny_clf10):
     kept = train_model(tmp_path, "classifier", cfg(), init=tiny_clf10, keep_classes=True)
     assert kept.result.classes == [*CLASSES, "Peroxisome"]
     assert kept.checkpoint["training"]["classes_added"] == ["Peroxisome"]
+
+
+def test_classes_left_out_of_validation_or_test_are_named_before_training(tmp_path):
+    root = tmp_path / "unbalanced"
+    _folder(root, n=20, sub="ER")
+    _folder(root, n=1, sub="Mitochondria")
+    seen = []
+    out = train_model(root, "classifier", cfg(), size=32, on_data=lambda d: seen.append(list(d.warnings)))
+    assert seen, "on_data is called once the data is split, before training"
+    warned = " ".join(seen[0])
+    assert "No validation image for Mitochondria (1 in all)" in warned
+    assert "No test image for Mitochondria (1 in all)" in warned
+    assert out.data.warnings == seen[0]
+
+
+def test_evaluate_lists_the_files_it_left_out(cells4, tiny_clf10, tmp_path):
+    import shutil
+
+    from napari_organelle.recipes import evaluate
+
+    root = tmp_path / "set"
+    shutil.copytree(cells4, root)
+    (root / "ER" / "broken.tif").write_bytes(b"II*\x00garbage")
+    rep = evaluate(root, tiny_clf10)
+    assert [str(f).endswith("broken.tif") for f, _ in rep.skipped] == [True]
+    assert rep.to_dict()["skipped"][0][0].endswith("broken.tif")

@@ -215,6 +215,18 @@ def _same_file(a, b) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
+def _print_data_problems(d) -> None:
+    """The data's skipped files and warnings, printed as soon as the data is loaded."""
+    if d.skipped:
+        print(f"Skipped {len(d.skipped)} file(s):", file=sys.stderr)
+        for f, why in d.skipped[:20]:
+            print(f"  {f}: {why}", file=sys.stderr)
+        if len(d.skipped) > 20:
+            print(f"  ... and {len(d.skipped) - 20} more", file=sys.stderr)
+    for w in d.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
 def _cmd_train(a) -> int:
     from .checkpoints import resolve_model, write_checkpoint_dict
     from .recipes import train_model
@@ -233,6 +245,9 @@ def _cmd_train(a) -> int:
     for f, opt in ((a.val_fraction, "--val-fraction"), (a.test_fraction, "--test-fraction")):
         if not 0 <= f < 1:
             raise OrganelleError(f"{opt} must be at least 0 and below 1 (got {f:g}).")
+    if a.val_fraction <= 0:
+        raise OrganelleError("--val-fraction must be above 0: the validation images choose the best epoch "
+                             "(and, when fine-tuning, check the starting model). 0.15 is the default.")
     frac_train = 1.0 - a.val_fraction - a.test_fraction
     if frac_train <= 0:
         raise OrganelleError("--val-fraction plus --test-fraction must leave something to train on.")
@@ -260,27 +275,45 @@ def _cmd_train(a) -> int:
     kwargs = {}
     if a.arch:
         kwargs["arch"] = a.arch
-    outcome = train_model(a.data, a.model, cfg, init=init, size=a.size,
-                          fractions=(frac_train, a.val_fraction, a.test_fraction), split_seed=a.seed,
-                          callback=on_event, checkpoint_path=a.resume_file, command=a.command_line,
-                          progress=load_bar, keep_classes=a.keep_classes, **kwargs)
-    d = outcome.data
-    if d.skipped:
-        print(f"Skipped {len(d.skipped)} unreadable files:", file=sys.stderr)
-        for f, why in d.skipped[:20]:
-            print(f"  {f}: {why}", file=sys.stderr)
-    for w in d.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    # Ctrl-C once: stop after the current batch and save the best weights so far; twice: quit now.
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nStopping after the current batch; the best weights so far will be saved to "
+              f"{a.out} (Ctrl-C again to quit without saving).", file=sys.stderr, flush=True)
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        outcome = train_model(a.data, a.model, cfg, init=init, size=a.size,
+                              fractions=(frac_train, a.val_fraction, a.test_fraction), split_seed=a.seed,
+                              callback=on_event, checkpoint_path=a.resume_file, command=a.command_line,
+                              progress=load_bar, keep_classes=a.keep_classes, should_stop=stop.is_set,
+                              on_data=_print_data_problems, **kwargs)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     ck = outcome.checkpoint
-    write_checkpoint_dict(a.out, ck)
     r = outcome.result
+    if stop.is_set() and r.best_epoch == 0 and r.baseline is None:
+        raise OrganelleError(f"Stopped before the first epoch finished; nothing was saved to {a.out}.")
+    write_checkpoint_dict(a.out, ck)
+    if stop.is_set():
+        print(f"Stopped by Ctrl-C: {r.stop_reason}. Saved to {a.out}.")
     if r.baseline is not None and not r.improved:  # fine-tuning that did not beat the starting model
-        print(f"The model is unchanged: {r.stop_reason}. {a.out} holds the starting weights; try a lower "
-              "--lr or more data.")
+        print(f"{r.stop_reason[:1].upper()}{r.stop_reason[1:]}: {a.out} holds the starting weights; try a "
+              "lower --lr or more data.")
     else:
         print(f"Best epoch: {r.best_epoch} (val loss {r.best_val_loss:.4f})"
               + (f"; the starting model had {r.baseline['val_loss']:.4f}" if r.baseline is not None else "")
-              + (" - stopped early: " + r.stop_reason if r.stopped else ""))
+              + (" - stopped early: " + r.stop_reason if r.stopped and not stop.is_set() else ""))
     m = ck.get("metrics", {})
     if "test_accuracy" in m:
         print(f"Test accuracy: {100 * m['test_accuracy']:.2f}% on {m['test_n']} held-out images"
@@ -300,7 +333,7 @@ def _cmd_train(a) -> int:
         print(f"Classes kept from {a.init}" + (f"; added: {', '.join(kept['classes_added'])}"
                                                if kept.get("classes_added") else "")
               + f" ({len(ck.get('classes') or [])} classes)")
-    print(f"Data: {d.description}")
+    print(f"Data: {outcome.data.description}")
     print(f"Saved {a.out}")
     return 0
 
@@ -325,8 +358,9 @@ def _cmd_evaluate(a) -> int:
     if a.confusion_png:
         rep.save_confusion_png(_parent_made(a.confusion_png))
     if a.json:
-        print(json.dumps(rep.to_dict()))
+        print(json.dumps(rep.to_dict()))  # with "skipped" and "warnings"
     else:
+        _print_data_problems(rep)  # the files left out and the loader's warnings (stderr)
         print(rep.table())
         if a.confusion_png:
             print(f"Confusion matrix saved to {a.confusion_png}")

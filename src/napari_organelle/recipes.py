@@ -12,9 +12,11 @@ default, as in the CLI, gives the fine-tuned model exactly the data's classes (a
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +35,9 @@ def _load(source, progress=None, kind: str = "classifier"):
 
     if isinstance(source, LabelledImages):
         return source
+    if isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(".pt") and Path(source).is_file():
+        raise InputError(f"{source} is a model file, not labelled images. To fine-tune it, give it as the "
+                         "model to start from (--from / init=) and give your images' folder as the data.")
     if kind == "autoencoder":
         return load_labelled(source, progress=progress, min_classes=1)
     return load_labelled(source, progress=progress)
@@ -51,9 +56,13 @@ class EvaluationReport:
     model: str
     protein_only: bool = False
     predictions: list[dict] = field(default_factory=list)
+    skipped: list = field(default_factory=list)     # (file, reason) of files that were not evaluated
+    warnings: list = field(default_factory=list)    # what the data loader warned about
 
     def to_dict(self, with_predictions: bool = False) -> dict:
         d = {
+            "skipped": [[str(f), str(w)] for f, w in self.skipped],
+            "warnings": [str(w) for w in self.warnings],
             "accuracy": self.accuracy,
             "n": self.n,
             "classes": self.classes,
@@ -158,6 +167,8 @@ def evaluate(source, model=None, *, protein_only: bool = False, batch_size: int 
         model=clf.name,
         protein_only=protein_only,
         predictions=rows,
+        skipped=list(data.skipped),
+        warnings=list(data.warnings),
     )
 
 
@@ -216,7 +227,7 @@ def _resolve_init(init, kind: str):
 def train_model(source, kind: str = "classifier", config=None, *, init=None, size: int | None = None,
                 fractions=(0.7, 0.15, 0.15), split_seed: int = 0, callback=None, should_stop=None,
                 checkpoint_path=None, command: str | None = None, progress=None,
-                arch: str | None = None, keep_classes: bool = False) -> TrainingOutcome:
+                arch: str | None = None, keep_classes: bool = False, on_data=None) -> TrainingOutcome:
     """Load ``source``, split it (stratified, seeded), train, and test on the held-out part.
 
     ``init``: a model to fine-tune: a LoadedModel, a model name (``napari-organelle models``) or a
@@ -224,6 +235,8 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
     head is rebuilt for them; rows of classes the model knew are kept). ``keep_classes=True`` (the
     fine-tune dock's default): it keeps all the starting model's classes, in its order, and adds the
     data's new classes after them.
+    ``on_data(data)``: called once the data is loaded and split, before training (the CLI prints the
+    skipped files and warnings there, so a long run does not hide them until its end).
     ``fractions``: (train, validation, test), non-negative, summing to 1, train > 0. With a test
     fraction of 0 there is no test: the checkpoint's figures are validation figures (``val_*``).
     Returns the result, its checkpoint dict (with metadata: data, split, metrics, command) and, for
@@ -254,6 +267,20 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
         )
     train_set, val_set = data.subset(tr), data.subset(va)
     test_set = data.subset(te) if len(te) else None
+    if kind == "classifier":  # a class the split leaves out of validation / test is not measured there
+        for part, idx in (("validation", va), ("test", te)):
+            if len(idx) == 0:
+                continue
+            present = {labels[i] for i in idx}
+            missing = [c for c in data.classes if c not in present]
+            if missing:
+                counts = {c: labels.count(c) for c in missing}
+                data.warnings.append(
+                    f"No {part} image for {', '.join(f'{c} ({n} in all)' for c, n in counts.items())}: the "
+                    f"{part} accuracy says nothing about {'it' if len(missing) == 1 else 'them'}. Add images "
+                    "(at least 7 per class gives each class one validation and one test image).")
+    if on_data is not None:
+        on_data(data)
 
     training_meta = {
         "data": data.description or str(source),

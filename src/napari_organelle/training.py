@@ -745,6 +745,11 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         if n < 1:
             raise InputError(f"{n_all} training samples cannot be shared among {world} processes.")
     bs = min(int(config.batch_size), n)  # per process
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m not in frozen_bn for m in net.modules())
+    if bs < 2 and has_bn:  # BatchNorm cannot learn from one image at a time
+        raise InputError("Training needs batches of at least 2 images for this model (it uses batch "
+                         "normalisation): " + ("set the batch size to 2 or more." if n >= 2 else
+                                               f"add training images (there is {n})."))
     nb = math.ceil(n / bs)
     if nb > 1 and n % bs == 1:
         nb -= 1  # a last batch of one sample would upset BatchNorm; it is seen next epoch
