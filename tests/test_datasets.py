@@ -497,3 +497,172 @@ def test_module_all_names():
     for name in ("Sample", "LabelledImages", "load_labelled", "stratified_split", "to_classifier_tensors",
                  "to_native_planes"):
         assert hasattr(datasets, name)
+
+
+# --- audit of loading a user's own labelled data ---------------------------------------------------
+
+S = (40, 50)  # small images: these tests are about names and layouts
+
+
+def test_flat_pairing_strips_dna_and_protein_marker_tokens(tmp_path):
+    root = tmp_path / "set"
+    for i in range(2):
+        _tif(root / "ER" / f"cell{i}_GFP.tif", _img(i, S))
+        _tif(root / "ER" / f"cell{i}_DAPI.tif", _img(i, S))
+        _tif(root / "Mito" / f"Cell {i} GFP.tif", _img(10 + i, S))
+        _tif(root / "Mito" / f"Cell {i} Hoechst.tif", _img(10 + i, S))
+        _tif(root / "Nucleus" / f"DNA_{i + 1:03d}.tif", _img(20 + i, S))  # a nuclear class: its images
+    d = load_labelled(root)
+    assert d.counts() == {"ER": 2, "Mitochondria": 2, "Nucleus": 2}
+    _pairs_match(d.subset([i for i, s in enumerate(d.samples) if s.label != "Nucleus"]))
+    assert not any("dapi" in s.source.lower() or "hoechst" in s.source.lower() for s in d.samples)
+    assert all(s.dna is None for s in d.samples if s.label == "Nucleus")
+    assert not d.skipped and not d.warnings
+
+
+def test_dna_named_image_without_partner_is_skipped_not_used_as_protein(tmp_path):
+    root = tmp_path / "set"
+    for i in range(2):
+        _tif(root / "ER" / f"cell{i}_GFP.tif", _img(i, S))
+        _tif(root / "ER" / f"cell{i}_DAPI.tif", _img(i, S))
+        _tif(root / "Mito" / f"m{i}.tif", _img(10 + i, S))
+    _tif(root / "ER" / "cell7_DAPI.tif", _img(7, S))
+    _tif(root / "Mito" / "Hoechst 3.tif", _img(8, S))
+    _tif(root / "treated" / "t0.tif", _img(30, S))
+    _tif(root / "treated" / "t1.tif", _img(31, S))
+    _tif(root / "Chromatin" / "x_dapi.tif", _img(32, S))  # the user's own nuclear class: kept
+    _tif(root / "Chromatin" / "y_dapi.tif", _img(33, S))
+    d = load_labelled(root)
+    assert d.counts() == {"Chromatin": 2, "ER": 2, "Mitochondria": 2, "treated": 2}
+    why = {Path(f).name: r for f, r in d.skipped}
+    assert set(why) == {"cell7_DAPI.tif", "Hoechst 3.tif"}
+    assert "DNA image" in why["cell7_DAPI.tif"] and "not used as a 'ER' image" in why["cell7_DAPI.tif"]
+    assert "cell7.tif or cell7_GFP.tif" in why["cell7_DAPI.tif"]
+    assert any(w.startswith("ER: 1 image(s) are named as DNA images") for w in d.warnings)
+    assert any(w.startswith("Mito: 1 image(s)") and "'Mitochondria'" in w for w in d.warnings)
+    # the autoencoder needs no labels: there a DNA image is an image like any other
+    d1 = load_labelled(root, min_classes=1)
+    assert len(d1) == 10 and not d1.skipped
+
+
+def _ij(path: Path, arr, axes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(path, arr, imagej=True, metadata={"axes": axes})
+
+
+def test_file_axes_decide_channels_zstacks_and_rgb(tmp_path):
+    root = tmp_path / "set"
+    a, b = _img(1, S), _img(1, S)
+    _ij(root / "ER" / "zstack.tif", np.stack([a, b]), "ZYX")          # not protein + DNA
+    _ij(root / "ER" / "two_channel.tif", np.stack([a, b]), "CYX")     # protein + DNA
+    _ij(root / "ER" / "three_channel.tif", np.stack([a, b, a]), "CYX")
+    _ij(root / "ER" / "movie.tif", np.stack([a, b, a]), "TYX")
+    _ij(root / "ER" / "zc.tif", np.stack([np.stack([a, b])] * 3), "ZCYX")
+    rgb = np.zeros((3,) + S, np.uint8)
+    rgb[1] = _img(2, S, np.uint8)
+    (root / "Mito").mkdir(parents=True)
+    tifffile.imwrite(root / "Mito" / "planar_rgb.tif", rgb, photometric="rgb")  # (3, Y, X) planar RGB
+    tifffile.imwrite(root / "Mito" / "planar_rgb2.tif", rgb, photometric="rgb", planarconfig="separate")
+    _tif(root / "Mito" / "five.tif", np.stack([a] * 5))  # no axes in the file: the shape decides
+    d = load_labelled(root)
+    assert d.counts() == {"ER": 1, "Mitochondria": 2}
+    er = next(s for s in d.samples if s.label == "ER")
+    assert er.source.endswith("two_channel.tif") and er.dna is not None
+    assert all(s.protein.shape == S and s.dna is None and s.protein[0, 0] == 2
+               for s in d.samples if s.label == "Mitochondria")  # RGB: max over colours
+    why = {Path(f).name: r for f, r in d.skipped}
+    assert set(why) == {"zstack.tif", "three_channel.tif", "movie.tif", "zc.tif", "five.tif"}
+    assert "is a z-stack (Z=2" in why["zstack.tif"] and "max-project" in why["zstack.tif"]
+    assert "3 channels" in why["three_channel.tif"] and "2-channel file" in why["three_channel.tif"]
+    assert "time series (T=3" in why["movie.tif"]
+    assert "2-channel z-stack (Z=3, C=2" in why["zc.tif"]
+    assert "5 planes" in why["five.tif"] and "does not say" in why["five.tif"]
+    assert not any("expected a 2D image" in r for r in why.values())
+    # the same read from an archive (bytes)
+    z = load_labelled(_zip(root, tmp_path / "set.zip"))
+    assert z.counts() == d.counts() and len(z.skipped) == 5
+
+
+def test_loose_images_with_a_dapi_subfolder_are_the_protein_images(tmp_path):
+    root = tmp_path / "set"
+    for i in range(3):
+        _tif(root / "ER" / f"ER_{i:03d}.tif", _img(i, S))
+        _tif(root / "Mito" / f"m{i}.tif", _img(10 + i, S))
+    _tif(root / "ER" / "DAPI" / "ER_000.tif", _img(0, S))
+    d = load_labelled(root)
+    assert d.counts() == {"ER": 3, "Mitochondria": 3} and not d.skipped
+    er = {Path(s.source).name: s for s in d.samples if s.label == "ER"}
+    assert er["ER_000.tif"].dna is not None and er["ER_000.tif"].dna[0, 0] == 0
+    assert er["ER_001.tif"].dna is None
+    assert any("ER" in w and "1 DNA" in w and "without DNA" in w for w in d.warnings)
+    assert "prot/ and dna/" not in d.description and "dna/" in d.description
+    assert not any("no prot/" in w for w in d.warnings)
+    # names paired with the channel markers left out, all pairs found: no warning
+    for i in range(3):
+        _tif(root / "Golgi_gpp" / f"c{i}_GFP.tif", _img(40 + i, S))
+        _tif(root / "Golgi_gpp" / "hoechst" / f"c{i}_hoechst.tif", _img(40 + i, S))
+    d = load_labelled(root)
+    gpp = [s for s in d.samples if s.label == "Golgi_gpp"]
+    assert len(gpp) == 3
+    _pairs_match(d.subset([i for i, s in enumerate(d.samples) if s.label == "Golgi_gpp"]))
+    assert not any("Golgi_gpp" in w for w in d.warnings)
+
+
+def test_dna_folder_alone_lists_its_images_and_nucleus_uses_them(tmp_path):
+    root = tmp_path / "set"
+    for i in range(2):
+        _tif(root / "Mito" / f"m{i}.tif", _img(i, S))
+        _tif(root / "ER" / "dna" / f"e{i}.tif", _img(10 + i, S))
+        _tif(root / "Nucleus" / "DAPI" / f"n{i}.tif", _img(20 + i, S))
+        _tif(root / "Nucleus" / "DAPI" / f"n{i + 2}.tif", _img(22 + i, S))
+    d = load_labelled(root)
+    assert d.counts() == {"Mitochondria": 2, "Nucleus": 4}
+    assert {Path(f).name for f, _ in d.skipped} == {"e0.tif", "e1.tif"}
+    assert any(w.startswith("ER: holds a dna/ folder of DNA images (2) but no protein images") for w in d.warnings)
+    assert any(w.startswith("Nucleus: the only images are in its DAPI/ folder") for w in d.warnings)
+
+
+def test_class_folder_with_only_hidden_files_warns_everywhere(tmp_path):
+    src = tmp_path / "src" / "wrap"
+    for i in range(2):
+        _tif(src / "ER" / f"e{i}.tif", _img(i, S))
+        _tif(src / "Mito" / f"m{i}.tif", _img(10 + i, S))
+    (src / "Lysosome").mkdir()
+    (src / "Lysosome" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (src / "Endosome").mkdir()  # truly empty
+    zpath = _zip(tmp_path / "src", tmp_path / "set.zip")  # zip keeps no folder entries here
+    tpath = tmp_path / "set.tar.gz"
+    with tarfile.open(tpath, "w:gz") as tf:
+        tf.add(tmp_path / "src", arcname=".")  # with folder entries
+    for source in (src, tmp_path / "src", zpath, tpath):
+        d = load_labelled(source)
+        assert d.counts() == {"ER": 2, "Mitochondria": 2}, source
+        empty = sorted(w.split("'")[1] for w in d.warnings if w.startswith("Class folder"))
+        if source == zpath:  # a zip lists no empty folder; .DS_Store still shows Lysosome/
+            assert empty == ["Lysosome"], d.warnings
+        else:
+            assert empty == ["Endosome", "Lysosome"], (source, d.warnings)
+
+
+def test_loose_images_beside_class_folders(tmp_path):
+    nuc = tmp_path / "Nucleus"
+    for i in range(8):
+        _tif(nuc / f"n{i}.tif", _img(i, S))
+    _tif(nuc / "day1" / "x.tif", _img(50, S))
+    d = load_labelled(nuc, min_classes=1)  # the autoencoder: every image is used
+    assert len(d) == 9 and d.classes == [datasets.UNLABELLED] and not d.skipped
+    assert "8 image(s) directly in the folder and 1 in day1/" in d.description
+    with pytest.raises(InputError, match=r"8 image\(s\) lie directly in this folder.*class must be a folder"):
+        load_labelled(nuc)
+    # the folder above: Nucleus is one class with all 9 images (not stepped into)
+    d = load_labelled(tmp_path, min_classes=1)
+    assert d.counts() == {"Nucleus": 9}
+    # a set with a few stray images beside its class folders
+    root = write_generic_two_channel(tmp_path / "set")
+    _tif(root / "stray.tif", _img(60, S))
+    d = load_labelled(root)
+    assert len(d) == 6 and [Path(f).name for f, _ in d.skipped] == ["stray.tif"]
+    assert any("1 image(s) lie directly in this folder, beside the class folder(s) ER, mitochondria" in w
+               for w in d.warnings)
+    d = load_labelled(root, min_classes=1)
+    assert len(d) == 7 and d.counts()[datasets.UNLABELLED] == 1 and not d.skipped

@@ -9,7 +9,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_organelle.io import IMAGE_SUFFIXES, is_image_name, iter_read_pairs, read_image, read_pair
+from napari_organelle.io import (
+    IMAGE_SUFFIXES, is_image_name, iter_read_pairs, read_image, read_image_axes, read_pair,
+)
 from napari_organelle.preprocess import InputError
 
 RNG = np.random.default_rng(0)
@@ -213,3 +215,40 @@ def test_iter_read_pairs_in_order_with_errors_in_place(tmp_path, workers):
     assert not any(t.name.startswith("organelle-read") for t in threading.enumerate())
     with pytest.raises(InputError, match="one DNA file per protein file"):
         list(iter_read_pairs(files, dnas[:2]))
+
+
+def test_read_image_axes_from_imagej_ome_tifffile_and_pillow(tmp_path):
+    a, b = _u16((30, 40)), _u16((30, 40))
+    cases = {
+        "z.tif": (dict(imagej=True, metadata={"axes": "ZYX"}), "ZYX"),
+        "c.tif": (dict(imagej=True, metadata={"axes": "CYX"}), "CYX"),
+        "ome_z.ome.tif": (dict(ome=True, metadata={"axes": "ZYX"}), "ZYX"),
+        "plain.tif": (dict(), "QYX"),  # tifffile's own metadata without axes: unknown
+    }
+    for name, (kw, axes) in cases.items():
+        tifffile.imwrite(tmp_path / name, np.stack([a, b]), **kw)
+        arr, got = read_image_axes(tmp_path / name)
+        assert arr.shape == (2, 30, 40) and got == axes, name
+        assert read_image(tmp_path / name).shape == (2, 30, 40)  # read_image: the array, as before
+    rgb = np.stack([_u8((30, 40))] * 3)
+    tifffile.imwrite(tmp_path / "planar.tif", rgb, photometric="rgb", planarconfig="separate")
+    assert read_image_axes(tmp_path / "planar.tif")[1] == "SYX"
+    arr, axes = read_image_axes(_png_bytes(np.moveaxis(rgb, 0, -1)), name="rgb.png")
+    assert arr.shape == (30, 40, 3) and axes == "YXS"
+    assert read_image_axes(_png_bytes(_u8((30, 40))), name="g.png")[1] == "YX"
+    arr, axes = read_image_axes((tmp_path / "z.tif").read_bytes(), name="x.zip::z.tif")
+    assert axes == "ZYX"
+
+
+def test_read_pair_refuses_a_z_stack_and_splits_channels(tmp_path):
+    a, b = _u16((30, 40)), _u16((30, 40))
+    tifffile.imwrite(tmp_path / "z.tif", np.stack([a, b]), imagej=True, metadata={"axes": "ZYX"})
+    with pytest.raises(InputError, match=r"z\.tif is a z-stack \(Z=2"):
+        read_pair(tmp_path / "z.tif")
+    tifffile.imwrite(tmp_path / "c.tif", np.stack([a, b]), imagej=True, metadata={"axes": "CYX"})
+    p, d = read_pair(tmp_path / "c.tif")
+    assert np.array_equal(p, a) and np.array_equal(d, b)
+    rgb = np.stack([_u8((30, 40))] * 3)
+    tifffile.imwrite(tmp_path / "planar.tif", rgb, photometric="rgb", planarconfig="separate")
+    p, d = read_pair(tmp_path / "planar.tif")
+    assert p.shape == (30, 40, 3) and d is None

@@ -139,3 +139,39 @@ def test_validate_pair_names_the_problem():
         validate_pair(np.full((64, 64), 3, np.uint16))
     with pytest.raises(InputError, match="same cell"):
         validate_pair(img, img[:32])
+
+
+def test_split_channels_uses_the_axes_the_file_declares():
+    a = np.arange(2 * 20 * 30, dtype=np.uint16).reshape(2, 20, 30)
+    # without axes (or tifffile's "unknown" Q / I axes) the shape decides, as before
+    for axes in (None, "QYX", "IYX", "YX"):  # "YX" has the wrong length: ignored
+        p, d = split_channels(a, axes=axes)
+        assert p.shape == (20, 30) and d is not None
+    p, d = split_channels(a, axes="CYX")
+    assert np.array_equal(p, a[0]) and np.array_equal(d, a[1])
+    p, d = split_channels(np.moveaxis(a, 0, -1), axes="YXC")
+    assert np.array_equal(p, a[0]) and np.array_equal(d, a[1])
+    with pytest.raises(InputError, match=r"z\.tif is a z-stack \(Z=2; .*max-project it"):
+        split_channels(a, name="z.tif", axes="ZYX")
+    with pytest.raises(InputError, match=r"is a time series \(T=2"):
+        split_channels(a, axes="TYX")
+    with pytest.raises(InputError, match=r"2-channel z-stack \(Z=3, C=2.*keeping both channels"):
+        split_channels(np.stack([a] * 3), axes="ZCYX")
+    with pytest.raises(InputError, match=r"stack of 2 angles"):
+        split_channels(a, axes="AYX")
+    # planar RGB (samples first) is RGB like interleaved RGB; 3 channels are not
+    rgb = np.stack([a[0], a[1], a[0]])
+    p, d = split_channels(rgb, axes="SYX")
+    assert p.shape == (20, 30, 3) and d is None and as_plane(p).shape == (20, 30)
+    p, d = split_channels(np.moveaxis(rgb, 0, -1), axes="YXS")
+    assert p.shape == (20, 30, 3) and d is None
+    with pytest.raises(InputError, match=r"c3\.tif has 3 channels \(shape 3x20x30, axes CYX.*separate files"):
+        split_channels(rgb, name="c3.tif", axes="CYX")
+    # singleton axes are dropped: a 1-slice z-stack is a 2D image
+    p, d = split_channels(a[:1], axes="ZYX")
+    assert p.shape == (20, 30) and d is None
+    # no axes and 3 or 5 planes: says what is unknown and what to do
+    with pytest.raises(InputError, match=r"s\.tif holds 3 planes of 20x30 .*does not say.*RGB"):
+        split_channels(rgb, name="s.tif")
+    with pytest.raises(InputError, match=r"4 dimensions"):
+        split_channels(np.zeros((2, 3, 20, 30)))

@@ -4,9 +4,13 @@
 
 * **generic** -- one sub-folder per class (any names; aliases of the ten classes map to the
   canonical names, other names stay the user's own classes). Each file holds one channel (protein)
-  or two (channel 0 protein, channel 1 DNA); or protein and DNA are separate files paired by name
-  (``x_protein.tif`` + ``x_dna.tif``, ``x.tif`` + ``x_dna.tif``), or ``prot/`` and ``dna/``
-  sub-folders inside each class folder;
+  or two (channel 0 protein, channel 1 DNA; where the file declares its axes -- ImageJ, OME,
+  tifffile metadata -- a Z or T axis is never taken for channels); or protein and DNA are separate
+  files paired by name with the marker tokens left out (``x_protein.tif`` + ``x_dna.tif``,
+  ``x.tif`` + ``x_dna.tif``, ``cell0_GFP.tif`` + ``cell0_DAPI.tif``); or ``prot/`` and ``dna/``
+  sub-folders inside each class folder; or the images directly in the class folder and their DNA
+  images in a ``dna/`` (``dapi/``, ``hoechst/``) sub-folder. A DNA-named file without a partner is
+  an image of a nuclear class (Nucleus) but is skipped, not used, in any other class;
 * the **Murphy-lab 2D HeLa release** -- ``<antibody>/prot/*`` and ``<antibody>/dna/*`` (antibody
   folders dap, erdak, giant, ... from :data:`classes.MURPHY_ANTIBODIES`), possibly under one top
   folder, with any ``crop/`` or ``cell/`` folders ignored;
@@ -15,7 +19,9 @@
   streamed member by member (never extracted to disk; unsafe member paths are refused);
 * the literal source ``"simulated"`` or ``"simulated:N"`` (N simulated cells per class);
 * for the autoencoder, which needs no labels (``min_classes=1``): also a single class folder, or a
-  plain folder (or archive) of images without class sub-folders (label ``"unlabelled"``).
+  plain folder (or archive) of images without class sub-folders (label ``"unlabelled"``; images
+  in its sub-folders included), and images lying beside class folders (one more set,
+  ``"unlabelled"``). For a classifier such loose images are skipped, with a warning.
 
 Unreadable files are skipped and listed, never fatal; what was read is said in ``description``.
 """
@@ -34,7 +40,7 @@ import numpy as np
 
 from . import classes as _classes
 from . import preprocess
-from .io import IMAGE_SUFFIXES, is_image_name, read_image
+from .io import IMAGE_SUFFIXES, is_image_name, read_image_axes
 from .preprocess import InputError
 
 Progress = Callable[[int, int], None]
@@ -44,9 +50,17 @@ PROTEIN_DIRS = ("prot", "protein", "proteins")
 #: Sub-folder names (lower case) that hold the DNA channel inside a class folder.
 DNA_DIRS = ("dna", "dapi", "hoechst")
 #: Name tokens that mark a file as the DNA image of a pair.
-DNA_TOKENS = frozenset({"dna", "dapi", "hoechst"})
-#: Name tokens that mark a file as the protein image of a pair.
-PROTEIN_TOKENS = frozenset({"prot", "protein"})
+DNA_TOKENS = frozenset({"dna", "dapi", "hoechst", "hoechst33342", "hoechst33258", "h33342", "h33258",
+                        "draq5", "nuclei"})
+#: DNA tokens that say for certain that a file is a DNA stain: such a file without a protein
+#: partner is not used as an image of a (non-nuclear) class.
+DNA_STAIN_TOKENS = DNA_TOKENS - {"nuclei"}
+#: Name tokens that mark a file as the protein image of a pair (left out when names are compared).
+PROTEIN_TOKENS = frozenset({
+    "prot", "protein", "proteins", "gfp", "egfp", "yfp", "eyfp", "cfp", "ecfp", "rfp", "mcherry",
+    "tdtomato", "mneongreen", "venus", "fitc", "tritc", "cy3", "cy5", "alexa488", "alexa568",
+    "alexa594", "af488", "af568", "af594",
+})
 #: Archive suffixes read as archives.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tbz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
 #: Archive members larger than this are skipped (a guard against zip bombs).
@@ -140,14 +154,24 @@ class _Tree:
     def __init__(self, label: str):
         self.label = label
         self.files: list[str] = []
+        self.dirs: set[str] = set()  # every folder seen (also empty ones, or ones with dot-files only)
         self.skipped: list[tuple[str, str]] = []
         self.warnings: list[str] = []
+
+    def _note_dirs(self, name: str, is_dir: bool = False) -> None:
+        """Record the folders of a member name (up to the first ignored one): archives need not
+        list folders, and a folder holding only ignored files (.DS_Store) is still a folder."""
+        parts = name.split("/") if is_dir else name.split("/")[:-1]
+        for i, part in enumerate(parts):
+            if part.startswith(".") or part.lower() in _IGNORED_NAMES:
+                break
+            self.dirs.add("/".join(parts[: i + 1]))
 
     def source(self, name: str) -> str:
         raise NotImplementedError
 
     def read(self, names: Sequence[str], progress: Progress | None) -> Iterator[tuple[str, object]]:
-        """Yield (name, ndarray or InputError) for ``names``, in the order cheapest to read."""
+        """Yield (name, (ndarray, axes) or InputError) for ``names``, in the order cheapest to read."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -160,12 +184,11 @@ class _DirTree(_Tree):
     def __init__(self, path: Path):
         super().__init__(str(path))
         self.path = path
-        self.empty_dirs: list[str] = []
         for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in _IGNORED_NAMES)
             rel = Path(dirpath).relative_to(path).as_posix()
-            if rel not in ("", ".") and not filenames and not dirnames and "/" not in rel:
-                self.empty_dirs.append(rel)  # an empty top-level folder (maybe a class without images)
+            if rel not in ("", "."):
+                self.dirs.add(rel)
             for f in sorted(filenames):
                 name = f if rel in ("", ".") else f"{rel}/{f}"
                 if _is_ignored(name):
@@ -179,7 +202,7 @@ class _DirTree(_Tree):
         total = len(names)
         for i, name in enumerate(names):
             try:
-                yield name, read_image(self.path / name, name=self.source(name))
+                yield name, read_image_axes(self.path / name, name=self.source(name))
             except InputError as exc:
                 yield name, exc
             if progress is not None:
@@ -206,7 +229,7 @@ class _ArchiveTree(_Tree):
                 yield name, InputError(f"{src}: the archive member cannot be read ({exc}).")
             else:
                 try:
-                    yield name, read_image(data, name=src)
+                    yield name, read_image_axes(data, name=src)
                 except InputError as exc:
                     yield name, exc
                 del data
@@ -226,12 +249,15 @@ class _ZipTree(_ArchiveTree):
             raise InputError(f"{path}: the zip archive is corrupt or truncated ({exc}).") from exc
         self.infos: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
-            if info.is_dir():
-                continue
             clean = _clean_member_name(info.filename)
+            if info.is_dir():
+                if clean:
+                    self._note_dirs(clean, is_dir=True)
+                continue
             if clean is None:
                 self.skipped.append((f"{path}::{info.filename}", "unsafe path in archive"))
                 continue
+            self._note_dirs(clean)
             if _is_ignored(clean) or clean in self.infos:
                 continue
             if info.file_size > MAX_MEMBER_BYTES:
@@ -279,12 +305,15 @@ class _TarTree(_ArchiveTree):
             if m is None:
                 break
             n += 1
-            if m.isdir():
-                continue
             clean = _clean_member_name(m.name)
+            if m.isdir():
+                if clean:
+                    self._note_dirs(clean, is_dir=True)
+                continue
             if clean is None:
                 self.skipped.append((f"{path}::{m.name}", "unsafe path in archive"))
                 continue
+            self._note_dirs(clean)
             if _is_ignored(clean):
                 continue
             if not m.isfile():
@@ -363,14 +392,19 @@ class _Node:
         return sum(1 for f in self.all_files() if is_image_name(f))
 
     def child(self, names: Sequence[str]) -> tuple[str, "_Node"] | None:
+        """The first sub-folder (with images) whose name, lower case, is in ``names``."""
         for d in sorted(self.dirs):
-            if d.lower() in names:
+            if d.lower() in names and self.dirs[d].image_count():
                 return d, self.dirs[d]
         return None
 
 
-def _build(names: Sequence[str]) -> _Node:
+def _build(names: Sequence[str], dirs: Sequence[str] = ()) -> _Node:
     root = _Node()
+    for d in sorted(dirs):
+        node = root
+        for p in d.split("/"):
+            node = node.dirs.setdefault(p, _Node())
     for name in names:
         node = root
         parts = name.split("/")
@@ -447,54 +481,123 @@ def _pair_subfolders(label: str, folder: str, class_dir: str, prot: list[str], d
     return [_Plan(label, p, matched.get(p)) for p in prot]
 
 
-def _pair_flat(label: str, files: list[str]) -> list[_Plan]:
-    """Files of one class folder: pair `x_dna.tif` with `x.tif` / `x_protein.tif` in the same folder."""
+def _dna_marks(toks: Sequence[str]) -> list[str]:
+    return [t for t in toks if t in DNA_TOKENS]
+
+
+def _pair_flat(label: str, files: list[str], dna_is_class_image: bool = True
+               ) -> tuple[list[_Plan], list[tuple[str, str]]]:
+    """Files of one class folder: pair each DNA image (a DNA token in its name: ``x_dna.tif``,
+    ``cell0_DAPI.tif``, ``Cell 9 Hoechst.tif``) with the protein image of the same folder whose name
+    is the same without that token and without a protein-marker token (``x.tif``, ``x_protein.tif``,
+    ``cell0_GFP.tif``, ``Cell 9 GFP.tif``).
+
+    Returns (plans, unused): a DNA-named file without a partner is an image of the class in its own
+    right when ``dna_is_class_image`` (a nuclear class, or unlabelled autoencoder data); otherwise
+    a file whose name says it is a DNA stain (dna, DAPI, Hoechst, ...) is not used and comes back in
+    ``unused`` as (file, reason)."""
     by_dir: dict[str, list[str]] = {}
     for f in files:
         by_dir.setdefault(f.rsplit("/", 1)[0] if "/" in f else "", []).append(f)
     plans: list[_Plan] = []
-    for _, group in sorted(by_dir.items()):
+    unused: list[tuple[str, str]] = []
+    for folder, group in sorted(by_dir.items()):
         prot: dict[tuple, list[str]] = {}
-        dna: list[tuple[str, tuple]] = []
+        dna: list[tuple[str, tuple, list[str]]] = []
         for f in group:
             toks = _tokens(f)
-            if DNA_TOKENS & set(toks):
-                dna.append((f, tuple(t for t in toks if t not in DNA_TOKENS and t not in PROTEIN_TOKENS)))
+            key = tuple(t for t in toks if t not in DNA_TOKENS and t not in PROTEIN_TOKENS)
+            marks = _dna_marks(toks)
+            if marks:
+                dna.append((f, key, marks))
             else:
-                prot.setdefault(tuple(t for t in toks if t not in PROTEIN_TOKENS), []).append(f)
+                prot.setdefault(key, []).append(f)
         dkeys: dict[tuple, list[str]] = {}
-        for f, k in dna:
+        for f, k, _ in dna:
             dkeys.setdefault(k, []).append(f)
         used: set[str] = set()
-        for f in group:
-            if any(f == d for d, _ in dna):
+        for k, fs in sorted(prot.items()):
+            for f in fs:
+                partner = None
+                if len(fs) == 1 and len(dkeys.get(k, [])) == 1:
+                    partner = dkeys[k][0]
+                    used.add(partner)
+                plans.append(_Plan(label, f, partner))
+        # A DNA-named file without a protein partner is an image of its class in its own right in
+        # a nuclear class (e.g. the IICBU "dna" folder is the Nucleus class); elsewhere it is a DNA
+        # image that would be taken for a protein image.
+        where = f"{folder}/" if folder else "this folder"
+        for f, k, marks in dna:
+            if f in used:
                 continue
-            k = tuple(t for t in _tokens(f) if t not in PROTEIN_TOKENS)
-            partner = None
-            if len(prot.get(k, [])) == 1 and len(dkeys.get(k, [])) == 1:
-                partner = dkeys[k][0]
-                used.add(partner)
-            plans.append(_Plan(label, f, partner))
-        # A DNA-named file without a protein partner is an image of this class in its own right
-        # (e.g. the IICBU "dna" folder is the Nucleus class).
-        for f, _ in dna:
-            if f not in used:
+            stain = [t for t in marks if t in DNA_STAIN_TOKENS]
+            if dna_is_class_image or not stain:
                 plans.append(_Plan(label, f, None))
+                continue
+            stem = PurePosixPath(f).name
+            if len(prot.get(k, [])) > 1:
+                why = (f"its name says it is a DNA image ({stain[0]}) and it matches {len(prot[k])} protein "
+                       f"images in {where} ({', '.join(PurePosixPath(x).name for x in prot[k][:3])}), so it "
+                       f"cannot be paired; it is not used as a {label!r} image. Rename the files so that "
+                       "one protein image matches it.")
+            elif len(dkeys.get(k, [])) > 1:
+                why = (f"its name says it is a DNA image ({stain[0]}), and {len(dkeys[k])} DNA images "
+                       f"in {where} have the same name apart from the marker, so it cannot be paired; "
+                       f"it is not used as a {label!r} image.")
+            else:
+                why = (f"its name says it is a DNA image ({stain[0]}) but no protein image in {where} has "
+                       f"the same name without the marker (e.g. {_partner_example(stem)}); it is not used "
+                       f"as a {label!r} image. Add or rename its protein image, or move it out of the "
+                       "class folder.")
+            unused.append((f, why))
     plans.sort(key=lambda p: p.protein)
-    return plans
+    return plans, unused
+
+
+def _partner_example(stem: str) -> str:
+    """'cell0_DAPI.tif' -> 'cell0.tif or cell0_GFP.tif': names its protein image may have."""
+    for t in sorted(DNA_TOKENS, key=len, reverse=True):
+        m = re.search(rf"(?i)(^|[ _.\-]){t}(?=$|[^a-z0-9])", stem)
+        if m:
+            head, sep, tail = stem[:m.start()], m.group(1), stem[m.end():]
+            if not head:
+                return f"{tail.lstrip(' _.-')} or GFP{tail}"
+            return f"{head}{tail} or {head}{sep}GFP{tail}"
+    return stem
+
+
+#: Name tokens of a user's class folder whose images are a DNA stain.
+_NUCLEAR_TOKENS = frozenset({"nucleus", "nuclei", "chromatin", "chromosome", "chromosomes", "histone",
+                             "histones", "h2b"}) | DNA_STAIN_TOKENS
+
+
+def _is_nuclear(label: str, folder: str) -> bool:
+    """Is this a class whose images are a DNA stain (so a DNA-named file is one of its images)?"""
+    if label == "Nucleus" or label == UNLABELLED:
+        return True
+    if _classes.canonical_class(label) is not None:
+        return False
+    return bool(_NUCLEAR_TOKENS & set(re.split(r"[^a-z0-9]+", PurePosixPath(folder).name.lower())))
 
 
 def _discover(tree: _Tree, skipped: list, warnings: list, notes: list,
               single: bool = False) -> tuple[str, list[_Plan]]:
     """Plan what to read. ``single``: one class is enough (autoencoder data), so a lone class folder
     and a plain folder of images (no class sub-folders) are accepted as one class."""
-    root = _build(tree.files)
+    root = _build(tree.files, sorted(tree.dirs))
     prefix: list[str] = []
 
     def looks_like_class(node: _Node) -> bool:
+        # A folder with images directly in it is a class folder, unless its sub-folders look like
+        # class folders holding most of its images (then it is a set with a few stray images).
         if node.child(PROTEIN_DIRS) is not None:
             return True
-        return node.has_images_here() and not any(d.image_count() for d in node.dirs.values())
+        if not node.has_images_here():
+            return False
+        if node.child(DNA_DIRS) is not None:
+            return True
+        subs = [n.image_count() for n in node.dirs.values() if n.image_count()]
+        return len(subs) < 2 or sum(1 for f in node.files if is_image_name(f)) >= sum(subs)
 
     # Step down through single wrapping folders (e.g. HeLa10Class2DImages_16bit_tiff/).
     while not root.has_images_here():
@@ -507,58 +610,98 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list,
         prefix.append(name)
         root = child
     where = "/".join(prefix)
+    shown = f"{tree.label}::{where}" if where and tree.kind != "folder" else (
+        str(Path(tree.label) / where) if where else tree.label)
     single_layout = None
+    synthetic: str | None = None  # what to call the set made of a folder's own images (single)
+
+    def own_name() -> str:
+        if prefix:
+            return prefix.pop()
+        name = PurePosixPath(tree.label.replace("\\", "/")).name
+        return next((name[:-len(x)] for x in ARCHIVE_SUFFIXES if name.lower().endswith(x)), name) or "images"
+
     if single and root.child(PROTEIN_DIRS) is not None:
         # one class folder with prot/ and dna/: it is the one class (named after the folder)
-        if prefix:
-            name = prefix.pop()
-        else:
-            name = PurePosixPath(tree.label.replace("\\", "/")).name
-            name = next((name[:-len(x)] for x in ARCHIVE_SUFFIXES if name.lower().endswith(x)), name) or "images"
+        name = own_name()
         where = "/".join(prefix)
         wrapper = _Node()
         wrapper.dirs[name] = root
         root = wrapper
         single_layout = "one class folder with prot/ and dna/ sub-folders"
-    elif single and root.has_images_here() and not any(d.image_count() for d in root.dirs.values()):
-        # a plain folder of images: one class; x.tif + x_dna.tif pairs are still paired
-        flat = _Node()
-        flat.files = list(root.files)
+    elif single and root.has_images_here() and not looks_like_class(root):
+        # class folders with a few images beside them: those are one more set (no labels needed)
+        loose_node = _Node()
+        loose_node.files = [f for f in root.files if is_image_name(f)]
+        new_root = _Node()
+        new_root.dirs = dict(root.dirs)
+        new_root.dirs[UNLABELLED] = loose_node
+        synthetic = f"{shown} (images beside the class folders)"
+        warnings.append(
+            f"{shown}: {len(loose_node.files)} image(s) lie directly in this folder, beside the class "
+            f"folders; they were used as one more set, {UNLABELLED!r} (the autoencoder needs no labels). "
+            "To train a classifier, each class must be a folder of its own."
+        )
+        root = new_root
+    elif single and root.has_images_here():
+        # a folder of images (autoencoder data needs no labels): all its images are one set, also
+        # those in sub-folders; x.tif + x_dna.tif pairs and a dna/ sub-folder are still paired
+        n_here = sum(1 for f in root.files if is_image_name(f))
+        in_subs = {d: n.image_count() for d, n in sorted(root.dirs.items()) if n.image_count()}
         wrapper = _Node()
-        wrapper.dirs[UNLABELLED] = flat
+        wrapper.dirs[UNLABELLED] = root
         root = wrapper
-        single_layout = "plain folder of images, no class folders"
+        synthetic = shown
+        if not in_subs:
+            single_layout = "plain folder of images, no class folders"
+        elif root.dirs[UNLABELLED].child(DNA_DIRS) is not None:
+            single_layout = "folder of images with their DNA images in a sub-folder"
+        else:
+            single_layout = "folder of images, sub-folders included, used as one set (no labels needed)"
+            notes.append(f"{n_here} image(s) directly in the folder and "
+                         + ", ".join(f"{v} in {k}/" for k, v in in_subs.items()))
     if root.child(PROTEIN_DIRS) is not None:
         raise InputError(
-            f"{tree.label}{'::' + where if where else ''} looks like ONE class folder (it holds prot/ and "
-            "dna/ sub-folders). Choose the folder above it, which holds one folder per class. " + _EXPECTED
+            f"{shown} looks like ONE class folder (it holds prot/ and dna/ sub-folders). Choose the "
+            "folder above it, which holds one folder per class. " + _EXPECTED
         )
     if where:
         notes.append(f"inside top folder '{where}'")
 
-    for f in root.files:
-        if is_image_name(f):
-            skipped.append((tree.source(f), "not inside a class folder (images must be in one sub-folder per class)"))
-
     # Folders without any image file (docs/, licence/ ...) are not classes.
     class_dirs = {d: n for d, n in sorted(root.dirs.items()) if n.image_count()}
+    loose = [f for f in root.files if is_image_name(f)]
+    for f in loose:
+        skipped.append((tree.source(f), "not inside a class folder (images must be in one sub-folder per class)"))
+    if loose:
+        if class_dirs:
+            warnings.append(
+                f"{shown}: {len(loose)} image(s) lie directly in this folder, beside the class folder(s) "
+                f"{', '.join(list(class_dirs)[:6])}{' ...' if len(class_dirs) > 6 else ''}, and were not used "
+                f"(e.g. {PurePosixPath(loose[0]).name}). Each class must be a folder of its own: move "
+                "these images into the folder of their class, or remove them."
+            )
+        else:
+            warnings.append(
+                f"{shown}: {len(loose)} image(s) lie directly in this folder, which has no class "
+                "sub-folders; they were not used. Put each class's images in a folder of its own "
+                "(e.g. Mito/, ER/) inside this folder."
+            )
     # ... but one named like a class is most likely a class whose images are missing: say so.
-    empty = set(getattr(tree, "empty_dirs", ())) if not (where or single_layout) else set()
-    empty |= {d for d, n in root.dirs.items() if not n.image_count()}
-    for d in sorted(empty):
+    for d in sorted(d for d, n in root.dirs.items() if not n.image_count()):
         if class_dirs and _classes.canonical_class(d) is not None:
-            n_files = len(root.dirs[d].all_files()) if d in root.dirs else 0
+            n_files = len(root.dirs[d].all_files())
             warnings.append(f"Class folder {d!r} holds no images ({n_files} other file(s)); class "
                             f"{_classes.canonical_class(d)!r} is left out. Put its .tif/.png/.jpg images "
                             "in it, or remove the folder.")
-    # Layout detection.
-    subfolder_mode = {d: n.child(PROTEIN_DIRS) is not None or n.child(DNA_DIRS) is not None
-                      for d, n in class_dirs.items()}
-    is_murphy = bool(class_dirs) and any(subfolder_mode.values()) and all(
-        d.lower() in _classes.MURPHY_ANTIBODIES for d, n in class_dirs.items() if n.image_count())
-    is_iicbu = bool(class_dirs) and not any(subfolder_mode.values()) and all(
+    # Layout detection: per class folder, "prot" (prot/ + dna/ sub-folders), "dna" (images with
+    # their DNA images in a dna/ sub-folder) or "flat".
+    mode = {d: "prot" if n.child(PROTEIN_DIRS) is not None else ("dna" if n.child(DNA_DIRS) is not None else "flat")
+            for d, n in class_dirs.items()}
+    is_murphy = "prot" in mode.values() and all(d.lower() in _classes.MURPHY_ANTIBODIES for d in class_dirs)
+    is_iicbu = bool(class_dirs) and set(mode.values()) == {"flat"} and all(
         d.lower() in _classes.IICBU_FOLDERS
-        and not n.dirs
+        and not any(c.image_count() for c in n.dirs.values())
         and all(re.fullmatch(rf"{re.escape(d.lower())}_\d+\.tiff?", PurePosixPath(f).name.lower())
                 for f in n.files if is_image_name(f))
         for d, n in class_dirs.items()
@@ -569,29 +712,32 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list,
         layout = "Murphy 2D HeLa release (<antibody>/prot + <antibody>/dna)"
     elif is_iicbu:
         layout = "IICBU-2008 HeLa (<folder>/<folder>_NNN.tif, protein only)"
-    elif any(subfolder_mode.values()):
-        layout = "generic, one folder per class with prot/ and dna/ sub-folders"
     else:
+        kinds = set(mode.values())
         layout = "generic, one folder per class"
+        if "prot" in kinds:
+            layout += " with prot/ and dna/ sub-folders"
+            if "dna" in kinds:
+                layout += " (or images and a dna/ sub-folder)"
+        elif "dna" in kinds:
+            layout += ", DNA images in a dna/ (or dapi/, hoechst/) sub-folder"
 
     plans: list[_Plan] = []
     ignored: dict[str, int] = {}
     label_of: dict[str, str] = {}
     for d, node in class_dirs.items():
-        label = UNLABELLED if d == UNLABELLED and single_layout else (_classes.canonical_class(d) or d)
+        label = UNLABELLED if d == UNLABELLED and single else (_classes.canonical_class(d) or d)
         if label in label_of.values():
             other = [k for k, v in label_of.items() if v == label]
             warnings.append(f"Folders {other + [d]} both mean class {label!r}; their images were merged.")
         label_of[d] = label
         folder = f"{where}/{d}" if where else d
-        if subfolder_mode[d]:
+        if d == UNLABELLED and synthetic is not None:
+            folder = synthetic
+        nuclear = single or _is_nuclear(label, d)
+        if mode[d] == "prot":
             dpair = node.child(DNA_DIRS)
-            ppair = node.child(PROTEIN_DIRS)
-            if ppair is None:
-                warnings.append(f"{folder}: has a {dpair[0]}/ folder but no prot/ folder, so no protein "
-                                "images; folder not used.")
-                continue
-            pname, pnode = ppair
+            pname, pnode = node.child(PROTEIN_DIRS)
             used = [pname] + ([dpair[0]] if dpair else [])
             for sub, snode in node.dirs.items():
                 if sub not in used:
@@ -608,6 +754,43 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list,
             prot = [f for f in pnode.all_files() if is_image_name(f)]
             dna = [f for f in dpair[1].all_files() if is_image_name(f)] if dpair else []
             plans.extend(_pair_subfolders(label, folder, d, prot, dna, warnings))
+        elif mode[d] == "dna":
+            # images directly in the class folder, with their DNA images in dna/ (dapi/, hoechst/)
+            dname, dnode = node.child(DNA_DIRS)
+            files = list(node.files)
+            others = {sub: snode.image_count() for sub, snode in sorted(node.dirs.items())
+                      if sub != dname and snode.image_count()}
+            for sub, n_img in others.items():
+                ignored[sub] = ignored.get(sub, 0) + n_img
+            others_text = ", ".join(f"{sub}/ ({n_img})" for sub, n_img in others.items())
+            if others and any(is_image_name(f) for f in files):
+                warnings.append(
+                    f"{folder}: the images in its sub-folder(s) {others_text} are not used: beside a "
+                    f"{dname}/ folder of DNA images, the protein images are those directly in {folder}/. Move them there (with their DNA images in {dname}/), "
+                    "or into a class folder of their own."
+                )
+            for f in files + dnode.all_files():
+                if not is_image_name(f):
+                    skipped.append((tree.source(f), _not_image_reason(f)))
+            prot = [f for f in files if is_image_name(f)]
+            dna = [f for f in dnode.all_files() if is_image_name(f)]
+            if prot:
+                plans.extend(_pair_subfolders(label, folder, d, prot, dna, warnings))
+            elif nuclear:
+                warnings.append(f"{folder}: the only images are in its {dname}/ folder; they are used as "
+                                f"{label!r} images (a DNA stain is what this class shows), without a DNA channel.")
+                plans.extend(_Plan(label, f, None) for f in dna)
+            else:
+                warnings.append(
+                    f"{folder}: holds a {dname}/ folder of DNA images ({len(dna)}) but no protein images "
+                    f"(no prot/ folder and no images beside {dname}/"
+                    + (f"; the images in {others_text} are not used" if others else "")
+                    + f"), so class {label!r} has no images; its DNA images are not used (see skipped). "
+                    f"Put the protein images in {folder}/prot/ or directly in {folder}/."
+                )
+                for f in dna:
+                    skipped.append((tree.source(f), f"DNA image in {dname}/ of {folder}/, which has no protein "
+                                                    "images to pair it with; not used"))
         else:
             files = node.all_files()
             for f in files:
@@ -617,7 +800,18 @@ def _discover(tree: _Tree, skipped: list, warnings: list, notes: list,
             if is_iicbu:
                 plans.extend(_Plan(label, f, None) for f in imgs)
             else:
-                plans.extend(_pair_flat(label, imgs))
+                got, unused = _pair_flat(label, imgs, dna_is_class_image=nuclear)
+                plans.extend(got)
+                for f, why in unused:
+                    skipped.append((tree.source(f), why))
+                if unused:
+                    warnings.append(
+                        f"{folder}: {len(unused)} image(s) are named as DNA images (DNA, DAPI or Hoechst in "
+                        f"the name, e.g. {PurePosixPath(unused[0][0]).name}) but have no protein image to "
+                        f"pair with; they were skipped, not used as {label!r} images. Name each DNA image "
+                        "like its protein image plus the marker (cell1_GFP.tif + cell1_DAPI.tif), or move "
+                        "it out of the class folder."
+                    )
     if ignored:
         notes.append("ignored sub-folders: " + ", ".join(f"{k} ({v} images)" for k, v in sorted(ignored.items())))
     return layout, plans
@@ -699,15 +893,16 @@ def load_labelled(path, *, min_per_class: int = 2, min_classes: int = 2,
             if isinstance(result, Exception):
                 planes[name] = _reason(result, src)
                 continue
+            arr, axes = result
             try:
-                prot, dna = preprocess.split_channels(result, name=src)
+                prot, dna = preprocess.split_channels(arr, name=src, axes=axes)
                 prot = preprocess.as_plane(prot, name="protein" if name not in dna_names else "DNA")
                 if dna is not None:
                     dna = preprocess.as_plane(dna, name="DNA")
                 planes[name] = (prot, dna)
             except InputError as exc:
                 planes[name] = _reason(exc, src)
-            del result
+            del result, arr
 
         samples: list[Sample] = []
         for pl in plans:

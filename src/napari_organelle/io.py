@@ -74,7 +74,20 @@ def read_image(path_or_bytes, name: str | None = None) -> np.ndarray:
 
     TIFF is read with tifffile (first series), PNG and JPEG with Pillow (8- and 16-bit grey, RGB and
     RGBA; palette images become RGB, grey+alpha drops the alpha). Raises InputError for empty,
-    non-image, corrupt or truncated files.
+    non-image, corrupt or truncated files. :func:`read_image_axes` also says what the axes are.
+    """
+    return read_image_axes(path_or_bytes, name=name)[0]
+
+
+def read_image_axes(path_or_bytes, name: str | None = None) -> tuple[np.ndarray, str | None]:
+    """Like :func:`read_image`, and also return what the file says its axes are.
+
+    The axes are tifffile's codes for the first series, one letter per array dimension (size-1
+    axes dropped): ``"YX"``, ``"CYX"`` (channels), ``"ZYX"`` (z-stack), ``"TYX"`` (time series),
+    ``"SYX"`` / ``"YXS"`` (samples, e.g. RGB stored planar / interleaved), or ``"QYX"`` / ``"IYX"``
+    when the file does not say what its planes are; from ImageJ, OME and tifffile's own metadata.
+    PNG and JPEG give ``"YX"`` or ``"YXS"``. None when unknown.
+    :func:`napari_organelle.preprocess.split_channels` takes them (``axes=``).
     """
     source: object
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
@@ -108,17 +121,20 @@ def read_image(path_or_bytes, name: str | None = None) -> np.ndarray:
             "expected a TIFF, PNG or JPEG file."
         )
     if kind == "tiff":
-        arr = _read_tiff(source, label)
+        arr, axes = _read_tiff(source, label)
     else:
         arr = _read_pil(source, label, kind)
+        axes = "YX" if arr.ndim == 2 else ("YXS" if arr.ndim == 3 else None)
     if arr.size == 0:
         raise InputError(f"{label}: the image has no pixels (shape {arr.shape}).")
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
+    if axes is not None and len(axes) != arr.ndim:
+        axes = None
+    return arr, axes
 
 
-def _read_tiff(source, label: str) -> np.ndarray:
+def _read_tiff(source, label: str) -> tuple[np.ndarray, str | None]:
     import tifffile
 
     fh = _io.BytesIO(source) if isinstance(source, bytes) else source
@@ -134,6 +150,10 @@ def _read_tiff(source, label: str) -> np.ndarray:
                     "to read into memory; crop or downsample it first."
                 )
             arr = series.asarray()
+            try:
+                axes = str(series.axes).upper() or None
+            except Exception:  # pragma: no cover - odd metadata
+                axes = None
     except InputError:
         raise
     except MemoryError as exc:
@@ -143,7 +163,7 @@ def _read_tiff(source, label: str) -> np.ndarray:
             f"{label}: the TIFF file is corrupt or truncated and cannot be read "
             f"({type(exc).__name__}: {exc})."
         ) from exc
-    return np.asarray(arr)
+    return np.asarray(arr), axes
 
 
 def _read_pil(source, label: str, kind: str) -> np.ndarray:
@@ -204,11 +224,13 @@ def read_pair(path, name: str | None = None) -> tuple[np.ndarray, np.ndarray | N
     """Read a file and split it into (protein, DNA or None).
 
     2-channel files, (2, Y, X) or (Y, X, 2), hold protein in channel 0 and DNA in channel 1; a 2D
-    or RGB file is protein only. Accepts a path or bytes (then give ``name``).
+    or RGB file is protein only. Where the file says what its axes are (ImageJ, OME, tifffile
+    metadata), they decide: a z-stack or time series is refused, not split into protein and DNA.
+    Accepts a path or bytes (then give ``name``).
     """
     label = name or (str(path) if not isinstance(path, (bytes, bytearray, memoryview)) else "image bytes")
-    arr = read_image(path, name=label)
-    return split_channels(arr, name=label)
+    arr, axes = read_image_axes(path, name=label)
+    return split_channels(arr, name=label, axes=axes)
 
 
 def _read_checked(path, dna_path=None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -335,13 +335,101 @@ def _reduce_if_huge(plane: np.ndarray, size: int) -> np.ndarray:
     return plane
 
 
-def split_channels(array, *, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+#: tifffile axis codes -> what the axis is, for messages (C and S are channel axes; Q and I say
+#: nothing about what the planes are).
+_AXIS_WORDS = {
+    "Z": "z-slices", "T": "time points", "A": "angles", "P": "phases", "R": "tiles", "M": "mosaic tiles",
+    "H": "lifetime bins", "E": "wavelengths", "L": "exposures", "V": "events",
+}
+
+
+def _shape_text(a: np.ndarray, axes: str | None = None) -> str:
+    shape = "x".join(str(n) for n in a.shape)
+    return f"shape {shape}" + (f", axes {axes}" if axes else "") + f", {a.dtype}"
+
+
+def _not_channels(a: np.ndarray, axes: str, name: str) -> InputError:
+    """The error for a file whose axes include one (or more) that is not a channel axis."""
+    sizes = dict(zip(axes, a.shape))
+    z, t = sizes.get("Z"), sizes.get("T")
+    chans = sizes.get("C", sizes.get("S"))
+    kind = "2-channel " if chans == 2 else (f"{chans}-channel " if chans else "")
+    parts = [f"{c}={n}" for c, n in zip(axes, a.shape) if c not in "YX"]
+    if z and t:
+        what, todo = (f"a time series of {kind}z-stacks", "save one time point, max-projected "
+                      "(Fiji: Image > Stacks > Z Project..., Max Intensity)")
+    elif z:
+        what, todo = (f"a {kind}z-stack", "max-project it (Fiji: Image > Stacks > Z Project..., Max "
+                      "Intensity) or save one plane")
+    elif t:
+        what, todo = (f"a {kind}time series", "save one time point (Fiji: Image > Duplicate..., one "
+                      "frame)")
+    else:
+        other = next(c for c in axes if c not in "YXCS")
+        what = f"a stack of {sizes[other]} {_AXIS_WORDS.get(other, other + ' planes')}"
+        todo = "save one plane"
+    if chans == 2:
+        todo += ", keeping both channels"
+    elif chans:
+        todo += f"; it also has {chans} channels: keep the protein channel (and the DNA channel)"
+    return InputError(
+        f"{name} is {what} ({', '.join(parts)}; {_shape_text(a, axes)}); one 2D image per cell is "
+        f"expected: {todo}, then load it again."
+    )
+
+
+def _too_many_channels(a: np.ndarray, n: int, axes: str | None, name: str) -> InputError:
+    return InputError(
+        f"{name} has {n} channels ({_shape_text(a, axes)}); expected 1 channel (protein) or 2 "
+        "(channel 0 protein, channel 1 DNA). Save the protein channel (and the DNA channel) as "
+        "separate files (e.g. cell1.tif and cell1_dna.tif) or as a 2-channel file with the protein "
+        "channel first."
+    )
+
+
+def _split_by_axes(a: np.ndarray, axes: str, name: str):
+    """Split using the axes the file declares; None when they do not settle it (then the shape
+    decides, as for arrays without axes)."""
+    keep = [i for i, (c, n) in enumerate(zip(axes, a.shape)) if n != 1 or c in "YX"]
+    a = a.reshape([a.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    if axes.count("Y") != 1 or axes.count("X") != 1 or len(set(axes)) != len(axes):
+        return None
+    a = np.moveaxis(a, [axes.index("Y"), axes.index("X")], [-2, -1])
+    axes = "".join(c for c in axes if c not in "YX") + "YX"
+    other = axes[:-2]
+    if not other:
+        return a, None
+    if any(c not in "CS" for c in other):
+        raise _not_channels(a, axes, name)
+    if len(other) > 1:  # e.g. an ImageJ composite of RGB images (C and S)
+        raise _too_many_channels(a, int(np.prod(a.shape[:-2])), axes, name)
+    n = a.shape[0]
+    if n == 2:
+        return a[0], a[1]
+    if other == "S" and n in (3, 4):  # RGB(A), also stored planar (3, Y, X)
+        return np.moveaxis(a, 0, -1), None
+    raise _too_many_channels(a, n, axes, name)
+
+
+def split_channels(array, *, name: str = "image",
+                   axes: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Split an image read from a file into (protein, DNA or None).
 
     2-channel files, (2, Y, X) or (Y, X, 2), hold protein in channel 0 and DNA in channel 1. A 2D
     image or an RGB/RGBA image is protein only. Anything else raises InputError.
+
+    ``axes`` is what the file says its axes are (tifffile's codes, as given by
+    :func:`napari_organelle.io.read_image_axes`, e.g. ``"ZYX"``, ``"CYX"``, ``"SYX"``, ``"YXS"``):
+    a Z or T axis is then never taken for channels (a 2-slice z-stack is refused, not read as
+    protein + DNA), a C axis of 2 is protein + DNA, an S (samples) axis of 3 or 4 is RGB(A), also
+    when stored planar. Without axes (or with tifffile's unknown Q / I axes) the shape decides.
     """
     a = np.asarray(array)
+    if axes and len(axes) == a.ndim and not set(axes) & set("QI"):
+        got = _split_by_axes(a, axes.upper(), name)
+        if got is not None:
+            return got
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == 2:
@@ -352,6 +440,20 @@ def split_channels(array, *, name: str = "image") -> tuple[np.ndarray, np.ndarra
         return a[..., 0], a[..., 1]
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         return a, None
+    if a.ndim < 2:
+        raise InputError(f"{name} is not a 2D image ({_shape_text(a)}).")
+    if a.ndim == 3:
+        n = a.shape[0]
+        raise InputError(
+            f"{name} holds {n} planes of {a.shape[1]}x{a.shape[2]} ({_shape_text(a)}) and the file "
+            "does not say whether they are channels, z-slices or time points; one 2D image per cell "
+            "(protein, or protein + DNA as 2 channels) is expected. If they are channels, save the "
+            "protein channel (and the DNA channel) as separate files or as a 2-channel file"
+            + ("; if it is a colour image, save it as ordinary (interleaved) RGB" if n in (3, 4) else "")
+            + "; if it is a z-stack or time series, max-project it or save one plane."
+        )
     raise InputError(
-        f"{name} has {describe(a)}; expected a 2D image, a 2-channel image (protein, DNA) or RGB."
+        f"{name} has {a.ndim} dimensions ({_shape_text(a)}); one 2D image per cell (protein, or "
+        "protein + DNA as 2 channels) is expected. Save one plane per cell (max-project a z-stack, "
+        "pick one time point), keeping at most the protein and DNA channels."
     )
