@@ -264,20 +264,14 @@ def prepare_batch(raw, *, size: int = 128, device=None):
 
     dev = torch.device(device) if device is not None else None
     if isinstance(raw, np.ndarray):
-        if raw.dtype == np.uint16:  # torch has no general uint16 arithmetic: ship as int16, fix there
-            t = torch.from_numpy(raw.view(np.int16))
-            if dev is not None and dev.type == "cuda":
-                t = t.pin_memory()
-            t = t.to(dev if dev is not None else "cpu", non_blocking=True)
-            x = (t.to(torch.int32) & 0xFFFF).to(torch.float32)
-        else:
-            t = torch.from_numpy(np.ascontiguousarray(raw))
-            if dev is not None and dev.type == "cuda":
-                t = t.pin_memory()
-            x = t.to(dev if dev is not None else "cpu", non_blocking=True).to(torch.float32)
+        u16 = raw.dtype == np.uint16  # torch has no general uint16 arithmetic: ship as int16, fix there
+        t = torch.from_numpy(raw.view(np.int16) if u16 else np.ascontiguousarray(raw))
+        if dev is not None and dev.type == "cuda":
+            t = t.pin_memory()  # lets the copy below run asynchronously
+        t = t.to(dev if dev is not None else "cpu", non_blocking=True)
+        x = (t.to(torch.int32) & 0xFFFF).to(torch.float32) if u16 else t.to(torch.float32)
     else:
-        x = raw.to(dev) if dev is not None else raw
-        x = x.to(torch.float32)
+        x = (raw.to(dev) if dev is not None else raw).to(torch.float32)
     b, c, h, w = x.shape
     n = h * w
     flat = x.reshape(b * c, n)
