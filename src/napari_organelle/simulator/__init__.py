@@ -1,0 +1,1 @@
+"""Simulated fluorescence cells from several independently written renderers (see base.py)."""
