@@ -171,10 +171,10 @@ def _digitise(electrons, im: Imaging, rng, cell_mask):
             out.append(np.rint(x * 255).astype(np.uint8))
         else:
             top = 4095 if im.bits == 12 else 65535
-            # ADU per electron so that the bright level lands at 15-90 % of the range (12-bit) or
+            # ADU per electron so that the bright level (over the background) lands at 15-90 % of the range (12-bit) or
             # anywhere from a few hundred counts up (16-bit cameras rarely use their whole range)
             frac = rng.uniform(0.15, 0.9) if im.bits == 12 else _loguniform(rng, 0.004, 0.5)
-            gain = frac * top / max(im.photons[ch], 1.0)
+            gain = frac * top / max(im.photons[ch] + im.background[ch], 1.0)
             adu = e * np.float32(gain) + np.float32(im.offset)
             out.append(np.clip(np.rint(adu), 0, top).astype(np.uint16))
     if im.jpeg is not None:

@@ -8,7 +8,8 @@
    of a neighbour: its edge, the light it spills across the border, the masked-out area);
 3. the shared imaging model (``imaging.acquire``) over the whole scene;
 4. a segmentation as imperfect as a real one: the cell's label grown or shrunk by up to a few % of
-   its size; sometimes the image border cuts the cell;
+   its size, or, for some samples, redrawn from the protein signal (a nuclear protein's "cell" is
+   then its nucleus); sometimes the image border cuts the cell;
 5. the product's own per-cell path: ``inference.cell_crops`` (bounding box + 15 % margin, other
    cells masked) for most samples, or the whole image around the cell (as a user classifying a
    cropped single-cell image sends it) for the rest; then ``preprocess.prepare_pair``.
@@ -29,6 +30,10 @@ P_PER_CELL = 0.75
 #: Probabilities of 0, 1, 2, 3 neighbours.
 P_NEIGHBOURS = (0.35, 0.3, 0.2, 0.15)
 P_BORDER_CUT = 0.15
+#: Share of samples whose cell outline comes from the protein signal itself (as a cell finder
+#: without a DNA image, or one that follows the stain, would draw it: for a nuclear protein the
+#: "cell" is then its nucleus).
+P_SIGNAL_MASK = 0.2
 
 
 def _loguniform(rng, lo, hi):
@@ -104,6 +109,30 @@ def imperfect_labels(L: np.ndarray, rng: np.random.Generator, diameter: float) -
     return L
 
 
+def signal_labels(L: np.ndarray, protein: np.ndarray, rng: np.random.Generator, diameter: float) -> np.ndarray:
+    """Label 1 redrawn from the protein image: the smoothed signal above a fraction of its bright
+    level, holes filled, the largest piece within the (grown) cell; neighbours keep their labels."""
+    main = L == 1
+    sm = ndi.gaussian_filter(protein.astype(np.float32), max(1.0, 0.02 * diameter))
+    ref = np.percentile(sm[main], 99) if main.any() else sm.max()
+    bg = np.percentile(sm, 5)
+    fg = sm > bg + rng.uniform(0.12, 0.35) * (ref - bg)
+    fg &= ndi.binary_dilation(main, iterations=max(1, int(0.03 * diameter)))
+    fg = ndi.binary_fill_holes(fg)
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return L
+    sizes = ndi.sum(fg, lab, range(1, n + 1))
+    keep = lab == (1 + int(np.argmax(sizes)))
+    keep = ndi.binary_dilation(keep, iterations=max(1, int(0.01 * diameter)))
+    if keep.sum() < 0.02 * main.sum() or keep.sum() < 64:
+        return L
+    out = L.copy()
+    out[main & ~keep] = 0
+    out[keep & (L == 0)] = 1
+    return out
+
+
 def _border_cut(P, D, L, rng):
     ys, xs = np.nonzero(L == 1)
     y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
@@ -142,7 +171,10 @@ def training_sample(cls: str, rng: np.random.Generator, render, *, input_size: i
     n_nb = int(rng.choice(len(P_NEIGHBOURS), p=P_NEIGHBOURS))
     P, D, L = compose(r, rng, n_nb)
     (p16, d16), im = imaging.acquire(P, D, rng, r.pixel_size_um, cell_mask=L > 0)
-    L = imperfect_labels(L, rng, d)
+    if rng.uniform() < P_SIGNAL_MASK:
+        L = signal_labels(L, p16, rng, d)
+    else:
+        L = imperfect_labels(L, rng, d)
     if rng.uniform() < P_BORDER_CUT:
         p16, d16, L = _border_cut(p16, d16, L, rng)
     per_cell = rng.uniform() < P_PER_CELL
