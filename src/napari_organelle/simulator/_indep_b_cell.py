@@ -618,10 +618,17 @@ def _dna_interphase(rng, cell: Cell, boost: float = 1.0):
 
 
 def _dna_mitotic(rng, cell: Cell):
-    level = loguniform(rng, 0.5, 1.6) * rng.uniform(2.0, 4.0) / 2.0   # rods overlap ~2x
-    tex = 1 + 0.15 * smooth_noise(rng, (cell.S, cell.S), max(0.2 * cell.um, 0.5))
+    # condensed chromosomes: 2-4x the interphase chromatin per area (which is ~level)
+    level = loguniform(rng, 0.5, 1.6) * rng.uniform(2.0, 4.0)
+    tex = np.clip(1 + 0.15 * smooth_noise(rng, (cell.S, cell.S), max(0.2 * cell.um, 0.5)), 0, None)
     cell.nl_f = np.zeros((cell.S, cell.S), np.float32)
-    cell.dna = (np.maximum(cell.chrom * level * tex, 0) * cell.cell_f).astype(np.float32)
+    ch = cell.chrom
+    mean = float(ch[cell.nucleus].mean()) if cell.nucleus.any() else float(ch.max())
+    dna = np.maximum(ch * tex, 0) * (level / max(mean, 1e-9)) * cell.cell_f
+    top = float(dna.max())
+    if top > 12:
+        dna *= 12 / top
+    cell.dna = dna.astype(np.float32)
 
 
 def sample_cyto_points(rng, cell: Cell, n: int, weight: np.ndarray | None = None):

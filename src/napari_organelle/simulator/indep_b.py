@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import Delaunay
 
 from ..classes import CLASSES
+from ..preprocess import InputError
 from ._indep_b_cell import Cell, grid, make_cell, sample_cyto_points
 from ._indep_b_draw import (ANG, TWO_PI, block_mean, lines, loguniform, lookup, polylines_to_segments,
                             sample_from_map, smooth_noise, stamp, wrap)
@@ -173,7 +174,7 @@ def _actin(c: Cell, rng):
         lw = _per_angle(c, th, c.lead)
         band_w = rng.uniform(2, 5) * um
         d = np.maximum(c.d_edge, 0)
-        band = 1 / (1 + np.exp((d - band_w) / max(0.3 * um, 0.5)))
+        band = 0.5 * (1 - np.tanh(0.5 * (d - band_w) / max(0.3 * um, 0.5)))
         tex = np.clip(1 + 0.6 * smooth_noise(rng, (S, S), max(0.12 * um, 0.5)), 0, None)
         struct += rng.uniform(0.3, 0.9) * lw * band * tex * c.cell_f
         if variant == "ruffles" or rng.random() < 0.4:
@@ -793,9 +794,13 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
 def _render(cls, rng, *, size, diameter, state=None) -> RenderedCell:
     """``render``, optionally forcing the cell state (for inspection and tests)."""
     if cls not in _DRAW:
-        raise ValueError(f"unknown class {cls!r}; expected one of {', '.join(CLASSES)}")
-    if size < 1.25 * diameter:
-        raise ValueError(f"size {size} is smaller than 1.25 x diameter ({diameter}); give a larger size")
+        raise InputError(f"indep_b cannot draw class {cls!r}: give one of {', '.join(CLASSES)}.")
+    if not (np.isfinite(diameter) and 48 <= diameter):
+        raise InputError(f"indep_b: diameter {diameter!r} px is too small to draw a cell; give 48 px or more "
+                         "(80-400 in practice).")
+    if int(size) != size or size < 1.25 * diameter:
+        raise InputError(f"indep_b: size {size!r} must be a whole number >= 1.25 x diameter "
+                         f"({1.25 * diameter:.0f} px here); give a larger size or a smaller diameter.")
     c = make_cell(rng, int(size), float(diameter), state)
     expr = loguniform(rng, 0.35, 2.5) * (rng.uniform(1.2, 1.8) if c.state != "interphase" else 1.0)
     struct, bg, b = _DRAW[cls](c, rng)
