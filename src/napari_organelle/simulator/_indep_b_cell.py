@@ -29,6 +29,8 @@ _GRID: dict = {}
 def grid(S: int):
     g = _GRID.get(S)
     if g is None:
+        if len(_GRID) > 16:
+            _GRID.clear()
         yy, xx = np.mgrid[0:S, 0:S].astype(np.float32)
         g = _GRID[S] = (yy, xx)
     return g
@@ -69,6 +71,7 @@ class Cell:
     chrom: np.ndarray = None       # mitotic chromosome density
     dna: np.ndarray = None
     cf: float = 4.0                # coarse grid: cells of cf px
+    win: tuple = (0, 0)            # where this cell's S x S window sits in the output frame
     c_cyto: np.ndarray = None      # coarse cytoplasm coverage
     c_dnuc: np.ndarray = None      # coarse distance from the nucleus (um)
     c_dedge: np.ndarray = None     # coarse distance from the cell edge (um)
@@ -277,10 +280,17 @@ def _soft_discs(S, discs, into):
 
 # ------------------------------------------------------------------------------------------ builders
 def _place_in_frame(rng, S, pts_y, pts_x):
+    """Place points (about 0, 0) at random in the S x S frame, 3 px from its border, and choose the
+    square window around them that the cell is drawn in. Returns the offset in window coordinates,
+    the window's side and its corner in the frame."""
     y0, y1, x0, x1 = pts_y.min(), pts_y.max(), pts_x.min(), pts_x.max()
     lo_y, hi_y = 3 - y0, S - 4 - y1
     lo_x, hi_x = 3 - x0, S - 4 - x1
-    return (rng.uniform(lo_y, max(hi_y, lo_y)), rng.uniform(lo_x, max(hi_x, lo_x)))
+    oy, ox = rng.uniform(lo_y, max(hi_y, lo_y)), rng.uniform(lo_x, max(hi_x, lo_x))
+    L = min(int(np.ceil(max(y1 - y0, x1 - x0))) + 10, S)
+    wy = int(np.clip(np.floor(oy + y0) - 4, 0, S - L))
+    wx = int(np.clip(np.floor(ox + x0) - 4, 0, S - L))
+    return oy - wy, ox - wx, L, (wy, wx)
 
 
 def _masks(cell: Cell):
@@ -373,7 +383,7 @@ def _interphase(rng, S, diameter, line):
     by, bx = outline.boundary()
     if filo:
         by, bx = np.concatenate([by, filo[2]]), np.concatenate([bx, filo[3]])
-    oy, ox = _place_in_frame(rng, S, by, bx)
+    oy, ox, S, win = _place_in_frame(rng, S, by, bx)
     mv = lambda R: Radial(R.cy + oy, R.cx + ox, R.r)  # noqa: E731
     outline = mv(outline)
     nucs = [mv(n) for n in nucs]
@@ -387,6 +397,7 @@ def _interphase(rng, S, diameter, line):
                 centrosome=(n0.cy + rc * np.sin(psi), n0.cx + rc * np.cos(psi)),
                 gamma=float(rng.uniform(0.5, 1.0)))
     cell.cf = 4.0 if S >= 160 else 2.0
+    cell.win = win
     cell.nucleoli = [b for n in nucs for b in _nucleoli(rng, n, px)]
     cell.info.update(line=line, shape=variant, axis_ratio=round(float(ar), 3), filopodia=len(filo and filo[0]),
                      micronucleus=bool(micro), n_nucleoli=len(cell.nucleoli), pixel_size_um=round(px, 4), **ninfo)
@@ -407,7 +418,7 @@ def _rounded(rng, S, diameter):
     r = R * q / np.sqrt((q * np.cos(ANG - ori)) ** 2 + np.sin(ANG - ori) ** 2)
     r = r * (1 + 0.015 * periodic_noise(rng, M_ANG, 2, 8, 0.8))
     r = r * (R * 2 / (extent_of_points(r * np.sin(ANG), r * np.cos(ANG)) - 1))
-    oy, ox = _place_in_frame(rng, S, r * np.sin(ANG), r * np.cos(ANG))
+    oy, ox, S, win = _place_in_frame(rng, S, r * np.sin(ANG), r * np.cos(ANG))
     outline = Radial(oy, ox, r)
     a = R * rng.uniform(0.55, 0.75)
     d = rng.uniform(0, TWO_PI)
@@ -424,6 +435,7 @@ def _rounded(rng, S, diameter):
                 psi=psi, centrosome=(nuc.cy + rc * np.sin(psi), nuc.cx + rc * np.cos(psi)),
                 lead=np.zeros(M_ANG), junction=np.zeros(M_ANG, bool), gamma=float(rng.uniform(0.5, 1.0)))
     cell.cf = 4.0 if S >= 160 else 2.0
+    cell.win = win
     cell.nucleoli = _nucleoli(rng, nuc, px)
     cell.info.update(line="rounded", diameter_um=round(D, 2), pixel_size_um=round(px, 4))
     _masks(cell)
@@ -460,7 +472,7 @@ def _mitotic(rng, S, diameter):
             b = rng.uniform(0, TWO_PI)
             r = r * (1 + rng.uniform(0.03, 0.07) * np.exp(-0.5 * (wrap(ANG - b) / 0.12) ** 2))
     r = r * ((frac * diameter - 1) / (extent_of_points(r * np.sin(ANG), r * np.cos(ANG)) - 1))
-    oy, ox = _place_in_frame(rng, S, r * np.sin(ANG), r * np.cos(ANG))
+    oy, ox, S, win = _place_in_frame(rng, S, r * np.sin(ANG), r * np.cos(ANG))
     outline = Radial(oy, ox, r)
     um = 1 / px
     c0 = np.array([oy, ox])
@@ -521,6 +533,7 @@ def _mitotic(rng, S, diameter):
                 axis=float(alpha), poles=poles, psi=float(alpha), centrosome=poles[0],
                 lead=np.zeros(M_ANG), junction=np.zeros(M_ANG, bool), gamma=float(rng.uniform(0.5, 1.0)))
     cell.cf = 4.0 if S >= 160 else 2.0
+    cell.win = win
     _masks(cell)
     chrom *= cell.cell_f
     cell.chrom = chrom.astype(np.float32)

@@ -79,7 +79,8 @@ def _walk(c: Cell, rng, y, x, th, n_steps, step_px, kappa, avoid_nucleus=False, 
             vy, vx = np.sin(th), np.cos(th)
             dot = vy * gy + vx * gx
             ty, tx = vy - np.where(out, np.maximum(dot, 0), 0) * gy, vx - np.where(out, np.maximum(dot, 0), 0) * gx
-            th = np.where(out, np.arctan2(ty, tx), th)
+            turn = np.clip(wrap(np.arctan2(ty, tx) - th), -0.5, 0.5)      # bend smoothly
+            th = np.where(out, th + turn, th)
             push = np.where(out, np.maximum(mpx - d, 0), 0)
             ny_, nx_ = ny_ - push * gy, nx_ - push * gx
             on_edge |= out
@@ -440,10 +441,16 @@ def _er_network(c: Cell, rng, region, mesh_in, mesh_out, lam, drop_in, drop_out,
     b = rng.normal(0, 0.12, L.size) * L
     ny, nx = (x1 - x0) / np.maximum(L, 1e-9), -(y1 - y0) / np.maximum(L, 1e-9)
     my, mx = my + b * ny, mx + b * nx
-    layers = 0.6 + 0.4 * lookup(c.vol, my, mx)           # more stacked ER where the cell is thick
+    layers = 0.3 + 0.7 * lookup(c.vol, my, mx) ** c.gamma  # more stacked ER where the cell is thick
+    layers = layers * rng.lognormal(0, 0.3, layers.size)
     d = tub_um * um * np.concatenate([layers, layers])
-    return lines(S, np.concatenate([y0, my]), np.concatenate([x0, mx]), np.concatenate([my, y1]),
-                 np.concatenate([mx, x1]), d, tub_um * um)
+    out = lines(S, np.concatenate([y0, my]), np.concatenate([x0, mx]), np.concatenate([my, y1]),
+                np.concatenate([mx, x1]), d, tub_um * um)
+    # small flat thickenings at some three-way junctions
+    k = rng.random(y0.size) < rng.uniform(0.05, 0.3)
+    D = rng.uniform(0.15, 0.4, k.sum()) * um
+    out += stamp(S, y0[k], x0[k], layers[k] * tub_um * 1.5 * D * um, D / 2.5)
+    return out
 
 
 def _er(c: Cell, rng):
@@ -463,7 +470,7 @@ def _er(c: Cell, rng):
     lam = 2 + 10 * spread
     reach = (1 - spread) * rng.uniform(0.3, 2.5)
     region = (c.c_dedge > reach) * (c.c_dnuc < 4 + 40 * spread)
-    net = _er_network(c, rng, region, rng.uniform(0.5, 1.0), rng.uniform(0.9, 1.8), lam,
+    net = _er_network(c, rng, region, rng.uniform(0.4, 0.9), rng.uniform(0.9, 1.8), lam,
                       rng.uniform(0.0, 0.15), rng.uniform(0.2, 0.55) - 0.15 * spread)
     lvl = _ref(c, net)
     if lvl <= 1e-9:
@@ -472,6 +479,12 @@ def _er(c: Cell, rng):
     w_sheet = rng.uniform(2, 8) * (0.6 + 0.8 * marker)
     sheet = np.exp(-dn_um / (w_sheet / 2)) * (1 - c.nuc_f) * c.cell_f
     fen = np.clip(1 + (0.5 - 0.3 * marker) * smooth_noise(rng, (S, S), max(0.15 * um, 0.5)), 0, None)
+    # a few peripheral sheets (cisternae) in the lacy network
+    n_ps = rng.poisson(4 * spread * (1 - marker) + 0.5)
+    if n_ps:
+        py, pxx = sample_cyto_points(rng, c, int(n_ps), c.c_vol)
+        D = rng.uniform(1.0, 3.0, py.size) * um
+        sheet = sheet + stamp(S, py, pxx, rng.uniform(0.3, 0.7, py.size) * np.pi * (D / 2) ** 2, D / 2.5)
     struct = net + lvl * (0.3 + 1.2 * marker) * rng.uniform(0.5, 1.0) * sheet * fen
     # the nuclear envelope: a thin bright ring
     sig = max(0.1 * um, 0.6)
@@ -669,7 +682,7 @@ def _mitochondria(c: Cell, rng):
         variant = str(rng.choice(["network", "tubular", "fragmented", "clump"],
                                  p=[0.4, 0.25, 0.15, 0.2] if elong else [0.45, 0.15, 0.18, 0.22]))
     c.info["mitochondria"] = variant
-    total_um = area * rng.uniform(0.25, 0.6) * (1.4 if variant == "clump" else 1.0)
+    total_um = area * rng.uniform(0.35, 0.8) * (1.4 if variant == "clump" else 1.0)
     mean_len = {"network": rng.uniform(3, 7), "tubular": rng.uniform(4, 9), "fragmented": rng.uniform(0.8, 2.0),
                 "clump": rng.uniform(1.5, 4)}[variant]
     n = int(np.clip(total_um / mean_len, 15, 500))
@@ -814,5 +827,11 @@ def _render(cls, rng, *, size, diameter, state=None) -> RenderedCell:
     if top > 10:
         prot *= 10 / top
     c.info.update(cls=cls, expression=round(float(expr), 3), background=round(float(b), 4))
-    return RenderedCell(protein=prot.astype(np.float32), dna=c.dna.astype(np.float32), cell=c.cell,
-                        nucleus=c.nucleus, pixel_size_um=float(c.px), state=c.state, info=c.info)
+    size = int(size)
+    out = [np.zeros((size, size), np.float32), np.zeros((size, size), np.float32),
+           np.zeros((size, size), bool), np.zeros((size, size), bool)]
+    win = (slice(c.win[0], c.win[0] + c.S), slice(c.win[1], c.win[1] + c.S))
+    for o, a in zip(out, (prot, c.dna, c.cell, c.nucleus)):
+        o[win] = a
+    return RenderedCell(protein=out[0], dna=out[1], cell=out[2], nucleus=out[3], pixel_size_um=float(c.px),
+                        state=c.state, info=c.info)
