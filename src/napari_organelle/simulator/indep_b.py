@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import Delaunay
+from scipy.spatial import Delaunay, QhullError
 
 from ..classes import CLASSES
 from ..preprocess import InputError
@@ -428,7 +428,10 @@ def _er_network(c: Cell, rng, region, mesh_in, mesh_out, lam, drop_in, drop_out,
     y, x = sample_from_map(rng, w, n, c.cf)
     if y.size < 8:
         return np.zeros((S, S))
-    y0, x0, y1, x1 = _voronoi_edges(np.stack([y, x], 1))
+    try:
+        y0, x0, y1, x1 = _voronoi_edges(np.stack([y, x], 1))
+    except QhullError:                      # degenerate seeds (all on a line): no network
+        return np.zeros((S, S))
     my, mx = 0.5 * (y0 + y1), 0.5 * (x0 + x1)
     L = np.hypot(y1 - y0, x1 - x0)
     ok = (c.outline.inside(y0, x0)[0] > 0.3 * um) & (c.outline.inside(y1, x1)[0] > 0.3 * um)
