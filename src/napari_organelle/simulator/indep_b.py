@@ -513,7 +513,7 @@ def _golgi(c: Cell, rng, kind):
         struct = stamp(S, y, x, rng.lognormal(0, 0.4, y.size) * np.pi * (D / 2) ** 2, D / 2.5)
         c.info["golgi"] = "mitotic haze"
         return struct, _cyto_bg(c, rng), loguniform(rng, 0.05, 0.3)
-    p = [0.25, 0.4, 0.1, 0.25] if gpp else [0.35, 0.45, 0.08, 0.12]
+    p = [0.3, 0.42, 0.1, 0.18] if gpp else [0.35, 0.45, 0.08, 0.12]
     variant = str(rng.choice(["knot", "arc", "two", "fragmented"], p=p))
     if c.state == "rounded":
         variant = "knot"
@@ -521,8 +521,8 @@ def _golgi(c: Cell, rng, kind):
     nuc = c.nuclei[0]
     circ = np.sqrt(nuc.area() * 4 * np.pi) * c.px          # um, nuclear circumference (approx.)
     gap_um = rng.uniform(0, 2.0 if gpp else 1.2)
-    gapfrac = rng.uniform(0.15, 0.5) if gpp else rng.uniform(0.03, 0.25)
-    spread = rng.uniform(1.2, 1.8) if gpp else 1.0
+    gapfrac = rng.uniform(0.08, 0.4) if gpp else rng.uniform(0.03, 0.3)
+    spread = rng.uniform(1.0, 1.5) if gpp else rng.uniform(0.9, 1.2)
     centres = [c.psi] if variant != "two" else [c.psi - rng.uniform(0.4, 1.0), c.psi + rng.uniform(0.4, 1.0)]
     el_y, el_x, el_o = [], [], []
     struct = np.zeros((S, S))
@@ -554,7 +554,7 @@ def _golgi(c: Cell, rng, kind):
             struct += _curves(c, Y, X, keep[None, :], conc * wr, wr)
         # stacks across the ribbon's width
         area = span_um * thick
-        n_el = int(area * (rng.uniform(1.0, 2.0) if gpp else rng.uniform(1.5, 3.0)))
+        n_el = int(area * (rng.uniform(1.0, 2.5) if gpp else rng.uniform(1.3, 3.0)))
         u = rng.integers(0, m, n_el)
         v = rng.uniform(-0.5, 0.5, n_el) * thick * um
         if variant == "fragmented":
@@ -576,10 +576,10 @@ def _golgi(c: Cell, rng, kind):
         w = rng.uniform(0.3, 0.5, n) * um
         conc = rng.lognormal(0, 0.35, n) * (0.8 if variant != "fragmented" else 1.0)
         struct += _curves(c, Y, X, np.ones_like(Y, bool), conc * w, w)
-        k = rng.random(n) < (0.2 if gpp else 0.3)                 # bright patches
+        k = rng.random(n) < rng.uniform(0.15, 0.35)                # bright patches
         D = rng.uniform(0.5, 1.5, k.sum()) * um
         struct += stamp(S, y[k], x[k], rng.uniform(0.5, 1.0, k.sum()) * np.pi * (D / 2) ** 2, D / 2.5)
-        nv = int(rng.integers(10, 40) if gpp else rng.integers(3, 15))  # vesicles near the ribbon
+        nv = int(rng.integers(5, 30) if gpp else rng.integers(3, 20))  # vesicles near the ribbon
         j = rng.integers(0, n, nv)
         a = rng.uniform(0, TWO_PI, nv)
         d = rng.uniform(0.8, 3.5, nv) * um
@@ -589,7 +589,7 @@ def _golgi(c: Cell, rng, kind):
         struct += stamp(S, vy[okv], vx[okv], rng.uniform(0.4, 1.0, okv.sum()) * np.pi * (D / 2) ** 2, D / 2.5)
     lvl = _ref(c, struct) if struct.any() else 1.0
     # peripheral puncta (gpp130 cycles through endosomes; giantin has few)
-    npp = int(rng.integers(10, 70) if gpp else rng.integers(0, 12))
+    npp = int(rng.integers(5, 45) if gpp else rng.integers(0, 20))
     py, pxx = sample_cyto_points(rng, c, npp, c.c_vol)
     D = rng.uniform(0.3, 0.5, py.size) * um
     struct += stamp(S, py, pxx, lvl * rng.uniform(0.1, 0.4, py.size) * np.pi * (D / 2) ** 2, D / 2.5)
