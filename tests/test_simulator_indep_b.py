@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -31,6 +33,14 @@ def test_every_class_meets_the_contract_at_several_sizes(cls):
         r = _draw(cls, 3, state=state)
         assert r.state == state
         assert check_rendered(r, cls, 128, 100) == [], (state, r.info)
+
+
+def test_info_is_json_and_names_the_variant():
+    for cls in CLASSES:
+        for state in ("interphase", "mitotic"):
+            r = _draw(cls, 19, state=state)
+            info = json.loads(json.dumps(r.info))
+            assert info["cls"] == cls and info["line"] and info["pixel_size_um"] > 0
 
 
 def test_same_seed_same_cell_other_seed_other_cell():

@@ -728,7 +728,7 @@ def _mitochondria(c: Cell, rng):
         nd = int(n * rng.uniform(0.3, 1.0))
         dy, dx = sample_cyto_points(rng, c, nd, w)
         D = rng.uniform(0.5, 1.0, dy.size) * um
-        struct += stamp(S, dy, dx, rng.lognormal(0, 0.25, dy.size) * 0.8 * np.pi * (D / 2) ** 2, D / 2.6,
+        struct += stamp(S, dy, dx, rng.lognormal(0, 0.25, dy.size) * 0.8 * np.pi * (D / 2) ** 2, D / 2,
                         kind="disc")
     return struct, _cyto_bg(c, rng, over=rng.uniform(0.02, 0.2)), loguniform(rng, 0.01, 0.2)
 
@@ -783,7 +783,7 @@ def _nucleus(c: Cell, rng):
     fill = fill + speck * smooth_noise(rng, (S, S), max(0.1 * um, 0.5))
     d_in = np.maximum(-c.d_nuc, 0)
     fill *= 1 + rng.uniform(-0.3, 0.5) * np.exp(-d_in / max(0.4 * um, 0.7))
-    struct = np.clip(fill, 0.05, None) * c.nuc_f * (1 - rng.uniform(0.4, 0.95) * c.nl_f)
+    struct = np.clip(fill, 0.05, None) * c.nuc_f * (1 - rng.uniform(0.0, 0.95) * c.nl_f)
     return struct, c.vol ** c.gamma * c.cell_f * (1 - c.nuc_f), loguniform(rng, 0.005, 0.06)
 
 
