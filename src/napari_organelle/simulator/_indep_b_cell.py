@@ -581,7 +581,7 @@ def make_cell(rng, S: int, diameter: float, state: str | None = None) -> Cell:
 
 # ------------------------------------------------------------------------------------------ DNA
 def _dna_interphase(rng, cell: Cell, boost: float = 1.0):
-    S, px, um = cell.S, cell.px, 1 / cell.px
+    S, um = cell.S, 1 / cell.px
     level = loguniform(rng, 0.5, 1.6) * boost
     grain = rng.uniform(0.12, 0.35) * um
     a_fine, a_low = rng.uniform(0.1, 0.3), rng.uniform(0.08, 0.18)

@@ -126,7 +126,6 @@ def _per_angle(c: Cell, th, table):
 
 def _cell_points(c: Cell, rng, n, weight=None):
     """Points anywhere in the cell body (nucleus included)."""
-    cy, cx = _coarse_xy(c)
     w = (c.c_dedge > 0).astype(float) if weight is None else weight * (c.c_dedge > 0)
     y, x = sample_from_map(rng, w, n, c.cf)
     ok = c.outline.inside(y, x)[0] > 0.5 * c.um
@@ -279,7 +278,7 @@ def _stress_fibres(c: Cell, rng, n):
 
 def _edge_parallel_lines(c: Cell, rng, n, depth_um, width_um, bright):
     """Curved bundles parallel to the leading edge (ruffles, transverse arcs)."""
-    S, um = c.S, c.um
+    um = c.um
     a0 = ANG[np.argmax(c.lead)]
     half = max(float((c.lead > 0.5).sum()) / len(ANG) * np.pi, 0.3)
     m = 24
