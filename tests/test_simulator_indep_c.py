@@ -1,0 +1,216 @@
+"""The ``indep_c`` renderer: the base.py contract, determinism, and biology checks per class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_organelle.classes import CLASSES
+from napari_organelle.preprocess import InputError
+from napari_organelle.simulator.base import check_rendered, load_renderer
+
+R = load_renderer("indep_c")
+
+
+def _draw(cls, seed, size=256, diameter=200):
+    return R.render(cls, np.random.default_rng(seed), size=size, diameter=diameter)
+
+
+def _interphase(cls, n, size=256, diameter=200, start=0):
+    """``n`` interphase cells of ``cls`` (seeds from ``start``)."""
+    out, s = [], start
+    while len(out) < n:
+        r = _draw(cls, s, size, diameter)
+        if r.state == "interphase":
+            out.append(r)
+        s += 1
+    return out
+
+
+@pytest.mark.parametrize("size,diameter,seeds", [(100, 80, 2), (256, 200, 2), (512, 400, 1)])
+def test_every_class_meets_the_contract(size, diameter, seeds):
+    for cls in CLASSES:
+        for s in range(seeds):
+            r = _draw(cls, [s, size], size, diameter)
+            assert check_rendered(r, cls, size, diameter) == [], (cls, s, r.state, r.info)
+            assert r.info["line"] and isinstance(r.info, dict)
+
+
+def test_mitotic_and_rounded_cells_meet_the_contract():
+    seen = set()
+    s = 0
+    while len(seen) < 2 and s < 400:
+        r = _draw(CLASSES[s % len(CLASSES)], [7, s], 160, 120)
+        if r.state != "interphase":
+            seen.add(r.state)
+            assert check_rendered(r, CLASSES[s % len(CLASSES)], 160, 120) == [], r.info
+        s += 1
+    assert seen == {"mitotic", "rounded"}
+
+
+def test_same_seed_same_cell_different_seed_different_cell():
+    a = _draw("Mitochondria", 3)
+    b = _draw("Mitochondria", 3)
+    c = _draw("Mitochondria", 4)
+    for name in ("protein", "dna", "cell", "nucleus"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.pixel_size_um == b.pixel_size_um and a.info == b.info
+    assert not np.array_equal(a.protein, c.protein)
+    assert not np.array_equal(a.cell, c.cell)
+
+
+def test_cell_nucleus_and_dna_do_not_depend_on_the_class():
+    # the class is drawn last from the generator: one seed gives one cell body whatever the class
+    ref = _draw("ER", 11)
+    for cls in CLASSES:
+        r = _draw(cls, 11)
+        np.testing.assert_array_equal(r.cell, ref.cell)
+        np.testing.assert_array_equal(r.nucleus, ref.nucleus)
+        np.testing.assert_array_equal(r.dna, ref.dna)
+        assert r.pixel_size_um == ref.pixel_size_um
+        # the protein's brightest structures are around 1 times the cell's expression level
+        top = np.percentile(r.protein[r.cell], 99.9)
+        assert 0.3 * r.info["expression"] < top < 1.5 * r.info["expression"], cls
+
+
+def test_states_and_cell_lines_occur_at_sensible_rates():
+    states, lines = [], []
+    for s in range(400):
+        r = _draw("Nucleus", [5, s], 40, 32)
+        states.append(r.state)
+        lines.append(r.info["line"])
+    states = np.array(states)
+    assert 0.01 < np.mean(states == "mitotic") < 0.08
+    assert 0.01 < np.mean(states == "rounded") < 0.08
+    assert set(lines) >= {"hela", "spread", "epithelial", "stem"}
+
+
+def test_physical_sizes_follow_the_cell_line():
+    from napari_organelle.simulator.base import extent
+
+    for r in _interphase("Nucleolus", 12, 160, 120):
+        L = extent(r.cell) * r.pixel_size_um
+        lo, hi = {"hela": (16, 46), "spread": (34, 90), "epithelial": (12, 35), "stem": (8, 21)}[r.info["line"]]
+        assert lo <= L <= hi, (r.info["line"], L)
+        n_um = extent(r.nucleus) * r.pixel_size_um
+        assert 4 <= n_um <= 24, n_um
+
+
+def test_nucleus_protein_follows_the_dna():
+    for r in _interphase("Nucleus", 4):
+        inside = ndi.binary_erosion(r.nucleus, iterations=2)
+        c = np.corrcoef(r.protein[inside], r.dna[inside])[0, 1]
+        assert c > 0.3, (c, r.info["variant"])
+        assert r.protein[r.nucleus].sum() > 0.8 * r.protein.sum()
+
+
+def test_nucleolus_signal_is_in_a_few_bright_bodies_inside_the_nucleus():
+    for r in _interphase("Nucleolus", 4):
+        prot = r.protein
+        assert prot[r.nucleus].sum() > 0.7 * prot.sum()
+        bright = prot > 0.5 * np.percentile(prot[r.nucleus], 99.5)
+        assert (bright & r.nucleus).sum() > 0.95 * bright.sum()
+        assert bright.sum() < 0.5 * r.nucleus.sum()
+        n = ndi.label(ndi.binary_opening(bright))[1]
+        assert 1 <= n <= 12, n
+
+
+def _dist_um(r):
+    return ndi.distance_transform_edt(~r.nucleus) * r.pixel_size_um
+
+
+@pytest.mark.parametrize("cls", ["Golgi_gia", "Golgi_gpp"])
+def test_golgi_is_concentrated_next_to_the_nucleus(cls):
+    for r in _interphase(cls, 4):
+        d = _dist_um(r)
+        prot = r.protein
+        near = (d <= 6) & r.cell
+        assert prot[near].sum() > 0.6 * prot[r.cell].sum(), r.info
+        # ... and on one side of it: the brightest pixels cluster within a small angular range
+        cy, cx = ndi.center_of_mass(r.nucleus)
+        top = prot > np.percentile(prot[r.cell], 99)
+        ys, xs = np.nonzero(top)
+        ang = np.arctan2(ys - cy, xs - cx)
+        R_ = np.hypot(np.mean(np.cos(ang)), np.mean(np.sin(ang)))
+        if r.info["variant"] in ("knot", "arc"):
+            assert R_ > 0.3, (R_, r.info["variant"])
+
+
+def test_er_is_dim_over_the_nucleus_and_bright_around_it():
+    for r in _interphase("ER", 4):
+        d = _dist_um(r)
+        inner = ndi.binary_erosion(r.nucleus, iterations=int(np.ceil(1.5 / r.pixel_size_um)))
+        ring = (d > 0.4) & (d < 3) & r.cell
+        assert r.protein[inner].mean() < 0.6 * r.protein[ring].mean(), r.info
+
+
+def test_cytoplasmic_classes_avoid_the_nucleus_and_nuclear_classes_fill_it():
+    def nuc_frac(cls):
+        return np.mean([r.protein[r.nucleus].mean() / r.protein[r.cell & ~r.nucleus].mean()
+                        for r in _interphase(cls, 3)])
+    for cls in ("Mitochondria", "Lysosome", "Endosome"):
+        assert nuc_frac(cls) < 0.7, cls
+    for cls in ("Nucleus", "Nucleolus"):
+        assert nuc_frac(cls) > 3, cls
+
+
+def test_lysosomes_are_larger_and_fewer_than_endosomes():
+    def spots(cls):
+        sizes, counts = [], []
+        for r in _interphase(cls, 4, 384, 300):
+            prot = ndi.gaussian_filter(r.protein, 0.12 / r.pixel_size_um)
+            m = (prot > 0.3 * np.percentile(prot[r.cell], 99.5)) & r.cell & ~r.nucleus
+            lab, n = ndi.label(m)
+            area = np.bincount(lab.ravel())[1:] * r.pixel_size_um ** 2
+            sizes.append(np.median(area) if n else 0)
+            counts.append(n)
+        return np.median(sizes), np.median(counts)
+    (ls, _), (es, _) = spots("Lysosome"), spots("Endosome")
+    assert ls > 1.5 * es, (ls, es)
+
+
+def _ridges(r):
+    """Pixels brighter than their surroundings (lines and dots), in the cytoplasm."""
+    hp = r.protein - ndi.uniform_filter(r.protein, max(3, int(round(1.0 / r.pixel_size_um))))
+    return (hp > 0.25 * np.percentile(hp[r.cell], 99)) & r.cell & ~r.nucleus
+
+
+def test_microtubules_are_long_continuous_lines_unlike_puncta():
+    from napari_organelle.simulator.base import extent
+
+    for r in _interphase("Microtubules", 2, 384, 300):
+        lab, n = ndi.label(_ridges(r), structure=np.ones((3, 3)))
+        big = np.argmax(np.bincount(lab.ravel())[1:]) + 1
+        assert extent(lab == big) * r.pixel_size_um > 10
+        d = _dist_um(r)
+        ring = (d > 0.5) & (d < 4) & r.cell
+        inner = ndi.binary_erosion(r.nucleus, iterations=int(np.ceil(1.5 / r.pixel_size_um)))
+        assert r.protein[ring].mean() > 1.5 * r.protein[inner].mean()  # fainter over the nucleus
+    for r in _interphase("Endosome", 2, 384, 300):
+        lab, n = ndi.label(_ridges(r), structure=np.ones((3, 3)))
+        sizes = np.bincount(lab.ravel())[1:]
+        assert np.median(sizes) * r.pixel_size_um ** 2 < 1.0 and n > 20
+
+
+def test_actin_has_a_bright_cortex_in_cortex_dominated_cells():
+    checked = 0
+    for r in _interphase("ActinFilaments", 12):
+        if r.info["variant"] != "cortex":
+            continue
+        edge = r.cell & ~ndi.binary_erosion(r.cell, iterations=max(2, int(0.8 / r.pixel_size_um)))
+        inner = ndi.binary_erosion(r.cell, iterations=int(3 / r.pixel_size_um)) & ~r.nucleus
+        if inner.any():
+            assert r.protein[edge].mean() > 1.5 * r.protein[inner].mean()
+            checked += 1
+    assert checked >= 1
+
+
+def test_bad_input_is_refused_with_a_clear_message():
+    rng = np.random.default_rng(0)
+    with pytest.raises(InputError, match="Unknown class"):
+        R.render("Peroxisome", rng, size=256, diameter=200)
+    with pytest.raises(InputError, match="1.25"):
+        R.render("ER", rng, size=200, diameter=200)
+    with pytest.raises(InputError, match="Generator"):
+        R.render("ER", 0, size=256, diameter=200)
