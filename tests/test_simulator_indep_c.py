@@ -98,17 +98,18 @@ def test_physical_sizes_follow_the_cell_line():
 
 
 def test_nucleus_protein_follows_the_dna():
-    for r in _interphase("Nucleus", 4):
+    cs = []
+    for r in _interphase("Nucleus", 6):
         inside = ndi.binary_erosion(r.nucleus, iterations=2)
-        c = np.corrcoef(r.protein[inside], r.dna[inside])[0, 1]
-        assert c > 0.3, (c, r.info["variant"])
+        cs.append(np.corrcoef(r.protein[inside], r.dna[inside])[0, 1])
         assert r.protein[r.nucleus].sum() > 0.8 * r.protein.sum()
+    assert min(cs) > 0.2 and np.median(cs) > 0.4, cs
 
 
 def test_nucleolus_signal_is_in_a_few_bright_bodies_inside_the_nucleus():
     for r in _interphase("Nucleolus", 4):
         prot = r.protein
-        assert prot[r.nucleus].sum() > 0.7 * prot.sum()
+        assert prot[r.nucleus].mean() > 3 * prot[r.cell & ~r.nucleus].mean()
         bright = prot > 0.5 * np.percentile(prot[r.nucleus], 99.5)
         assert (bright & r.nucleus).sum() > 0.95 * bright.sum()
         assert bright.sum() < 0.5 * r.nucleus.sum()
@@ -142,7 +143,7 @@ def test_er_is_dim_over_the_nucleus_and_bright_around_it():
         d = _dist_um(r)
         inner = ndi.binary_erosion(r.nucleus, iterations=int(np.ceil(1.5 / r.pixel_size_um)))
         ring = (d > 0.4) & (d < 3) & r.cell
-        assert r.protein[inner].mean() < 0.6 * r.protein[ring].mean(), r.info
+        assert r.protein[inner].mean() < 0.7 * r.protein[ring].mean(), r.info
 
 
 def test_cytoplasmic_classes_avoid_the_nucleus_and_nuclear_classes_fill_it():
@@ -182,7 +183,7 @@ def test_microtubules_are_long_continuous_lines_unlike_puncta():
     for r in _interphase("Microtubules", 2, 384, 300):
         lab, n = ndi.label(_ridges(r), structure=np.ones((3, 3)))
         big = np.argmax(np.bincount(lab.ravel())[1:]) + 1
-        assert extent(lab == big) * r.pixel_size_um > 10
+        assert extent(lab == big) > 0.4 * extent(r.cell)  # lines connect across the cell
         d = _dist_um(r)
         ring = (d > 0.5) & (d < 4) & r.cell
         inner = ndi.binary_erosion(r.nucleus, iterations=int(np.ceil(1.5 / r.pixel_size_um)))

@@ -466,8 +466,9 @@ def _rounded(rng, diameter):
     return g
 
 
-def _chromosomes(rng, phase, cy, cx, axis, p, n):
-    """Chromosome arm segments (um geometry converted to px) for a mitotic phase."""
+def _chromosomes(rng, phase, cy, cx, axis, p, n, rc):
+    """Chromosome arm segments (um geometry converted to px) for a mitotic phase, kept within
+    0.75 of the cell radius ``rc`` (px) of the centre."""
     ua = np.array([np.sin(axis), np.cos(axis)])  # spindle axis (y, x)
     up = np.array([np.cos(axis), -np.sin(axis)])  # plate direction
     ln = rng.uniform(1.2, 4.0, n) / p
@@ -498,6 +499,11 @@ def _chromosomes(rng, phase, cy, cx, axis, p, n):
         c = t[:, None] * up + (side * (sep - bow) + rng.normal(0, 0.3 / p, n))[:, None] * ua
         ang = axis + rng.normal(0, 0.3, n)
         c = c - side[:, None] * ua * (ln / 2)[:, None]  # kinetochore toward the pole
+    ext = float(np.max(np.hypot(c[:, 0], c[:, 1]) + ln / 2))
+    if ext > 0.75 * rc:
+        k = 0.75 * rc / ext
+        c = c * k
+        ln = ln * np.sqrt(k)
     c = c + np.array([cy, cx])
     kink = rng.normal(0, 0.5, n)
     d1 = np.stack([np.sin(ang), np.cos(ang)], 1)
@@ -529,7 +535,7 @@ def _mitotic(rng, diameter):
         g.centroid, g.long_axis = cell.moments()
         off = rng.normal(0, 0.04, 2) * ext
         g.plate = (float(off[0]), float(off[1]))
-        g.chrom_segs = _chromosomes(rng, g.phase, off[0], off[1], axis, g.p, nchr)
+        g.chrom_segs = _chromosomes(rng, g.phase, off[0], off[1], axis, g.p, nchr, ext / 2 - np.hypot(*off))
         half = {"prometaphase": (3, 5.5), "metaphase": (4.5, 7), "anaphase": (6, 8.5)}[g.phase]
         hl = min(rng.uniform(*half) / g.p, 0.8 * ext / 2)
         ua = np.array([np.sin(axis), np.cos(axis)])
@@ -549,7 +555,7 @@ def _mitotic(rng, diameter):
             R = _round_cell(rng, Dd / 2 / p, rng.random() < 0.2)
             stars.append(Star(cc[0], cc[1], R))
             mc = cc + s * ua * rng.uniform(0.0, 0.15) * Dd / p
-            sg = _chromosomes(rng, "prometaphase", mc[0], mc[1], axis, p * 1.9, nchr // 2)
+            sg = _chromosomes(rng, "prometaphase", mc[0], mc[1], axis, p * 1.9, nchr // 2, Dd / 2 / p * 0.6)
             segs.append(sg)
             cents.append(tuple(mc + s * ua * rng.uniform(1.5, 3) / p))
         g.stars = stars
@@ -712,7 +718,8 @@ def _chromatin(g):
     c = blur(c, 0.28 / p)
     c *= g.cell_aa
     m = blur(c, 0.25 / p)
-    thr = 0.3 * float(np.percentile(m[m > 0], 95)) if (m > 0).any() else 0
+    mx = float(m.max())
+    thr = 0.25 * float(np.percentile(m[m > 0.1 * mx], 90)) if mx > 0 else 0.0
     nuc = (m > thr) & g.cell
     if not nuc.any():
         nuc = c >= c.max()
@@ -763,6 +770,12 @@ def make_dna(g, rng):
     for my, mx, r in g.micro:
         m = _capsule_sdf(h, w, my, mx, my + 1e-3, mx, r)
         out = np.maximum(out, np.clip(m + 0.5, 0, 1) * np.float32(0.45 * gain * rng.uniform(1.0, 1.8)))
+    if rng.random() < 0.05:  # debris: small bright DNA spots outside the nucleus
+        k = int(rng.integers(1, 4))
+        y, x = rng.uniform(3, h - 3, k), rng.uniform(3, w - 3, k)
+        sg = rng.uniform(0.2, 0.6, k) / p
+        blobs(out, y, x, sg, sg * rng.uniform(0.6, 1, k), rng.uniform(0, np.pi, k),
+              0.45 * gain * rng.uniform(1.5, 3, k) * ~lookup(g.nuc, y, x))
     return out, gain
 
 

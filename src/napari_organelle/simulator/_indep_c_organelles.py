@@ -435,9 +435,15 @@ def _er_network(g, rng, S, allowed, m_c, m_p, ell, drop0, drop1, B_t, wf, cap=25
         (lookup(allowed, by, bx) > 0.05)
     pd = drop0 + drop1 * (1 - np.exp(-lookup(dn_um, my, mx) / ell))
     ok &= rng.random(ok.size) > pd
-    draw_segments(S, ay[ok], ax[ok], by[ok], bx[ok], line_density(B_t * rng.uniform(0.7, 1.3, ok.sum()), 0.08),
-                  p, wf)
-    return int(ok.sum())
+    ay, ax, by, bx = ay[ok], ax[ok], by[ok], bx[ok]
+    # tubules are gently curved: bend each edge at a displaced midpoint
+    k = rng.normal(0, 0.12, ay.size)
+    cy = (ay + by) / 2 + k * (bx - ax)
+    cx = (ax + bx) / 2 - k * (by - ay)
+    lam = line_density(B_t * rng.uniform(0.7, 1.3, ay.size), 0.08)
+    draw_segments(S, np.concatenate([ay, cy]), np.concatenate([ax, cx]), np.concatenate([cy, by]),
+                  np.concatenate([cx, bx]), np.concatenate([lam, lam]), p, wf)
+    return int(ay.size)
 
 
 def er(g, rng, dna):
@@ -488,7 +494,7 @@ def er(g, rng, dna):
     sg = max(0.08, 0.5 * p)
     ne = rng.uniform(0.6, 1.5) * np.sqrt(sg ** 2 + PSF_UM ** 2) / sg
     S += ne * np.exp(-0.5 * (g.dn * np.float32(p / sg)) ** 2) * g.cell_aa
-    S += rng.uniform(0, 0.3) * g.nuc_aa * np.clip(1 + 0.3 * gr, 0, None)
+    S += rng.uniform(0, 0.2) * g.nuc_aa * np.clip(1 + 0.3 * gr, 0, None)
     return S, "cyto", rng.uniform(0.02, 0.25), info
 
 
@@ -735,6 +741,8 @@ def mitochondria(g, rng, dna):
     allowed = np.minimum(g.d_edge, g.dn - 0.2 / p) if not mit else np.minimum(g.d_edge, g.dn - 0.4 / p)
     if v == "clump":
         dens = cyto * (g.dn > 0) * (np.exp(-dn_um / rng.uniform(1, 3)) + 0.05)
+    elif v in ("network", "parallel"):
+        dens = cyto * (g.dn > 0) * g.h_rel ** rng.uniform(0.3, 1.2)
     else:
         dens = cyto * (g.dn > 0) * g.h_rel ** rng.uniform(1, 2)
     if mit:
@@ -749,10 +757,10 @@ def mitochondria(g, rng, dna):
     th0 = rng.uniform(-np.pi, np.pi, n)
     if v == "parallel":
         th0 = g.long_axis + rng.choice([0, np.pi], n) + rng.normal(0, 0.3, n)
-    lp = rng.uniform(5, 12) if v == "parallel" else rng.uniform(1.5, 5)
+    lp = rng.uniform(5, 12) if v == "parallel" else rng.uniform(2, 8)
     ds = 0.25
     P, A = walk(rng, y0, x0, th0, np.maximum(2, np.round(L[:n] / ds)).astype(int), ds / p,
-                np.sqrt(ds / lp), allowed, 0.5 / p, 0.15 / p)
+                np.sqrt(ds / lp), allowed, 0.5 / p, 0.15 / p, edge_stop=rng.uniform(0.1, 0.3))
     paths = [(P, A)]
     if v in ("network", "clump"):  # branches from points along the tubules
         nb = int(n * rng.uniform(0.3, 1.0))
@@ -765,7 +773,7 @@ def mitochondria(g, rng, dna):
             bth = np.arctan2(dy, dx) + rng.choice([-1, 1], nb) * rng.uniform(0.6, 1.4, nb)
             Lb = np.clip(rng.lognormal(np.log(1.5), 0.5, nb), 0.6, 5)
             paths.append(walk(rng, by, bx, bth, np.maximum(2, np.round(Lb / ds)).astype(int), ds / p,
-                              np.sqrt(ds / lp), allowed, 0.5 / p, 0.15 / p))
+                              np.sqrt(ds / lp), allowed, 0.5 / p, 0.15 / p, edge_stop=0.3))
     w_thin, w_thick = rng.uniform(0.3, 0.45), rng.uniform(0.5, 0.7)
     lay1, lay2 = _z(g), _z(g)
     for P, A in paths:
@@ -866,7 +874,10 @@ def nucleus(g, rng, dna):
     tex = 1 + (rng.uniform(0.2, 0.45) * field((bh, bw), 0.15 / p, rng) if speck else
                rng.uniform(0.03, 0.15) * field((bh, bw), 1.0 / p, rng))
     info["texture"] = "speckled" if speck else "smooth"
-    fill = (0.7 + 0.3 * g.dome[sy, sx]) * np.clip(tex, 0, None) * (1 - rng.uniform(0.6, 0.95) * nl)
+    # partly chromatin-bound: some of the DNA's texture shows through
+    dn_ = dna[sy, sx] / max(float(dna[sy, sx][g.nuc[sy, sx]].mean()), 1e-9) if g.nuc[sy, sx].any() else 0
+    c = rng.uniform(0.2, 0.6)
+    fill = (0.7 + 0.3 * g.dome[sy, sx]) * np.clip((1 - c) * tex + c * dn_, 0, None) * (1 - rng.uniform(0.6, 0.95) * nl)
     rim = rng.uniform(-0.3, 0.5) * np.exp(np.minimum(g.dn[sy, sx], 0) * np.float32(p / 0.4))
     S[sy, sx] += rng.uniform(0.8, 1.2) * np.clip(fill + rim, 0, None) * aa
     return S, "nuclear", rng.uniform(0.01, 0.08), info
