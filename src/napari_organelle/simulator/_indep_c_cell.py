@@ -30,13 +30,20 @@ def wrap(a):
     return (a + np.pi) % TWO_PI - np.pi
 
 
-def lut(tab, th):
-    """Periodic linear interpolation of a table over TH at angles ``th``."""
+def _index(th):
+    """Table index and fraction for angles ``th`` in [-pi, pi]."""
     f = (th + np.float32(np.pi)) * np.float32(NT / TWO_PI)
-    i0 = np.floor(f)
+    i0 = f.astype(np.intp)  # f >= 0: truncation is floor
     t = f - i0
-    i0 = i0.astype(np.intp) & (NT - 1)
-    return tab[i0] * (1 - t) + tab[(i0 + 1) & (NT - 1)] * t
+    return i0 & (NT - 1), t
+
+
+def lut(tab, th, dtab=None):
+    """Periodic linear interpolation of a table over TH at angles ``th``."""
+    i0, t = _index(th)
+    if dtab is None:
+        dtab = np.roll(tab, -1) - tab
+    return tab[i0] + dtab[i0] * t
 
 
 class Star:
@@ -63,8 +70,11 @@ class Star:
         dx = (np.arange(w, dtype=np.float32) - np.float32(self.ox))[None, :]
         th = np.arctan2(dy, dx)
         rho = np.hypot(dy, dx)
-        Rt = lut(self.R, th)
-        return (Rt - rho) * lut(self.cosa, th), rho / Rt
+        i0, t = _index(th)
+        R, c = self.R, self.cosa
+        Rt = R[i0] + (np.roll(R, -1) - R)[i0] * t
+        ct = c[i0] + (np.roll(c, -1) - c)[i0] * t
+        return (Rt - rho) * ct, rho / Rt
 
     def outline(self, step=8):
         R = self.R[::step].astype(np.float64)
@@ -345,7 +355,7 @@ def _interphase(rng, diameter):
         g.bulk = g.front if g.has_front else float(rng.uniform(-np.pi, np.pi))
     if not binuc and rng.random() < 0.15:  # kidney shape, indented on the centrosome side
         th_rel = g.bulk
-        R2 = n0.R.astype(np.float64) * (1 - _bump(th_rel, rng.uniform(0.1, 0.22), rng.uniform(0.3, 0.5)))
+        R2 = n0.R.astype(np.float64) * (1 - _bump(th_rel, rng.uniform(0.12, 0.28), rng.uniform(0.25, 0.45)))
         n0 = Star(n0.oy, n0.ox, R2)
         nuclei[0] = n0
     g.nuclei = nuclei

@@ -168,9 +168,18 @@ def blur(img, sigma):
     return ndi.gaussian_filter(img, sigma, truncate=3.0, output=np.float32)
 
 
-def upsample(c, k, shape):
-    """Linear upsampling of a coarse grid by ``k``, cropped to ``shape`` (the grid must cover it)."""
-    return ndi.zoom(c, k, order=1, grid_mode=False)[:shape[0], :shape[1]]
+_BAND = 3  # coarse nodes on each side that a fine pixel takes from
+
+
+def _band(n_out, k, sig=1.0):
+    """Indices (n_out, 2 * _BAND + 1) and normalised Gaussian weights (sigma ``sig`` coarse cells)
+    of the coarse nodes (spacing ``k`` fine pixels, node j at fine position (j - _BAND - 1) * k)
+    around each fine pixel."""
+    pos = np.arange(n_out) / k + _BAND + 1
+    j = np.floor(pos).astype(np.intp)[:, None] + np.arange(-_BAND, _BAND + 1)[None, :]
+    w = np.exp(-0.5 * ((pos[:, None] - j) / sig) ** 2)
+    w /= w.sum(1, keepdims=True)
+    return j, w.astype(np.float32)
 
 
 def field(shape, corr, rng):
@@ -181,12 +190,14 @@ def field(shape, corr, rng):
     if corr <= 2.5:
         n = rng.standard_normal(shape, dtype=np.float32)
         return ndi.gaussian_filter(n, corr, truncate=2.5, output=np.float32) * np.float32(2 * np.sqrt(np.pi) * corr)
-    k = corr / 1.5
-    ch = int(shape[0] / k) + 6
-    cw = int(shape[1] / k) + 6
-    c = rng.standard_normal((ch, cw), dtype=np.float32)
-    c = ndi.gaussian_filter(c, 1.5, mode="wrap", output=np.float32) * np.float32(2 * np.sqrt(np.pi) * 1.5)
-    return upsample(c, k, shape).astype(np.float32, copy=False)
+    k = float(corr)
+    ch = int(shape[0] / k) + 2 * _BAND + 3
+    cw = int(shape[1] / k) + 2 * _BAND + 3
+    c = rng.standard_normal((ch, cw), dtype=np.float32) * np.float32(2 * np.sqrt(np.pi))
+    jx, wx = _band(shape[1], k)
+    t = np.einsum("ynb,nb->yn", c[:, jx], wx)  # (ch, w)
+    jy, wy = _band(shape[0], k)
+    return np.einsum("nbx,nb->nx", t[jy], wy)
 
 
 def sample_points(weight, n, rng, stride=None):

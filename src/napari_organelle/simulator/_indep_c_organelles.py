@@ -148,7 +148,8 @@ def actin(g, rng, dna):
         sw = rng.uniform(0.5, 1.1)
         sector = np.exp(-0.5 * (wrap(th - g.front) / sw) ** 2).astype(np.float32)
         lam = np.clip(1 + 0.6 * field((g.h, g.w), 0.12 / p, rng), 0, None)
-        S += rng.uniform(0.5, 1.1) * sector * np.exp(-d / rng.uniform(0.8, 2.0)) * lam * g.cell_aa
+        bl = rng.uniform(0.9, 1.7) if v == "ruffling" else rng.uniform(0.5, 1.1)
+        S += bl * sector * _sigmoid((rng.uniform(2, 5) - d) / 0.5) * lam * g.cell_aa
         along = np.clip(1 + 0.8 * field((g.h, g.w), 1.0 / p, rng), 0, None)
         for _ in range(int(rng.integers(1, 4))):
             dr, sr = rng.uniform(0.3, 2.5), rng.uniform(0.15, 0.3)
@@ -162,7 +163,7 @@ def actin(g, rng, dna):
         info["lamellipodium"] = True
     # stress fibres ending in focal adhesions
     nf = {"fibre-rich": rng.integers(30, 81), "few fibres": rng.integers(0, 11), "cortex": rng.integers(0, 5),
-          "ruffling": rng.integers(3, 16)}[v]
+          "ruffling": rng.integers(0, 9)}[v]
     nf = int(nf)
     info["stress_fibres"] = nf
     if nf:
