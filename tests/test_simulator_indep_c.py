@@ -173,25 +173,30 @@ def test_lysosomes_are_larger_and_fewer_than_endosomes():
 
 def _ridges(r):
     """Pixels brighter than their surroundings (lines and dots), in the cytoplasm."""
-    hp = r.protein - ndi.uniform_filter(r.protein, max(3, int(round(1.0 / r.pixel_size_um))))
-    return (hp > 0.25 * np.percentile(hp[r.cell], 99)) & r.cell & ~r.nucleus
+    img = ndi.gaussian_filter(r.protein, max(0.7, 0.12 / r.pixel_size_um))  # as a microscope sees it
+    hp = img - ndi.uniform_filter(img, max(3, int(round(1.0 / r.pixel_size_um))))
+    return (hp > 0.15 * np.percentile(hp[r.cell], 99)) & r.cell & ~r.nucleus
 
 
-def test_microtubules_are_long_continuous_lines_unlike_puncta():
-    from napari_organelle.simulator.base import extent
+def _long_fraction(r, length_um=3.0):
+    """Fraction of the ridge pixels that belong to structures longer than ``length_um``."""
+    lab, _ = ndi.label(_ridges(r), structure=np.ones((3, 3)))
+    sizes = np.bincount(lab.ravel())
+    long_ = sum(sizes[i] for i, s in enumerate(ndi.find_objects(lab), 1)
+                if max(s[0].stop - s[0].start, s[1].stop - s[1].start) * r.pixel_size_um > length_um)
+    return long_ / max(sizes[1:].sum(), 1)
 
-    for r in _interphase("Microtubules", 2, 384, 300):
-        lab, n = ndi.label(_ridges(r), structure=np.ones((3, 3)))
-        big = np.argmax(np.bincount(lab.ravel())[1:]) + 1
-        assert extent(lab == big) > 0.4 * extent(r.cell)  # lines connect across the cell
+
+def test_microtubules_are_long_lines_and_endosomes_are_dots():
+    for r in _interphase("Microtubules", 3, 384, 300):
+        assert _long_fraction(r) > 0.5
         d = _dist_um(r)
         ring = (d > 0.5) & (d < 4) & r.cell
         inner = ndi.binary_erosion(r.nucleus, iterations=int(np.ceil(1.5 / r.pixel_size_um)))
         assert r.protein[ring].mean() > 1.5 * r.protein[inner].mean()  # fainter over the nucleus
-    for r in _interphase("Endosome", 2, 384, 300):
-        lab, n = ndi.label(_ridges(r), structure=np.ones((3, 3)))
-        sizes = np.bincount(lab.ravel())[1:]
-        assert np.median(sizes) * r.pixel_size_um ** 2 < 1.0 and n > 20
+    for r in _interphase("Endosome", 3, 384, 300):
+        assert _long_fraction(r) < 0.15
+        assert ndi.label(_ridges(r))[1] > 20  # many separate dots
 
 
 def test_actin_has_a_bright_cortex_in_cortex_dominated_cells():
@@ -202,7 +207,7 @@ def test_actin_has_a_bright_cortex_in_cortex_dominated_cells():
         edge = r.cell & ~ndi.binary_erosion(r.cell, iterations=max(2, int(0.8 / r.pixel_size_um)))
         inner = ndi.binary_erosion(r.cell, iterations=int(3 / r.pixel_size_um)) & ~r.nucleus
         if inner.any():
-            assert r.protein[edge].mean() > 1.5 * r.protein[inner].mean()
+            assert np.median(r.protein[edge]) > 1.3 * np.median(r.protein[inner])  # fibres aside
             checked += 1
     assert checked >= 1
 

@@ -130,7 +130,7 @@ def actin(g, rng, dna):
     info["variant"] = v
     # cortex along the membrane; contacts with neighbours as a sharp bright line
     bc = {"cortex": (0.9, 1.6), "fibre-rich": (0.25, 0.7), "few fibres": (0.4, 1.0), "ruffling": (0.4, 0.9)}[v]
-    S += rng.uniform(*bc) * np.exp(-d / rng.uniform(0.25, 0.9)) * g.cell_aa
+    S += rng.uniform(*bc) * np.exp(-d / rng.uniform(0.3, 1.0)) * g.cell_aa
     if g.clips:
         yy = np.arange(g.h, dtype=np.float32)[:, None]
         xx = np.arange(g.w, dtype=np.float32)[None, :]
@@ -140,7 +140,8 @@ def actin(g, rng, dna):
             S += rng.uniform(1.0, 2.5) * np.exp(-0.5 * (dl / 0.18) ** 2) * near * g.cell_aa
     # diffuse meshwork, dimmer over the nucleus
     mesh = np.clip(1 + 0.5 * field((g.h, g.w), 0.15 / p, rng), 0, None)
-    S += rng.uniform(0.05, 0.2) * mesh * g.cell_aa * (1 - rng.uniform(0.3, 0.7) * g.nuc_aa)
+    S += (rng.uniform(0.03, 0.12) if v == "cortex" else rng.uniform(0.05, 0.2)) * mesh * g.cell_aa * \
+        (1 - rng.uniform(0.3, 0.7) * g.nuc_aa)
     # lamellipodium, ruffles and transverse arcs at the leading edge
     if v == "ruffling" or rng.random() < (0.35 if v == "fibre-rich" else 0.15):
         cy, cx = g.centroid
@@ -161,6 +162,7 @@ def actin(g, rng, dna):
                 S += rng.uniform(0.4, 0.9) * sector * np.exp(-0.5 * ((d - da) / sa) ** 2) * brk * \
                     g.cell_aa * (1 - g.nuc_aa)
         info["lamellipodium"] = True
+    level = rng.uniform(0.02, 0.12) if v == "cortex" else rng.uniform(0.02, 0.2)
     # stress fibres ending in focal adhesions
     nf = {"fibre-rich": rng.integers(30, 81), "few fibres": rng.integers(0, 11), "cortex": rng.integers(0, 5),
           "ruffling": rng.integers(0, 9)}[v]
@@ -201,7 +203,7 @@ def actin(g, rng, dna):
             sg = rng.uniform(0.2, 0.4, ok.sum()) / p
             blobs(S, y[ok], x[ok], sg, sg, 0.0, dot_peak(rng.uniform(0.8, 1.8, ok.sum()), sg * p))
             info["podosomes"] = int(ok.sum())
-    return S, "cyto", rng.uniform(0.02, 0.2), info
+    return S, "cyto", level, info
 
 
 def _stress_fibres(g, rng, S, nf):
