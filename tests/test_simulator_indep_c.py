@@ -77,7 +77,7 @@ def test_cell_nucleus_and_dna_do_not_depend_on_the_class():
 def test_states_and_cell_lines_occur_at_sensible_rates():
     states, lines = [], []
     for s in range(400):
-        r = _draw("Nucleus", [5, s], 40, 32)
+        r = _draw("Nucleus", [5, s], 60, 48)
         states.append(r.state)
         lines.append(r.info["line"])
     states = np.array(states)
@@ -218,5 +218,7 @@ def test_bad_input_is_refused_with_a_clear_message():
         R.render("Peroxisome", rng, size=256, diameter=200)
     with pytest.raises(InputError, match="1.25"):
         R.render("ER", rng, size=200, diameter=200)
+    with pytest.raises(InputError, match="too small"):
+        R.render("ER", rng, size=40, diameter=30)
     with pytest.raises(InputError, match="Generator"):
         R.render("ER", 0, size=256, diameter=200)

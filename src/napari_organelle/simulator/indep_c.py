@@ -29,6 +29,8 @@ from ._indep_c_organelles import DRAWERS, background
 from .base import RenderedCell
 
 NAME = "indep_c"
+#: Below this a spread cell (up to 80 um) would need pixels over 2 um.
+MIN_DIAMETER = 48
 
 
 def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) -> RenderedCell:
@@ -42,8 +44,9 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
         size, diameter = int(size), float(diameter)
     except (TypeError, ValueError):
         raise InputError(f"size and diameter must be numbers (got {size!r}, {diameter!r}).") from None
-    if not np.isfinite(diameter) or diameter < 16:
-        raise InputError(f"diameter {diameter!r} px is too small to draw a cell; use 80-400 pixels.")
+    if not np.isfinite(diameter) or diameter < MIN_DIAMETER:
+        raise InputError(f"diameter {diameter!r} px is too small to draw a cell at a light-microscope pixel "
+                         f"size; use {MIN_DIAMETER}-400 pixels (80-400 is typical).")
     if size < 1.25 * diameter:
         raise InputError(f"size {size} is smaller than 1.25 x diameter ({1.25 * diameter:.0f} px); "
                          f"use a size of at least {int(np.ceil(1.25 * diameter))} or a smaller diameter.")
