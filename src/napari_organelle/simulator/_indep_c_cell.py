@@ -57,12 +57,14 @@ class Star:
         dR = (np.roll(R, -1) - np.roll(R, 1)) / (2 * DTH)
         self.dR = dR.astype(np.float32)
         self.cosa = (R / np.sqrt(R * R + dR * dR)).astype(np.float32)
+        self._dR = np.roll(self.R, -1) - self.R  # table steps for interpolation
+        self._dc = np.roll(self.cosa, -1) - self.cosa
 
     def sdf_pts(self, y, x):
         dy = np.asarray(y, np.float64) - self.oy
         dx = np.asarray(x, np.float64) - self.ox
         th = np.arctan2(dy, dx)
-        return (lut(self.R, th) - np.hypot(dy, dx)) * lut(self.cosa, th)
+        return (lut(self.R, th, self._dR) - np.hypot(dy, dx)) * lut(self.cosa, th, self._dc)
 
     def grid(self, h, w):
         """Signed distance to the edge (px, positive inside) and normalised radius over a canvas."""
@@ -71,9 +73,8 @@ class Star:
         th = np.arctan2(dy, dx)
         rho = np.hypot(dy, dx)
         i0, t = _index(th)
-        R, c = self.R, self.cosa
-        Rt = R[i0] + (np.roll(R, -1) - R)[i0] * t
-        ct = c[i0] + (np.roll(c, -1) - c)[i0] * t
+        Rt = self.R[i0] + self._dR[i0] * t
+        ct = self.cosa[i0] + self._dc[i0] * t
         return (Rt - rho) * ct, rho / Rt
 
     def outline(self, step=8):
@@ -81,7 +82,7 @@ class Star:
         return self.oy + R * np.sin(TH[::step]), self.ox + R * np.cos(TH[::step])
 
     def radius(self, th):
-        return lut(self.R.astype(np.float64), np.asarray(th, np.float64))
+        return lut(self.R, np.asarray(th, np.float64), self._dR).astype(np.float64)
 
     def normal(self, th):
         """Outward unit normal (ny, nx) of the outline at polar angle ``th``."""
