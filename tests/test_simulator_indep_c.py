@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -34,7 +36,7 @@ def test_every_class_meets_the_contract(size, diameter, seeds):
         for s in range(seeds):
             r = _draw(cls, [s, size], size, diameter)
             assert check_rendered(r, cls, size, diameter) == [], (cls, s, r.state, r.info)
-            assert r.info["line"] and isinstance(r.info, dict)
+            assert r.info["line"] and json.loads(json.dumps(r.info)) == r.info
 
 
 def test_mitotic_and_rounded_cells_meet_the_contract():
@@ -225,3 +227,24 @@ def test_bad_input_is_refused_with_a_clear_message():
         R.render("ER", rng, size=40, diameter=30)
     with pytest.raises(InputError, match="Generator"):
         R.render("ER", 0, size=256, diameter=200)
+
+
+@pytest.mark.parametrize("p", [0.03, 0.1, 0.4, 1.0])
+def test_thin_lines_and_small_dots_keep_their_amount_at_any_pixel_size(p):
+    from napari_organelle.simulator._indep_c_draw import blobs, draw_segments, line_density
+
+    img = np.zeros((200, 200), np.float32)
+    lam = float(line_density(1.0, 0.025))  # one microtubule
+    L_um = 5.0
+    for ang in (0.0, 0.3, np.pi / 4, 1.2):
+        img[:] = 0
+        L = L_um / p
+        draw_segments(img, 20.0, 20.0, 20 + L * np.sin(ang) * 0.9, 20 + L * np.cos(ang) * 0.9, lam, p)
+        amount = img.sum() * p * p  # density x pixel area
+        assert amount == pytest.approx(lam * L_um * 0.9, rel=1e-4)
+        # anti-aliased: a line across pixels never puts all of a sample into one pixel
+        assert img.max() < lam / p * 1.5
+    img[:] = 0
+    sig = 0.1 / p  # 0.1 um: sub-pixel once p > 0.2
+    blobs(img, [50.3, 120.7], [60.2, 80.9], sig, sig, 0.0, 1.0)
+    assert img.sum() == pytest.approx(2 * 2 * np.pi * max(sig, 0.55) ** 2 * min(1, (sig / 0.55) ** 2), rel=0.02)

@@ -764,7 +764,7 @@ def make_dna(g, rng):
     nl = g.nl[sy, sx]
     if nl.any():
         ring = np.maximum(blur(nl, 0.4 / p) - nl, 0)
-        dna = dna * (1 - rng.uniform(0.3, 0.7) * nl) + rng.uniform(0, 0.6) * ring
+        dna = dna * (1 - rng.uniform(0.1, 0.7) * nl) + rng.uniform(0, 0.6) * ring
     dna = (dna * aa).astype(np.float32)
     # heterochromatin foci (more in a minority of cells)
     nf = int(rng.poisson(rng.uniform(5, 20) if rng.random() < 0.25 else rng.uniform(0, 4)))

@@ -880,7 +880,7 @@ def nucleus(g, rng, dna):
     # partly chromatin-bound: some of the DNA's texture shows through
     dn_ = dna[sy, sx] / max(float(dna[sy, sx][g.nuc[sy, sx]].mean()), 1e-9) if g.nuc[sy, sx].any() else 0
     c = rng.uniform(0.2, 0.6)
-    fill = (0.7 + 0.3 * g.dome[sy, sx]) * np.clip((1 - c) * tex + c * dn_, 0, None) * (1 - rng.uniform(0.6, 0.95) * nl)
+    fill = (0.7 + 0.3 * g.dome[sy, sx]) * np.clip((1 - c) * tex + c * dn_, 0, None) * (1 - rng.uniform(0.3, 0.95) * nl)
     rim = rng.uniform(-0.3, 0.5) * np.exp(np.minimum(g.dn[sy, sx], 0) * np.float32(p / 0.4))
     S[sy, sx] += rng.uniform(0.8, 1.2) * np.clip(fill + rim, 0, None) * aa
     return S, "nuclear", rng.uniform(0.01, 0.08), info
