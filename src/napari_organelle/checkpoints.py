@@ -340,6 +340,10 @@ MAX_COMPRESSION_RATIO = 100
 MAX_PACKAGE_MEMBERS = 1000
 
 
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB" if n >= (1 << 20) else f"{n / 1024:.0f} kB"
+
+
 def _zip_kind(p: Path) -> str | None:
     """"package" (a zip with rdf.yaml / bioimageio.yaml at its top), "checkpoint" (a torch.save zip),
     "other-zip", or None (not a zip: old pickle checkpoints and junk go to torch.load's checks)."""
@@ -436,7 +440,7 @@ def _copy_limited(src, dst, limit: int, label: str, member: str) -> str:
             break
         n += len(chunk)
         if n > limit:
-            raise CheckpointError(f"{label}: {member} is larger than {limit >> 20} MB; refused (no "
+            raise CheckpointError(f"{label}: {member} is larger than {_size(limit)}; refused (no "
                                   "napari-organelle model is that large).")
         h.update(chunk)
         if dst is not None:
@@ -467,7 +471,7 @@ def read_package_checkpoint(path) -> dict:
         if rdf_path is None:
             raise CheckpointError(f"{p} has no rdf.yaml; it is not an unpacked bioimage.io package.")
         if rdf_path.stat().st_size > MAX_RDF_BYTES:
-            raise CheckpointError(f"{label}: its {rdf_path.name} is larger than {MAX_RDF_BYTES >> 10} kB; refused.")
+            raise CheckpointError(f"{label}: its {rdf_path.name} is larger than {_size(MAX_RDF_BYTES)}; refused.")
         member, sha = _package_checkpoint_entry(_parse_rdf(rdf_path.read_bytes(), label), label)
         f = p / member
         try:
@@ -478,7 +482,7 @@ def read_package_checkpoint(path) -> dict:
             raise CheckpointError(f"{label}: the checkpoint {member} its rdf.yaml names is missing from the folder "
                                   "(or lies outside it); unpack the package again.")
         if f.stat().st_size > MAX_PACKAGE_CHECKPOINT_BYTES:
-            raise CheckpointError(f"{label}: {member} is larger than {MAX_PACKAGE_CHECKPOINT_BYTES >> 20} MB; refused.")
+            raise CheckpointError(f"{label}: {member} is larger than {_size(MAX_PACKAGE_CHECKPOINT_BYTES)}; refused.")
         with open(f, "rb") as fh:
             _check_sha(_copy_limited(fh, None, MAX_PACKAGE_CHECKPOINT_BYTES, label, member), sha, label, member)
         return _load_packaged(f, label, member)
@@ -506,8 +510,8 @@ def read_package_checkpoint(path) -> dict:
 
         def check_size(info: zipfile.ZipInfo, limit: int) -> None:
             if info.file_size > limit:
-                raise CheckpointError(f"{label}: {info.filename} expands to {info.file_size >> 20} MB, more than "
-                                      f"the {limit >> 20} MB allowed; refused.")
+                raise CheckpointError(f"{label}: {info.filename} expands to {_size(info.file_size)}, more than "
+                                      f"the {_size(limit)} allowed; refused.")
             if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(1, info.compress_size):
                 raise CheckpointError(f"{label}: {info.filename} claims to expand {info.file_size // max(1, info.compress_size)} "
                                       "times (a zip bomb?); refused.")

@@ -137,6 +137,8 @@ def export_bioimageio(model, out_zip, *, name: str | None = None, description: s
     """
     import torch
 
+    _check_out_path(out_zip, None, overwrite)  # a bad name or license fails before any work
+    license_id = _check_license(license)
     ckpt, label, src = _checkpoint_from(model)
     out = _check_out_path(out_zip, src, overwrite)
     loaded = load_checkpoint(ckpt, name=label)  # validates metadata and weights (CheckpointError)
@@ -148,7 +150,6 @@ def export_bioimageio(model, out_zip, *, name: str | None = None, description: s
     low, high, clip = _normalization(ckpt)
     arch_kwargs = copy.deepcopy(ckpt.get("arch_kwargs") or {})
     net = _standalone(callable_name, arch_kwargs, ckpt["state_dict"])
-    license_id = _check_license(license)
 
     notes: list[str] = []
     if kind == "classifier":
@@ -236,11 +237,11 @@ def _check_out_path(out_zip, src: Path | None, overwrite: bool) -> Path:
     if out_zip is None or str(out_zip).strip() == "":
         raise ExportError("No output file was given; name the package, e.g. my-model.zip.")
     out = Path(out_zip).expanduser()
+    if out.is_dir():
+        raise ExportError(f"{out} is a folder; give a file name in it, e.g. {out / 'model.zip'}.")
     if out.suffix.lower() != ".zip":
         got = f"ends in '{out.suffix}'" if out.suffix else "has no extension"
         raise ExportError(f"{out} {got}; a bioimage.io package is a .zip file: give a name ending in .zip.")
-    if out.is_dir():
-        raise ExportError(f"{out} is a folder; give a file name in it, e.g. {out / 'model.zip'}.")
     if src is not None and out.exists():
         try:
             same = out.resolve() == Path(src).resolve()
@@ -249,7 +250,7 @@ def _check_out_path(out_zip, src: Path | None, overwrite: bool) -> Path:
         if same:
             raise ExportError(f"{out} is the model being exported; the package must not replace it. Give another name.")
     if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; choose another name or allow overwriting it.")
+        raise ExportError(f"{out} already exists; choose another name or allow overwriting it (--overwrite).")
     anc = out.parent
     while not anc.exists() and anc != anc.parent:
         anc = anc.parent
@@ -651,7 +652,7 @@ def _readme(loaded: LoadedModel, ckpt: dict, pkg_name: str, test: dict, diffs: d
         L.append(f"- **Images**: {', '.join(counts)}" + (f" (split {json.dumps(t['split'])})" if t.get("split") else "") + ".")
     ep = t.get("epochs_run", t.get("epochs"))
     if ep is not None:
-        L.append(f"- **Training**: {ep} epochs" + (f", best epoch {t['best_epoch']}" if t.get("best_epoch") else "")
+        L.append(f"- **Training**: {ep} epoch{'' if ep == 1 else 's'}" + (f", best epoch {t['best_epoch']}" if t.get("best_epoch") else "")
                  + (f", on {t['device']}" if t.get("device") else "") + (f", {t['date']}" if t.get("date") else "") + ".")
     if t.get("fine_tuned_from"):
         L.append(f"- **Fine-tuned from**: `{t['fine_tuned_from']}`.")
