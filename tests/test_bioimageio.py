@@ -635,3 +635,10 @@ def test_no_network_guard_catches_attempts(tmp_path):
     ok.write_text("import socket\ns = socket.socket()\ntry:\n    s.connect(('127.0.0.1', 9))\nexcept OSError:\n    pass\n")
     r = subprocess.run([sys.executable, str(HERE / "no_network.py"), str(ok)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_an_architecture_without_a_standalone_twin_is_refused_clearly(tmp_path, tiny_checkpoints, monkeypatch):
+    monkeypatch.setattr(ex, "ARCH_CALLABLES", {k: v for k, v in ex.ARCH_CALLABLES.items() if k[1] != "organelle-cnn"})
+    with pytest.raises(ex.ExportError, match="'organelle-cnn' has no standalone version"):
+        ex.export_bioimageio(tiny_checkpoints["classifier"], tmp_path / "x.zip")
+    assert not (tmp_path / "x.zip").exists()

@@ -160,7 +160,7 @@ def export_bioimageio(model, out_zip, *, name: str | None = None, description: s
     # Both weight formats, run through the declared pre- and post-processing, must give what
     # napari-organelle gives (the expected output, from classify() / reconstruct()).
     ts_bytes = _torchscript_bytes(net)
-    sd_bytes = _save_bytes({k: v.detach().to("cpu", copy=True).contiguous() for k, v in ckpt["state_dict"].items()})
+    sd_bytes = _save_bytes(dict(ckpt["state_dict"]))  # a plain state dict: what bioimageio.core loads
     x = torch.from_numpy(_declared_preprocessing(test["input"], low, high, clip))
     ts = _load_torchscript(ts_bytes)
     with torch.no_grad():
@@ -177,6 +177,11 @@ def export_bioimageio(model, out_zip, *, name: str | None = None, description: s
 
     pkg_name = _package_name(name, loaded)
     ckpt_bytes = _save_bytes(ckpt)
+    try:  # the attachment must load back as any .pt does (weights_only): plain metadata only
+        torch.load(io.BytesIO(ckpt_bytes), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"The model's checkpoint holds metadata that cannot be loaded safely ({exc}); save it with "
+                          "napari-organelle (checkpoints.checkpoint_dict) and export that.") from None
     arch_bytes = (Path(__file__).parent / "_bioimageio_arch.py").read_bytes()
     files: dict[str, bytes] = {
         TEST_INPUT_FILE: _npy_bytes(test["input"]),
@@ -204,11 +209,19 @@ def export_bioimageio(model, out_zip, *, name: str | None = None, description: s
 # The model and the output path
 # --------------------------------------------------------------------------------------------------
 def _cpu_state(state: dict) -> dict:
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+    """The weights as CPU copies (anything that is not a tensor is left for load_checkpoint to refuse)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() if hasattr(v, "detach") else v for k, v in state.items()}
 
 
 def _checkpoint_from(obj) -> tuple[dict, str, Path | None]:
-    """(checkpoint dict with every metadata key kept, name for messages, source file or None)."""
+    """(checkpoint dict with every metadata key kept and CPU weights, name, source file or None)."""
+    ckpt, label, src = _checkpoint_any(obj)
+    if isinstance(ckpt.get("state_dict"), dict):
+        ckpt = {**ckpt, "state_dict": _cpu_state(ckpt["state_dict"])}
+    return ckpt, label, src
+
+
+def _checkpoint_any(obj) -> tuple[dict, str, Path | None]:
     if isinstance(obj, LoadedModel):
         ckpt = {**copy.deepcopy(obj.meta), "state_dict": _cpu_state(obj.model.state_dict())}
         return ckpt, obj.name, obj.path
