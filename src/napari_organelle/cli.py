@@ -127,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Write MODEL as a bioimage.io model package (format 0.5): rdf.yaml, TorchScript "
                        "and PyTorch state-dict weights, test tensors, a cover and a README model card, with the "
                        "napari-organelle checkpoint inside so that --model OUT.zip loads it back exactly. Check the "
-                       "package with 'bioimageio test OUT.zip' (pip install napari-organelle[bioimageio]).")
+                       "package with 'bioimageio test OUT.zip' (the optional extra napari-organelle[bioimageio]).")
     s.add_argument("model", help="a model name that 'napari-organelle models' lists (bundled-classifier, "
                                  "bundled-autoencoder, your own), or a path to a .pt checkpoint")
     s.add_argument("out", help="the package to write (.zip)")
@@ -554,7 +554,7 @@ def _cmd_export(a) -> int:
           f"{r.declared_tolerance['relative']:g} relative.")
     for n in r.notes:
         print(f"note: {n}")
-    print(f"Check it offline: bioimageio test {r.path} (pip install 'napari-organelle[bioimageio]'); load it back "
+    print(f"Check it offline: bioimageio test {r.path} (needs the extra napari-organelle[bioimageio]); load it back "
           f"with --model {r.path}.")
     return 0
 

@@ -740,8 +740,8 @@ def _readme(loaded: LoadedModel, ckpt: dict, pkg_name: str, test: dict, diffs: d
     L.append(f"- rdf.yaml declares a reproducibility tolerance of {DECLARED_ABSOLUTE_TOLERANCE:g} absolute + "
              f"{DECLARED_RELATIVE_TOLERANCE:g} relative per output element (looser than the check above because "
              "GPUs convolve in reduced (TF32) precision by default).")
-    L.append("- Check the package with bioimageio.core (no network needed): `pip install napari-organelle[bioimageio]`,"
-             f" then `bioimageio test {zip_name}`.")
+    L.append(f"- Check the package with bioimageio.core (`pip install bioimageio.core`): `bioimageio test {zip_name}` "
+             "(it needs no network).")
     if kind == "classifier":
         L.append("- Validate the model on your own unseen, labelled cells (one folder per class) with napari-organelle: "
                  "`napari-organelle evaluate FOLDER --model THIS.zip` prints the accuracy per class and the confusion "
