@@ -41,6 +41,7 @@ _LAZY = {
     "simulate_dataset": ("phantoms", "simulate_dataset"),
     "list_models": ("checkpoints", "list_models"),
     "save_user_model": ("checkpoints", "save_user_model"),
+    "export_bioimageio": ("export", "export_bioimageio"),
 }
 
 __all__ = ["CLASSES", "COLORS", "canonical_class", "InputError", "OrganelleError", *_LAZY]

@@ -15,6 +15,7 @@ import pickle
 import tempfile
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,16 +295,258 @@ def _short(msg: str, n: int = 160) -> str:
 
 
 def read_checkpoint(path) -> dict:
-    """Read a checkpoint file safely (weights_only) and check it is ours; returns the raw dict."""
+    """Read a checkpoint file safely (weights_only) and check it is ours; returns the raw dict.
+
+    ``path`` may also be a bioimage.io model package that napari-organelle exported (the .zip, or
+    the folder it was unpacked into): the checkpoint it carries as an attachment is read, as safely
+    (see :func:`read_package_checkpoint`)."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"No model file at {p}.")
     if p.is_dir():
-        raise CheckpointError(f"{p} is a folder, not a model file (.pt).")
+        if _package_rdf_in_folder(p) is not None:
+            return read_package_checkpoint(p)
+        raise CheckpointError(f"{p} is a folder, not a model file (.pt) nor an unpacked bioimage.io "
+                              "package (it has no rdf.yaml).")
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p.name} is empty (0 bytes); the save was probably interrupted.")
+    kind = _zip_kind(p)
+    if kind == "package":
+        return read_package_checkpoint(p)
+    if kind == "other-zip":
+        raise CheckpointError(f"{p.name} is a zip archive, but neither a bioimage.io model package (it has no "
+                              "rdf.yaml at its top level) nor a napari-organelle checkpoint. Choose a .pt file "
+                              "saved by napari-organelle or a package made by 'napari-organelle export'.")
     ckpt = _torch_load(p)
     _check_format(ckpt, p.name)
+    return ckpt
+
+
+# --------------------------------------------------------------------------------------------------
+# bioimage.io model packages (written by napari_organelle.export) read back
+# --------------------------------------------------------------------------------------------------
+#: File names a bioimage.io package's description may have (at the top of the zip or folder).
+PACKAGE_RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
+#: The key under the description's ``config`` that marks a package napari-organelle exported.
+PACKAGE_CONFIG_KEY = "napari-organelle"
+#: Largest description (rdf.yaml) read; ours are a few kB.
+MAX_RDF_BYTES = 1 << 20
+#: Largest checkpoint read from a package (a ResNet-18 checkpoint is about 45 MB).
+MAX_PACKAGE_CHECKPOINT_BYTES = 2 << 30
+#: Refuse a zip member that claims to expand more than this many times (zip bombs); weights barely
+#: compress (about 1.1x).
+MAX_COMPRESSION_RATIO = 100
+#: A package with more members than this is not one napari-organelle wrote (ours have 9).
+MAX_PACKAGE_MEMBERS = 1000
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB" if n >= (1 << 20) else f"{n / 1024:.0f} kB"
+
+
+def _zip_kind(p: Path) -> str | None:
+    """"package" (a zip with rdf.yaml / bioimageio.yaml at its top), "checkpoint" (a torch.save zip),
+    "other-zip", or None (not a zip: old pickle checkpoints and junk go to torch.load's checks)."""
+    try:
+        if not zipfile.is_zipfile(p):
+            return None
+        with zipfile.ZipFile(p) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if any(n in PACKAGE_RDF_NAMES for n in names):
+        return "package"
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "checkpoint"
+    return "other-zip"
+
+
+def _package_rdf_in_folder(p: Path) -> Path | None:
+    for n in PACKAGE_RDF_NAMES:
+        if (p / n).is_file():
+            return p / n
+    return None
+
+
+def is_bioimageio_package(path) -> bool:
+    """True if ``path`` is a bioimage.io package (zip or unpacked folder), by its layout alone:
+    whether napari-organelle can load it is only known by reading it."""
+    p = Path(path)
+    if p.is_dir():
+        return _package_rdf_in_folder(p) is not None
+    return p.is_file() and _zip_kind(p) == "package"
+
+
+def _safe_member_name(name) -> bool:
+    """A plain file name at the top of the package: no folder part, no '..', no NUL, no drive."""
+    return (isinstance(name, str) and 0 < len(name) <= 255 and name not in (".", "..")
+            and not name.startswith(".") and not any(c in name for c in "/\\:\0"))
+
+
+def _parse_rdf(text: bytes, label: str) -> dict:
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML comes with napari
+        raise CheckpointError("Reading bioimage.io packages needs PyYAML (pip install pyyaml).") from None
+    try:
+        rdf = yaml.safe_load(text.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CheckpointError(f"{label}: its rdf.yaml is not valid YAML ({_short(str(exc))}); the package is "
+                              "damaged or not a bioimage.io package.") from None
+    if not isinstance(rdf, dict):
+        raise CheckpointError(f"{label}: its rdf.yaml does not describe a bioimage.io resource.")
+    return rdf
+
+
+def _package_checkpoint_entry(rdf: dict, label: str) -> tuple[str, str]:
+    """(checkpoint file name, its sha256) from an rdf.yaml napari-organelle wrote; a clear
+    CheckpointError for any other package."""
+    rtype, fv = rdf.get("type"), rdf.get("format_version")
+    rname = str(rdf.get("name") or "unnamed")[:80]
+    if rtype != "model":
+        raise CheckpointError(f"{label} is a bioimage.io {rtype or 'resource'} package ({rname!r}), not a model.")
+    config = rdf.get("config")
+    ours = config.get(PACKAGE_CONFIG_KEY) if isinstance(config, dict) else None
+    if not isinstance(ours, dict) or ours.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{label} is a bioimage.io model package ({rname!r}, format {fv}) that napari-organelle did not "
+            "export: it carries no napari-organelle checkpoint. napari-organelle only runs its own "
+            "architectures, with their class lists and preprocessing, so it cannot use this model; open it "
+            "with a bioimage.io consumer (bioimageio.core, deepImageJ, ilastik) instead. napari-organelle "
+            "loads .pt checkpoints and the packages 'napari-organelle export' writes.")
+    member = ours.get("checkpoint")
+    if not _safe_member_name(member):
+        raise CheckpointError(f"{label}: its rdf.yaml names the checkpoint {str(member)[:80]!r}, which is not a "
+                              "plain file name in the package; refused.")
+    sha = None
+    for a in rdf.get("attachments") or []:
+        if isinstance(a, dict) and a.get("source") == member:
+            sha = a.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise CheckpointError(f"{label}: its rdf.yaml lists no SHA-256 hash for {member}, so the checkpoint "
+                              "cannot be checked; export the model again.")
+    return member, sha.lower()
+
+
+def _copy_limited(src, dst, limit: int, label: str, member: str) -> str:
+    """Copy at most ``limit`` bytes from ``src`` to ``dst``; returns the sha256 of what was copied."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        chunk = src.read(1 << 20)
+        if not chunk:
+            break
+        n += len(chunk)
+        if n > limit:
+            raise CheckpointError(f"{label}: {member} is larger than {_size(limit)}; refused (no "
+                                  "napari-organelle model is that large).")
+        h.update(chunk)
+        if dst is not None:
+            dst.write(chunk)
+    return h.hexdigest()
+
+
+def _check_sha(got: str, want: str, label: str, member: str) -> None:
+    if got != want:
+        raise CheckpointError(f"{label}: {member} does not match the SHA-256 hash its rdf.yaml lists, so the "
+                              "package was changed or damaged after export; export or download it again.")
+
+
+def read_package_checkpoint(path) -> dict:
+    """The napari-organelle checkpoint inside a bioimage.io package that napari-organelle exported
+    (the .zip, or its unpacked folder).
+
+    The package is untrusted input: nothing is extracted by the names it gives (only the one plain
+    file name its rdf.yaml declares is read, and nothing is written outside a private temporary
+    folder), members larger than :data:`MAX_PACKAGE_CHECKPOINT_BYTES` or compressed more than
+    :data:`MAX_COMPRESSION_RATIO` times are refused, the checkpoint must match the SHA-256 hash the
+    rdf.yaml lists, and it is read with ``torch.load(weights_only=True)`` like any .pt file, so a
+    pickle that would run code is refused. Raises CheckpointError saying what is wrong."""
+    p = Path(path)
+    label = p.name
+    if p.is_dir():
+        rdf_path = _package_rdf_in_folder(p)
+        if rdf_path is None:
+            raise CheckpointError(f"{p} has no rdf.yaml; it is not an unpacked bioimage.io package.")
+        if rdf_path.stat().st_size > MAX_RDF_BYTES:
+            raise CheckpointError(f"{label}: its {rdf_path.name} is larger than {_size(MAX_RDF_BYTES)}; refused.")
+        member, sha = _package_checkpoint_entry(_parse_rdf(rdf_path.read_bytes(), label), label)
+        f = p / member
+        try:
+            inside = f.resolve().parent == p.resolve()
+        except OSError:
+            inside = False
+        if not inside or not f.is_file():
+            raise CheckpointError(f"{label}: the checkpoint {member} its rdf.yaml names is missing from the folder "
+                                  "(or lies outside it); unpack the package again.")
+        if f.stat().st_size > MAX_PACKAGE_CHECKPOINT_BYTES:
+            raise CheckpointError(f"{label}: {member} is larger than {_size(MAX_PACKAGE_CHECKPOINT_BYTES)}; refused.")
+        with open(f, "rb") as fh:
+            _check_sha(_copy_limited(fh, None, MAX_PACKAGE_CHECKPOINT_BYTES, label, member), sha, label, member)
+        return _load_packaged(f, label, member)
+    try:
+        zf = zipfile.ZipFile(p)
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"{label} is not a readable zip archive ({_short(str(exc))}).") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_PACKAGE_MEMBERS:
+            raise CheckpointError(f"{label} holds {len(infos)} files; a napari-organelle package holds about ten. "
+                                  "Refused.")
+        names = [i.filename for i in infos]
+        rdf_name = next((n for n in PACKAGE_RDF_NAMES if n in names), None)
+        if rdf_name is None:
+            raise CheckpointError(f"{label} has no rdf.yaml at its top level; it is not a bioimage.io package.")
+
+        def info_of(name: str) -> zipfile.ZipInfo:
+            found = [i for i in infos if i.filename == name]
+            if not found:
+                raise CheckpointError(f"{label} lacks {name}, which its rdf.yaml names; the package is incomplete.")
+            if len(found) > 1:
+                raise CheckpointError(f"{label} holds two files named {name}; refused.")
+            return found[0]
+
+        def check_size(info: zipfile.ZipInfo, limit: int) -> None:
+            if info.file_size > limit:
+                raise CheckpointError(f"{label}: {info.filename} expands to {_size(info.file_size)}, more than "
+                                      f"the {_size(limit)} allowed; refused.")
+            if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(1, info.compress_size):
+                raise CheckpointError(f"{label}: {info.filename} claims to expand {info.file_size // max(1, info.compress_size)} "
+                                      "times (a zip bomb?); refused.")
+
+        rinfo = info_of(rdf_name)
+        check_size(rinfo, MAX_RDF_BYTES)
+        try:
+            with zf.open(rinfo) as fh:
+                text = fh.read(MAX_RDF_BYTES + 1)
+        except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
+            raise CheckpointError(f"{label}: its {rdf_name} cannot be read ({_short(str(exc))}).") from None
+        member, sha = _package_checkpoint_entry(_parse_rdf(text[:MAX_RDF_BYTES], label), label)
+        cinfo = info_of(member)
+        check_size(cinfo, MAX_PACKAGE_CHECKPOINT_BYTES)
+        with tempfile.TemporaryDirectory(prefix="napari-organelle-package-") as d:
+            tmp = Path(d) / "model.pt"
+            try:
+                with zf.open(cinfo) as src, open(tmp, "wb") as dst:
+                    got = _copy_limited(src, dst, MAX_PACKAGE_CHECKPOINT_BYTES, label, member)
+            except CheckpointError:
+                raise
+            except (zipfile.BadZipFile, RuntimeError, ValueError, EOFError, zlib.error) as exc:
+                raise CheckpointError(f"{label}: {member} cannot be read from the zip ({_short(str(exc))}); the "
+                                      "package is damaged.") from None
+            _check_sha(got, sha, label, member)
+            return _load_packaged(tmp, label, member)
+
+
+def _load_packaged(f: Path, label: str, member: str) -> dict:
+    try:
+        ckpt = _torch_load(f)
+        _check_format(ckpt, member)
+    except CheckpointError as exc:
+        msg = str(exc).replace(f.name, member, 1) if f.name != member else str(exc)
+        raise CheckpointError(f"{label} (bioimage.io package): {msg}") from None
     return ckpt
 
 
