@@ -301,17 +301,19 @@ def _actin(g: Geo, rng):
         cy_, cx_ = _polar_pts(g, ct, g.rc_tab)
         proj = cy_[None, :] * np.sin(DIR8)[:, None] + cx_[None, :] * np.cos(DIR8)[:, None]
         pmin, pmax = proj.min(1), proj.max(1)
+        slack = np.maximum(g.dmax - (pmax - pmin), 0) / 2  # half the room on each side
+        lo_, hi_ = pmin - slack, pmax + slack
         for f in (1.0, 0.6, 0.3, 0.0):
             ty, tx = by + f * L * np.sin(d), bx + f * L * np.cos(d)
             tp = ty[:, None] * np.sin(DIR8)[None, :] + tx[:, None] * np.cos(DIR8)[None, :]
-            good = np.all((tp > pmax[None, :] - g.dmax) & (tp < pmin[None, :] + g.dmax), 1)
+            good = np.all((tp > lo_[None, :]) & (tp < hi_[None, :]), 1)
             good &= (ty > 1) & (ty < shp[0] - 2) & (tx > 1) & (tx < shp[1] - 2)
             L = np.where(good, L, L * (0.6 if f == 1.0 else 0.5))
             if good.all():
                 break
         ty, tx = by + L * np.sin(d), bx + L * np.cos(d)
         tp = ty[:, None] * np.sin(DIR8)[None, :] + tx[:, None] * np.cos(DIR8)[None, :]
-        good = np.all((tp > pmax[None, :] - g.dmax) & (tp < pmin[None, :] + g.dmax), 1)
+        good = np.all((tp > lo_[None, :]) & (tp < hi_[None, :]), 1)
         good &= (ty > 1) & (ty < shp[0] - 2) & (tx > 1) & (tx < shp[1] - 2) & (L * px > 1.0)
         if good.any():
             a, b, c, seg, tt = segment_points(by[good], bx[good], ty[good], tx[good],
@@ -422,7 +424,7 @@ def _microtubules(g: Geo, rng):
                     [0.35, 0.2, 0.35, 0.1] if elongated else [0.5, 0.3, 0.08, 0.12])
     if g.state == "rounded":
         variant = "meshwork"
-    n = int(np.clip(g.cyto_area_um2 * rng.uniform(0.25, 0.6), 80, 650))
+    n = int(np.clip(g.cyto_area_um2 * rng.uniform(0.4, 1.0), 150, 700))
     reach = float(np.mean(g.rc_tab - g.rn_tab)) * px + float(np.mean(g.rn_tab)) * px
     L = np.clip(reach * rng.uniform(0.7, 1.8, n), 5.0, 45.0)
     step_um = max(0.6, 2.0 * px)
@@ -468,13 +470,15 @@ def _microtubules(g: Geo, rng):
 # ER
 
 
-def _network(g: Geo, rng, mesh_um, keep_map, lam, margin_nuc_um=0.0):
-    """A polygonal network of tubules: a jittered honeycomb (brick lattice) of mesh ``mesh_um``.
+def _network(g: Geo, rng, mesh_um, keep_map, lam):
+    """A polygonal network of slightly curved tubules with three-way junctions.
 
-    ``keep_map``: probability (0..1) that a tubule at a pixel is kept. Returns sample points.
+    A jittered honeycomb of mesh ``mesh_um`` (distance across a polygon); ``keep_map`` (0..1): the
+    chance a tubule at a pixel exists. Dangling ends are mostly pruned so that missing tubules
+    merge meshes into larger polygons instead of leaving loose fragments. Returns sample points.
     """
     px, (h, w) = g.px, g.hw
-    side = mesh_um / np.sqrt(3) / px  # hexagon side; mesh = distance across
+    side = mesh_um / np.sqrt(3) / px  # hexagon side
     ax_ = np.sqrt(3) / 2 * side
     ay_ = 1.5 * side
     psi = rng.uniform(0, np.pi)
@@ -482,26 +486,29 @@ def _network(g: Geo, rng, mesh_um, keep_map, lam, margin_nuc_um=0.0):
     nj = int(diag / ax_) + 3
     ni = int(diag / ay_) + 3
     jj, ii = np.meshgrid(np.arange(nj), np.arange(ni))
-    jit = 0.38 * side
+    jit = 0.3 * side
     u = (jj - nj / 2) * ax_ + rng.normal(0, jit, jj.shape)
     v = (ii - ni / 2) * ay_ + 0.5 * side * ((ii + jj) % 2 == 0) + rng.normal(0, jit, jj.shape)
     c, s = np.cos(psi), np.sin(psi)
-    VX = h / 2 * 0 + w / 2 + u * c - v * s
-    VY = h / 2 + u * s + v * c
-    e_a = [(ii[:, :-1], jj[:, :-1], ii[:, 1:], jj[:, 1:])]
+    VX = (w / 2 + u * c - v * s).ravel()
+    VY = (h / 2 + u * s + v * c).ravel()
+    vid = ii * nj + jj
     vm = ((ii[:-1] + jj[:-1]) % 2) == 0
-    e_a.append((ii[:-1][vm], jj[:-1][vm], ii[1:][vm], jj[1:][vm]))
-    ia = np.concatenate([e[0].ravel() for e in e_a])
-    ja = np.concatenate([e[1].ravel() for e in e_a])
-    ib = np.concatenate([e[2].ravel() for e in e_a])
-    jb = np.concatenate([e[3].ravel() for e in e_a])
-    y0, x0, y1, x1 = VY[ia, ja], VX[ia, ja], VY[ib, jb], VX[ib, jb]
-    my, mx = 0.5 * (y0 + y1), 0.5 * (x0 + x1)
+    va = np.concatenate([vid[:, :-1].ravel(), vid[:-1][vm]])
+    vb = np.concatenate([vid[:, 1:].ravel(), vid[1:][vm]])
+    my, mx = 0.5 * (VY[va] + VY[vb]), 0.5 * (VX[va] + VX[vb])
     inb = (my > 0) & (my < h - 1) & (mx > 0) & (mx < w - 1)
-    y0, x0, y1, x1, my, mx = y0[inb], x0[inb], y1[inb], x1[inb], my[inb], mx[inb]
-    pk = lookup(keep_map, my, mx, 0.0) * rng.uniform(0.65, 0.9)  # some tubules missing: irregular meshes
+    va, vb, my, mx = va[inb], vb[inb], my[inb], mx[inb]
+    pk = lookup(keep_map, my, mx, 0.0) * rng.uniform(0.85, 0.97)
     keep = rng.random(pk.size) < pk
-    ys, xs, ws, seg, _ = segment_points(y0[keep], x0[keep], y1[keep], x1[keep], lam, 0.8)
+    for _ in range(2):  # prune most dangling ends
+        deg = np.bincount(np.r_[va[keep], vb[keep]], minlength=VX.size)
+        dangling = keep & (np.minimum(deg[va], deg[vb]) <= 1)
+        keep &= ~(dangling & (rng.random(keep.size) < 0.8))
+    va, vb = va[keep], vb[keep]
+    L = np.hypot(VY[vb] - VY[va], VX[vb] - VX[va])
+    ys, xs, ws, seg, _ = segment_points(VY[va], VX[va], VY[vb], VX[vb], lam, 0.8,
+                                        bow=rng.normal(0, 0.12, va.size) * L)
     return ys, xs, ws
 
 
@@ -517,10 +524,11 @@ def _er(g: Geo, rng):
         return P, "cyto", {"variant": "mitotic"}, None
     compact = g.line in ("epithelial", "stem") or g.state == "rounded"
     variant = _pick(rng, ["lacy", "sheets", "compact"], [0.25, 0.35, 0.4] if compact else [0.55, 0.35, 0.1])
-    mesh = rng.uniform(0.6, 1.8)
+    mesh = rng.uniform(0.5, 1.4)
     smax = {"lacy": rng.uniform(0.8, 1.0), "sheets": rng.uniform(0.65, 0.95), "compact": rng.uniform(0.4, 0.65)}[variant]
-    ramp = np.clip((smax - g.s) / max(0.45 * smax, 1e-3), 0, 1)
-    keep = (0.15 + 0.85 * ramp) * (g.s < smax + 0.05) * g.cyto
+    # toward the periphery the network thins out in patches (a smooth random field), not uniformly
+    patchy = smooth_noise(shp, 2.0 / px, rng) * rng.uniform(0.15, 0.35)
+    keep = np.clip((smax - g.s) / max(0.35 * smax, 1e-3) + patchy, 0, 1) ** 0.5 * g.cyto
     keep = keep * (g.dnuc > 0.15)
     lam = (rng.uniform(0.15, 0.25) if variant == "lacy" else rng.uniform(0.08, 0.16)) / px
     ys, xs, ws = _network(g, rng, mesh, keep, lam)
@@ -530,7 +538,7 @@ def _er(g: Geo, rng):
         ys, xs, ws = _network(g, rng, mesh * 0.6, keep * (g.s < 0.35), lam * 0.7)
         splat(P, ys, xs, ws)
     ws_um = rng.uniform(1.0, 4.0) * (1.5 if variant == "compact" else 1.0)
-    sheet_amp = {"lacy": rng.uniform(0.1, 0.35), "sheets": rng.uniform(0.4, 0.8), "compact": rng.uniform(0.5, 0.9)}[variant]
+    sheet_amp = {"lacy": rng.uniform(0.3, 0.6), "sheets": rng.uniform(0.4, 0.8), "compact": rng.uniform(0.5, 0.9)}[variant]
     tex = np.clip(1 + rng.uniform(0.15, 0.4) * smooth_noise(shp, max(0.3 / px, 0.5), rng), 0, None)
     dn = np.clip(g.dnuc, 0, None)
     sheet = np.exp(-dn / ws_um) * tex * g.vol
@@ -562,7 +570,7 @@ def _golgi(g: Geo, rng, gpp: bool):
         P += _dots(shp, y, x, loguniform(rng, 0.5, 2, n) * (d / px) ** 2, d / 2.355 / px, 2)
         P += rng.uniform(0.05, 0.15) * g.vol * g.soft
         return P, "cyto-dim", {"variant": "mitotic haze"}, None
-    frag = rng.beta(3.5, 4.0) if gpp else rng.beta(2.0, 6.0)
+    frag = rng.beta(3.0, 5.0) if gpp else rng.beta(1.5, 7.0)
     variant = _pick(rng, ["ribbon", "knot", "arc", "two", "dispersed"], [0.45, 0.25, 0.15, 0.07, 0.08])
     spread = rng.uniform(1.0, 1.5) if gpp else 1.0
     th0 = g.front
@@ -578,8 +586,8 @@ def _golgi(g: Geo, rng, gpp: bool):
     elif variant == "knot":
         Lr = rng.uniform(3.0, 5.0)
         centres = [(th0, Lr / 2 / rn0)]
-        W = rng.uniform(2.5, 4.5) * spread
-        off0 = rng.uniform(0.8, 2.0) + W / 3
+        W = rng.uniform(2.0, 4.0) * spread
+        off0 = rng.uniform(0.3, 1.5) + W / 4
     elif variant == "two":
         sep = rng.uniform(0.5, 1.2)
         Lr = rng.uniform(2, 5)
@@ -603,7 +611,7 @@ def _golgi(g: Geo, rng, gpp: bool):
         rho_um = _rn_at(g, th) * px + rng.uniform(0.3, 5.0, nst)
     # fragmented elements pulled away from the ribbon
     fr = rng.random(nst) < frag
-    rho_um = rho_um + fr * rng.uniform(0.5, 3.5, nst)
+    rho_um = rho_um + fr * rng.uniform(0.5, 2.5, nst)
     th = th + fr * rng.normal(0, 0.25, nst)
     rho_px = np.minimum(rho_um / px, _rc_at(g, th) - 0.6 / px)
     rho_px = np.maximum(rho_px, _rn_at(g, th) - 0.3 / px)
@@ -731,8 +739,9 @@ def _lysosome(g: Geo, rng):
         lum = rng.uniform(0.1, 0.35)
         _rings(layer, y[ring], x[ring], r_px, flux[ring] * (1 - lum), rng)
         layer = blur(layer, 0.12 / px)
-        splat(layer, y[ring], x[ring], flux[ring] * lum)  # lumen, filled
-        layer = blur(layer, float(np.mean(r_px)) * 0.6)
+        inner = np.zeros(shp, np.float32)
+        splat(inner, y[ring], x[ring], flux[ring] * lum)  # lumen: dim filling
+        layer += blur(inner, float(np.mean(r_px)) * 0.6)
         P += layer
     P += rng.uniform(0.01, 0.06) * g.vol * g.cyto
     return P * g.soft, "cyto", {"variant": variant, "n": int(d.size), "rings": int(ring.sum())}, None
@@ -777,10 +786,10 @@ def _mitochondria(g: Geo, rng):
                     [0.35, 0.25, 0.15, 0.15, 0.1 if elongated else 0.0])
     if g.state == "rounded" and variant in ("network", "parallel"):
         variant = "clump"
-    Ltot = min(g.cyto_area_um2 * rng.uniform(0.4, 1.0), 2000.0)
+    Ltot = min(g.cyto_area_um2 * rng.uniform(0.6, 1.4), 2500.0)
     lo, hi = {"network": (3, 10), "tubular": (2, 8), "fragmented": (0.8, 2.5), "clump": (2, 6),
               "parallel": (4, 10)}[variant]
-    n = int(np.clip(Ltot / (0.5 * (lo + hi)), 10, 600))
+    n = int(np.clip(Ltot / (0.5 * (lo + hi)), 30, 700))
     L = rng.uniform(lo, hi, n)
     lam_s = {"clump": rng.uniform(0.12, 0.2), "fragmented": rng.uniform(0.5, 1.0)}.get(variant, rng.uniform(0.3, 0.7))
     dens = g.cyto * np.exp(-g.s / lam_s) * (0.3 + g.vol)
@@ -793,7 +802,7 @@ def _mitochondria(g: Geo, rng):
         persist = rng.uniform(2, 6)
     step = max(0.3, 1.5 * px)
     avoid = rng.random(n) > rng.uniform(0.0, 0.25)
-    Y, X, valid = _walk_lines(g, rng, y, x, ang, L, step, persist, avoid, 0.4, 0.35)
+    Y, X, valid = _walk_lines(g, rng, y, x, ang, L, step, persist, avoid, 0.4, 0.35, edge_run_um=(0.0, 1.5))
     if variant == "network":  # branches from points along the tubules
         nb = int(n * rng.uniform(0.3, 1.0))
         li = rng.integers(0, n, nb)
@@ -802,7 +811,8 @@ def _mitochondria(g: Geo, rng):
         hd = np.arctan2(Y[li, kk + 1] - by, X[li, kk + 1] - bx)
         bang = hd + rng.choice([-1, 1], nb) * rng.uniform(0.5, 1.3, nb)
         Lb = rng.uniform(1.0, 5.0, nb)
-        Y2, X2, v2 = _walk_lines(g, rng, by, bx, bang, Lb, step, persist, np.ones(nb, bool), 0.4, 0.35)
+        Y2, X2, v2 = _walk_lines(g, rng, by, bx, bang, Lb, step, persist, np.ones(nb, bool), 0.4, 0.35,
+                                 edge_run_um=(0.0, 1.0))
         pad = Y.shape[1] - Y2.shape[1]
         if pad > 0:
             Y2 = np.pad(Y2, ((0, 0), (0, pad)), mode="edge")

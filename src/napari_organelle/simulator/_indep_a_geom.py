@@ -478,9 +478,14 @@ def _nucleus_maps(g, rng, cy, cx, rn_tab) -> Nucleus:
     big = rn_tab.mean() * px  # nucleus radius, µm
     F = np.zeros(rho.shape, np.float32)
     nucleoli = []
-    for _ in range(n):
-        dia = rng.uniform(2.0, 4.5) if n == 1 else rng.uniform(1.0, 3.0)
-        dia = min(dia, 0.36 * big * 2)
+    dias = rng.uniform(2.0, 4.5, 1) if n == 1 else rng.uniform(1.0, 3.0, n)
+    dias = np.minimum(dias, (0.38 if n == 1 else 0.3) * 2 * big)
+    tot = float(np.sum(dias ** 2))  # nucleoli cover at most ~5-20 % of the nuclear area
+    cap = rng.uniform(0.05, 0.2) * (2 * big) ** 2
+    if tot > cap:
+        dias = dias * np.sqrt(cap / tot)
+    dias = np.maximum(dias, 0.8)
+    for dia in dias:
         for _try in range(6):
             t = rng.uniform(-np.pi, np.pi)
             ii = int(np.floor((t + np.pi) * K / TWO_PI)) % K
@@ -680,8 +685,9 @@ def _mitotic(rng, size, diameter) -> Geo:
             rr = rng.uniform(0.4, 0.7, nn) * R / px
             splat(chrom, cy0 + rr * np.sin(t), cx0 + rr * np.cos(t), (0.7 / px) * (1.5 / px))
     chrom = blur(chrom, 0.3 / px)
-    ref = float(np.percentile(chrom[chrom > 0], 99)) if (chrom > 0).any() else 1.0
-    chrom = np.clip(chrom / max(ref, 1e-9), 0, 1.3).astype(np.float32) * soft
+    body = chrom[chrom > 0.05 * float(chrom.max())]
+    ref = float(np.percentile(body, 75)) if body.size else 1.0  # typical condensed chromatin -> ~1
+    chrom = np.clip(chrom / max(ref, 1e-9), 0, 1.5).astype(np.float32) * soft
     region = blur(chrom, 0.4 / px)
     nuc = (region > 0.22 * float(region.max())) & (soft > 0.5)
     nsoft = np.clip(region / (0.22 * float(region.max()) + 1e-9) - 0.5, 0, 1).astype(np.float32) * soft
