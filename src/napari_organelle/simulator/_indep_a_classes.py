@@ -91,6 +91,13 @@ def _rn_at(g: Geo, th):
     return tab_at(g.rn_tab, i, fr)
 
 
+def _normal_tab(g: Geo):
+    """Per angle: how squarely the cell edge faces N (1: perpendicular to the ray from N)."""
+    r = g.rc_tab
+    d = (np.roll(r, -1) - np.roll(r, 1)) / (2 * TWO_PI / K)
+    return r / np.sqrt(r * r + d * d)
+
+
 def _rc_at(g: Geo, th):
     i, fr = polar_index(np.asarray(th, np.float64))
     return tab_at(g.rc_tab, i, fr)
@@ -179,7 +186,7 @@ def _actin(g: Geo, rng):
           "lamellipodial": rng.integers(3, 20), "podosomes": rng.integers(0, 6)}[variant]
     nf = int(nf * np.clip(cell_um / 35.0, 0.5, 1.3))
     mode = _pick(rng, ["parallel", "fan", "crossing", "random"],
-                 [0.45, 0.2, 0.25, 0.1] if elongated else [0.25, 0.1, 0.3, 0.35])
+                 [0.55, 0.2, 0.15, 0.1] if elongated else [0.35, 0.15, 0.2, 0.3])
     info["fibres"] = nf
     info["fibre_mode"] = mode
     if nf:
@@ -269,22 +276,27 @@ def _actin(g: Geo, rng):
         bw = rng.uniform(1.0, 2.5)
         mesh = np.clip(0.55 + 0.5 * smooth_noise(shp, max(0.2 / px, 0.5), rng), 0, None)
         band = np.exp(-de / bw) * (rng.uniform(0.4, 0.9) * mesh + 0.5 * np.exp(-de / 0.3))
-        P = P + rng.uniform(0.6, 1.0) * band * secp
+        P = P + rng.uniform(1.2, 2.5) * band * secp
         th = np.linspace(lead - half, lead + half, 200)
-        for _ in range(int(rng.integers(0, 3)) if variant == "lamellipodial" else 0):  # ruffles
-            depth = rng.uniform(0.5, 3.0) / px + 0.6 / px * np.sin(th * rng.uniform(3, 9) + rng.uniform(0, 6))
-            ry, rx = _polar_pts(g, th, np.maximum(_rc_at(g, th) - depth, 1))
-            a, b, c, _, _ = segment_points(ry[:-1], rx[:-1], ry[1:], rx[1:], rng.uniform(0.3, 0.6) / px, 0.7)
+        # curves parallel to the edge, only where the edge faces the nucleus (else a fixed radial
+        # inset is not parallel to the edge)
+        i_, f_ = polar_index(th)
+        facing = tab_at(_normal_tab(g), i_, f_) > 0.85
+
+        def _parallel(depth_px, lam_px):
+            ry, rx = _polar_pts(g, th, _rc_at(g, th) - depth_px)
+            ok = facing & lookup(g.cell & (g.dnuc > 1.5), ry, rx, False)
+            seg = ok[:-1] & ok[1:]
+            a, b, c, _, _ = segment_points(ry[:-1][seg], rx[:-1][seg], ry[1:][seg], rx[1:][seg], lam_px, 0.7)
             splat(broad, a, b, c)
-        for _ in range(int(rng.integers(0, 5))):  # transverse arcs
-            depth = rng.uniform(3.0, 8.0) / px
-            sub = th[int(rng.integers(0, 60)):int(rng.integers(140, 200))]
-            ry, rx = _polar_pts(g, sub, _rc_at(g, sub) - depth)
-            keep = lookup(g.cell & ~g.nuc, ry, rx, False)
-            ry, rx = ry[keep], rx[keep]
-            if ry.size > 2:
-                a, b, c, _, _ = segment_points(ry[:-1], rx[:-1], ry[1:], rx[1:], rng.uniform(0.2, 0.45) / px, 0.7)
-                splat(broad, a, b, c)
+
+        for _ in range(int(rng.integers(0, 3)) if variant == "lamellipodial" else 0):  # ruffles
+            _parallel(rng.uniform(0.5, 3.0) / px + 0.6 / px * np.sin(th * rng.uniform(3, 9) + rng.uniform(0, 6)),
+                      rng.uniform(0.3, 0.6) / px)
+        for _ in range(int(rng.integers(0, 5))):  # transverse arcs behind the lamella
+            d0 = rng.uniform(3.0, 8.0)
+            _parallel((d0 + rng.uniform(0.3, 1.0) * np.sin(th * rng.uniform(1, 3) + rng.uniform(0, 6))) / px,
+                      rng.uniform(0.2, 0.45) / px)
         info["lamella"] = True
     nfil = int(rng.integers(5, 26)) if variant == "lamellipodial" else (int(rng.poisson(4)) if rng.random() < 0.45 else 0)
     if nfil:
@@ -442,7 +454,7 @@ def _microtubules(g: Geo, rng):
             ang = rng.uniform(-np.pi, np.pi, n)
         L = L * rng.uniform(0.5, 1.0)
     avoid = rng.random(n) < rng.uniform(0.6, 0.95)
-    res = _walk_lines(g, rng, y, x, ang, L, step_um, persist, avoid, edge_run_um=(0.0, 6.0))
+    res = _walk_lines(g, rng, y, x, ang, L, step_um, persist, avoid, edge_run_um=(0.0, 3.0))
     Y, X, valid = res
     if variant == "bundled":  # bundles: a second, slightly offset copy of half of the lines
         k = rng.random(n) < 0.5
@@ -825,9 +837,12 @@ def _mitochondria(g: Geo, rng):
     m = Y.shape[0]
     width = rng.uniform(0.3, 0.7, m)
     lam = width * rng.uniform(0.8, 1.2) * np.exp(rng.normal(0, 0.2, m)) / px
-    ys, xs, ws, line, _ = polyline_points(Y, X, valid, lam, 0.7)
+    ys, xs, ws, line, tt = polyline_points(Y, X, valid, lam, 0.7)
     over = lookup(g.nuc, ys, xs, False)
     ws = ws * np.where(over, g.over_nuc, 1.0)
+    # uneven along the tubule (nucleoids, cristae, slight swellings)
+    ph = rng.uniform(0, TWO_PI, m)
+    ws = ws * np.clip(1 + 0.25 * np.sin(tt * Y.shape[1] * step / rng.uniform(0.8, 1.6) * TWO_PI + ph[line]), 0.4, None)
     thin = width[line] < 0.5
     P = np.zeros(shp, np.float32)
     a = np.zeros(shp, np.float32)

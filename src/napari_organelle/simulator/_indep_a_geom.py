@@ -206,7 +206,8 @@ def _cell_shape(kind, rng):
             r = r + _bumps(t, rng.uniform(-np.pi, np.pi, nb), rng.uniform(0.03, 0.08, nb), rng.uniform(0.05, 0.12, nb))
     if kind != "rounded" and rng.random() < 0.25:  # ruffled edge
         k = np.arange(12, 40)
-        r = r * (1 + (rng.normal(0, 1, k.size)[:, None] * 0.012
+        amp = rng.uniform(0.01, 0.03) / np.sqrt(k.size)
+        r = r * (1 + (rng.normal(0, 1, k.size)[:, None] * amp * np.sqrt(12.0 / k)[:, None]
                       * np.cos(k[:, None] * t[None, :] + rng.uniform(0, TWO_PI, k.size)[:, None])).sum(0))
     return np.maximum(r, 0.05)
 
