@@ -191,3 +191,5 @@ def test_bad_arguments_get_a_clear_message():
         indep_a.render("Peroxisome", rng, size=128, diameter=100)
     with pytest.raises(ValueError, match="1.25 x diameter"):
         indep_a.render("ER", rng, size=100, diameter=100)
+    with pytest.raises(ValueError, match="at least 48 pixels"):
+        indep_a.render("ER", rng, size=100, diameter=30)

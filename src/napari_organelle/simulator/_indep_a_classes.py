@@ -108,17 +108,6 @@ def _polar_pts(g: Geo, th, rho):
     return Ny + rho * np.sin(th), Nx + rho * np.cos(th)
 
 
-def _contour_points(g: Geo, tab, inset_px=0.0, spacing=0.7):
-    """Points along a polar contour about N (cell or nucleus), evenly spaced in arc length."""
-    t = -np.pi + TWO_PI * (np.arange(K) + 0.5) / K
-    r = tab - inset_px
-    y, x = _polar_pts(g, t, r)
-    y = np.r_[y, y[0]]
-    x = np.r_[x, x[0]]
-    ys, xs, ws, seg, tt = segment_points(y[:-1], x[:-1], y[1:], x[1:], 1.0, spacing)
-    return ys, xs, ws, t[seg]
-
-
 def _pick(rng, options, p):
     return str(rng.choice(options, p=np.asarray(p) / np.sum(p)))
 
@@ -161,7 +150,7 @@ def _actin(g: Geo, rng):
         mesh = np.clip(1 + 0.4 * smooth_noise(shp, max(0.3 / px, 0.6), rng), 0, None)
         P = ring + rng.uniform(0.05, 0.18) * g.vol * mesh * g.soft
         if g.bridge is not None:  # contractile ring at the cleavage furrow
-            ay, ax, by, bx, hw = g.bridge
+            ay, ax, by, bx, _ = g.bridge
             my, mx = 0.5 * (ay + by), 0.5 * (ax + bx)
             yy = (np.arange(shp[0]) - my)[:, None]
             xx = (np.arange(shp[1]) - mx)[None, :]
@@ -394,8 +383,8 @@ def _mt_mitotic(g: Geo, rng):
             ok &= lookup(g.cell, ey, ex, False)
             a, b, c, _, _ = segment_points(np.full(ok.sum(), py), np.full(ok.sum(), pxx), ey[ok], ex[ok], lam, 0.7)
             splat(P, a, b, c)
-        P += _dots(shp, [p[0] for p in g.poles], [p[1] for p in g.poles], lam * rng.uniform(5, 15) * px / px,
-                   rng.uniform(0.3, 0.6) / px, 1)
+        P += _dots(shp, [p[0] for p in g.poles], [p[1] for p in g.poles], lam * rng.uniform(5, 15) / px,
+                   rng.uniform(0.3, 0.6) / px, 1)  # poles: as much tubulin as 5-15 µm of microtubule
         if g.phase == "anaphase":  # bright overlapping midzone
             my, mx = 0.5 * (ay + by), 0.5 * (ax + bx)
             yy = (np.arange(shp[0]) - my)[:, None]
@@ -464,15 +453,15 @@ def _microtubules(g: Geo, rng):
         valid = np.concatenate([valid, valid[k]])
         avoid = np.concatenate([avoid, avoid[k]])
     lam = rng.uniform(0.15, 0.25) / px * rng.uniform(0.85, 1.15, Y.shape[0])
-    ys, xs, ws, line, _ = polyline_points(Y, X, valid, lam, 0.8)
+    ys, xs, ws, _, _ = polyline_points(Y, X, valid, lam, 0.8)
     over = lookup(g.nuc, ys, xs, False)
     ws = ws * np.where(over, rng.uniform(0.25, 0.5), 1.0)
     P = np.zeros(shp, np.float32)
     splat(P, ys, xs, ws)
     info = {"variant": variant, "n": int(Y.shape[0])}
     if rng.random() < 0.5:  # centrosome
-        P += _dots(shp, [g.mtoc[0]], [g.mtoc[1]], rng.uniform(0.15, 0.25) / px * rng.uniform(3, 10) * px / px,
-                   rng.uniform(0.25, 0.5) / px, 1)
+        P += _dots(shp, [g.mtoc[0]], [g.mtoc[1]], rng.uniform(0.15, 0.25) * rng.uniform(3, 10) / px ** 2,
+                   rng.uniform(0.25, 0.5) / px, 1)  # as much tubulin as 3-10 µm of microtubule
         info["centrosome"] = True
     P += rng.uniform(0.03, 0.25) * g.vol * g.cyto + g.over_nuc * 0.1 * g.nucsoft
     return P * g.soft, "cyto", info, None
@@ -519,7 +508,7 @@ def _network(g: Geo, rng, mesh_um, keep_map, lam):
         keep &= ~(dangling & (rng.random(keep.size) < 0.8))
     va, vb = va[keep], vb[keep]
     L = np.hypot(VY[vb] - VY[va], VX[vb] - VX[va])
-    ys, xs, ws, seg, _ = segment_points(VY[va], VX[va], VY[vb], VX[vb], lam, 0.8,
+    ys, xs, ws, _, _ = segment_points(VY[va], VX[va], VY[vb], VX[vb], lam, 0.8,
                                         bow=rng.normal(0, 0.12, va.size) * L)
     return ys, xs, ws
 
@@ -605,9 +594,9 @@ def _golgi(g: Geo, rng, gpp: bool):
         Lr = rng.uniform(2, 5)
         centres = [(th0 - sep, Lr / 2 / rn0), (th0 + sep, Lr / 2 / rn0)]
         Lr *= 2
-    else:
-        centres = [(th0, np.pi * rng.uniform(0.6, 1.0))]
-        Lr = TWO_PI * rn0
+    else:  # dispersed: elements scattered over part of the perinuclear region
+        centres = [(th0, np.pi * rng.uniform(0.35, 0.75))]
+        Lr = 2 * centres[0][1] * rn0
         frag = max(frag, rng.uniform(0.5, 0.9))
     nst = int(np.clip(Lr / rng.uniform(0.25, 0.5), 6, 80))
     k = rng.integers(0, len(centres), nst)
@@ -620,7 +609,7 @@ def _golgi(g: Geo, rng, gpp: bool):
         rho_um = rn0 + off0 + rng.normal(0, W / 4, nst)
         th = th0 + rng.normal(0, W / 4 / max(rn0 + off0, 1), nst)
     if variant == "dispersed":
-        rho_um = _rn_at(g, th) * px + rng.uniform(0.3, 5.0, nst)
+        rho_um = _rn_at(g, th) * px + rng.uniform(0.3, 3.5, nst)
     # fragmented elements pulled away from the ribbon
     fr = rng.random(nst) < frag
     rho_um = rho_um + fr * rng.uniform(0.5, 2.5, nst)
@@ -635,7 +624,7 @@ def _golgi(g: Geo, rng, gpp: bool):
     lam = 0.7 * bright / px
     broad = np.zeros(shp, np.float32)
     blobs = np.zeros(shp, np.float32)
-    ys, xs, ws, seg, _ = segment_points(sy - 0.5 * ln * np.sin(a), sx - 0.5 * ln * np.cos(a),
+    ys, xs, ws, _, _ = segment_points(sy - 0.5 * ln * np.sin(a), sx - 0.5 * ln * np.cos(a),
                                         sy + 0.5 * ln * np.sin(a), sx + 0.5 * ln * np.cos(a), lam, 0.7,
                                         bow=ln * rng.uniform(-0.3, 0.3, nst))
     splat(broad, ys, xs, ws)

@@ -487,7 +487,7 @@ def _nucleus_maps(g, rng, cy, cx, rn_tab) -> Nucleus:
         dias = dias * np.sqrt(cap / tot)
     dias = np.maximum(dias, 0.8)
     for dia in dias:
-        for _try in range(6):
+        for _ in range(6):
             t = rng.uniform(-np.pi, np.pi)
             ii = int(np.floor((t + np.pi) * K / TWO_PI)) % K
             rr = np.sqrt(rng.uniform(0, 1)) * max(rn_tab[ii] - 0.6 * dia / px - 1.0 / px, 0)
@@ -614,7 +614,7 @@ def _mitotic(rng, size, diameter) -> Geo:
         lob.append((ly, lx, Rl / px))
     bridge = None
     if phase == "telophase":
-        (ay, axx, Ra), (by, bx, Rb) = lob
+        (ay, axx, _), (by, bx, _) = lob
         hwid = rng.uniform(0.5, 0.9) / px
         bridge = (ay, axx, by, bx, hwid)
         vy, vx = by - ay, bx - axx

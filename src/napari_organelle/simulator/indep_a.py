@@ -36,8 +36,9 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
         raise ValueError(f"unknown class {cls!r}; expected one of {', '.join(CLASSES)}")
     size = int(size)
     diameter = float(diameter)
-    if not np.isfinite(diameter) or diameter < 16:
-        raise ValueError(f"diameter {diameter!r} is too small; use at least 16 pixels (80-400 in practice)")
+    if not np.isfinite(diameter) or diameter < 48:
+        # an 80 µm fibroblast drawn smaller than this would need pixels over 2 µm
+        raise ValueError(f"diameter {diameter!r} is too small; use at least 48 pixels (80-400 in practice)")
     if size < 1.25 * diameter:
         raise ValueError(f"size {size} is smaller than 1.25 x diameter ({1.25 * diameter:.0f}); "
                          "use a larger size or a smaller diameter")
