@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -36,6 +38,7 @@ def test_every_class_meets_the_contract(size, diameter):
         for k in range(3):
             r = _render(cls, [size, ci, k], size, diameter)
             assert check_rendered(r, cls, size, diameter) == [], (cls, k, r.state, r.info)
+            json.dumps(r.info)  # free-form but JSON-able
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,7 @@ def survey():
     for k in range(240):
         cls = CLASSES[k % len(CLASSES)]
         r = _render(cls, [5, k], 100, 80)
+        json.dumps(r.info)
         out.append(([5, k], cls, r.state, check_rendered(r, cls, 100, 80), extent(r.cell)))
     return out
 
@@ -193,3 +197,22 @@ def test_bad_arguments_get_a_clear_message():
         indep_a.render("ER", rng, size=100, diameter=100)
     with pytest.raises(ValueError, match="at least 48 pixels"):
         indep_a.render("ER", rng, size=100, diameter=30)
+
+
+def test_thin_lines_have_the_right_brightness_per_unit_length_at_any_angle():
+    from napari_organelle.simulator._indep_a_draw import segment_points, splat
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.uniform(0, np.pi)
+        y0, x0 = 32 + rng.random(), 32 + rng.random()
+        L = rng.uniform(10, 25)
+        img = np.zeros((64, 64), np.float32)
+        ys, xs, ws, _, _ = segment_points(y0, x0, y0 + L * np.sin(a), x0 + L * np.cos(a), 0.3, 0.7)
+        splat(img, ys, xs, ws)
+        assert img.sum() == pytest.approx(0.3 * L, rel=1e-4)  # deposit per pixel of length
+        # anti-aliased, at most two pixels wide: measured across the middle of the line
+        my, mx = y0 + L / 2 * np.sin(a), x0 + L / 2 * np.cos(a)
+        t = np.arange(-3, 3.01, 0.25)
+        prof = ndi.map_coordinates(img, [my - t * np.cos(a), mx + t * np.sin(a)], order=1)
+        assert prof[np.abs(t) > 2.0].max() < 0.02 * prof.max()  # (bilinear drawing + sampling)
