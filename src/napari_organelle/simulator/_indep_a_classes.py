@@ -82,13 +82,12 @@ def _angle_tab_noise(rng, amp, kmax=8):
 
 
 def _at_theta(g: Geo, tab):
-    i, fr = polar_index(g.theta)
-    return tab_at(tab, i, fr)
+    return tab_at(tab, g.pidx)
 
 
 def _rn_at(g: Geo, th):
-    i, fr = polar_index(np.asarray(th, np.float64))
-    return tab_at(g.rn_tab, i, fr)
+    ix = polar_index(np.asarray(th, np.float64))
+    return tab_at(g.rn_tab, ix)
 
 
 def _normal_tab(g: Geo):
@@ -99,8 +98,8 @@ def _normal_tab(g: Geo):
 
 
 def _rc_at(g: Geo, th):
-    i, fr = polar_index(np.asarray(th, np.float64))
-    return tab_at(g.rc_tab, i, fr)
+    ix = polar_index(np.asarray(th, np.float64))
+    return tab_at(g.rc_tab, ix)
 
 
 def _polar_pts(g: Geo, th, rho):
@@ -269,8 +268,8 @@ def _actin(g: Geo, rng):
         th = np.linspace(lead - half, lead + half, 200)
         # curves parallel to the edge, only where the edge faces the nucleus (else a fixed radial
         # inset is not parallel to the edge)
-        i_, f_ = polar_index(th)
-        facing = tab_at(_normal_tab(g), i_, f_) > 0.85
+        ix = polar_index(th)
+        facing = tab_at(_normal_tab(g), ix) > 0.85
 
         def _parallel(depth_px, lam_px):
             ry, rx = _polar_pts(g, th, _rc_at(g, th) - depth_px)

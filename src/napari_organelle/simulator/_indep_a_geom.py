@@ -83,6 +83,7 @@ class Geo:
     spindle: float = 0.0
     cyto_area_um2: float = 0.0
     dmax: float = 1e9  # longest allowed 8-direction span in pixels (set by render)
+    pidx: tuple | None = None  # polar_index(theta), reused by the drawers
 
     @property
     def cyto(self):
@@ -98,12 +99,12 @@ class Geo:
             dx = nx - Nx
             r = np.hypot(dy, dx)
             th = np.arctan2(dy, dx)
-            i, fr = polar_index(th)
-            rmax = rc[i] + (rc[(i + 1) % K] - rc[i]) * fr - margin_edge_px
+            ix = polar_index(th)
+            rmax = tab_at(rc, ix) - margin_edge_px
             if margin_nuc_px is None:
                 rmin = np.zeros_like(r)
             else:
-                rmin = np.minimum(rn[i] + (rn[(i + 1) % K] - rn[i]) * fr + margin_nuc_px, rmax)
+                rmin = np.minimum(tab_at(rn, ix) + margin_nuc_px, rmax)
             r2 = np.clip(r, rmin, np.maximum(rmax, 0))
             hit = np.abs(r2 - r) > 1e-9
             sc = r2 / np.maximum(r, 1e-9)
@@ -113,14 +114,19 @@ class Geo:
 
 
 def polar_index(theta):
+    """Lookup index of angles ``theta`` into the K-bin polar tables: (bin, next bin, fraction)."""
     f = (theta + np.pi) * (K / TWO_PI)
     i = np.floor(f)
-    fr = (f - i).astype(np.float32) if isinstance(f, np.ndarray) and f.dtype == np.float32 else f - i
-    return i.astype(np.intp) % K, fr
+    fr = f - i
+    i0 = i.astype(np.intp) % K
+    return i0, (i0 + 1) % K, fr
 
 
-def tab_at(tab, i, fr):
-    return tab[i] + (tab[(i + 1) % K] - tab[i]) * fr
+def tab_at(tab, ix):
+    """Linear interpolation of a polar table at a ``polar_index``."""
+    i0, i1, fr = ix
+    a = np.take(tab, i0)
+    return a + (np.take(tab, i1) - a) * fr
 
 
 def _normal_factor(tab):
@@ -392,11 +398,11 @@ def _interphase(rng, size, diameter, state) -> Geo:
     xx = (np.arange(hw[1], dtype=np.float32) - np.float32(Nx))[None, :]
     rho = np.sqrt(yy * yy + xx * xx)
     th = np.arctan2(np.broadcast_to(yy, hw), np.broadcast_to(xx, hw))
-    i, fr = polar_index(th)
-    rcp = tab_at(rc_px.astype(np.float32), i, fr)
-    rnp = tab_at(rn_px.astype(np.float32), i, fr)
-    dedge_px = (rcp - rho) * tab_at(kc.astype(np.float32), i, fr)
-    dn_px = (rho - rnp) * tab_at(kn.astype(np.float32), i, fr)
+    ix = polar_index(th)
+    rcp = tab_at(rc_px.astype(np.float32), ix)
+    rnp = tab_at(rn_px.astype(np.float32), ix)
+    dedge_px = (rcp - rho) * tab_at(kc.astype(np.float32), ix)
+    dn_px = (rho - rnp) * tab_at(kn.astype(np.float32), ix)
     soft = np.clip(dedge_px + 0.5, 0, 1)
     nsoft = np.clip(0.5 - dn_px, 0, 1)
     s = np.clip((rho - rnp) / np.maximum(rcp - rnp, 1e-3), 0, 1)
@@ -436,7 +442,7 @@ def _interphase(rng, size, diameter, state) -> Geo:
             s=s.astype(np.float32), dedge=(dedge_px * px).astype(np.float32),
             info={"line": line, "shape": kind, "zdof_um": round(zdof, 2)},
             dnuc=(dn_px * px).astype(np.float32), theta=th, rho=rho, N=(Ny, Nx), rc_tab=rc_px, rn_tab=rn_px,
-            axis=float(phi), front=front, mtoc=mtoc, over_nuc=over_nuc)
+            axis=float(phi), front=front, mtoc=mtoc, over_nuc=over_nuc, pidx=ix)
     g.cyto_area_um2 = float(area - np.pi * a * b)
 
     nuclei = [_nucleus_maps(g, rng, Ny, Nx, rn_px)]
@@ -467,9 +473,9 @@ def _nucleus_maps(g, rng, cy, cx, rn_tab) -> Nucleus:
     xx = (np.arange(x0, x1, dtype=np.float32) - np.float32(cx))[None, :]
     rho = np.sqrt(yy * yy + xx * xx)
     th = np.arctan2(np.broadcast_to(yy, rho.shape), np.broadcast_to(xx, rho.shape))
-    i, fr = polar_index(th)
-    rnp = tab_at(rn_tab.astype(np.float32), i, fr)
-    kn = tab_at(_normal_factor(rn_tab).astype(np.float32), i, fr)
+    ix = polar_index(th)
+    rnp = tab_at(rn_tab.astype(np.float32), ix)
+    kn = tab_at(_normal_factor(rn_tab).astype(np.float32), ix)
     din = (rnp - rho) * kn * px
     soft = np.clip(din / px + 0.5, 0, 1).astype(np.float32)
     rel = np.clip(rho / np.maximum(rnp, 1e-3), 0, 1.5)
@@ -604,10 +610,10 @@ def _mitotic(rng, size, diameter) -> Geo:
         ly, lx = Ny + cy / px, Nx + cx / px
         dy, dx = yy - np.float32(ly), xx - np.float32(lx)
         rho = np.sqrt(dy * dy + dx * dx)
-        i, fr = polar_index(np.arctan2(np.broadcast_to(dy, hw), np.broadcast_to(dx, hw)))
+        ix = polar_index(np.arctan2(np.broadcast_to(dy, hw), np.broadcast_to(dx, hw)))
         tp = tab / px
-        rcp = tab_at(tp.astype(np.float32), i, fr)
-        de = (rcp - rho) * tab_at(_normal_factor(tp).astype(np.float32), i, fr)
+        rcp = tab_at(tp.astype(np.float32), ix)
+        de = (rcp - rho) * tab_at(_normal_factor(tp).astype(np.float32), ix)
         np.maximum(dedge, de, out=dedge)
         hl = rng.uniform(1.3, 1.6) * Rl * np.sqrt(np.clip(1 - (rho / np.maximum(rcp, 1e-3)) ** 2, 0, 1))
         np.maximum(h, hl.astype(np.float32), out=h)
