@@ -120,9 +120,9 @@ def _walk_lines(g: Geo, rng, y, x, ang, length_um, step_um, persist_um, avoid_nu
     px = g.px
     n = np.asarray(y).size
     step_px = step_um / px
-    nsteps = int(np.ceil(float(np.max(length_um)) / step_um)) if n else 0
-    if n == 0 or nsteps == 0:
-        return None
+    nsteps = max(int(np.ceil(float(np.max(length_um)) / step_um)), 1) if n else 1
+    if n == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2), bool)
     mn = np.where(np.asarray(avoid_nuc, bool), margin_nuc_um / px, -1e9)
     Y, X, first = walk(y, x, ang, nsteps, step_px, np.sqrt(step_um / np.asarray(persist_um, np.float64)), rng,
                        constrain=g.constrain(margin_edge_um / px, mn))
