@@ -32,6 +32,8 @@ from .models.registry import DEFAULT_ARCH, build_model, check_arch, check_kind
 from .preprocess import InputError
 
 LABEL_SMOOTHING = 0.05
+#: Largest autoencoder training crop (planes are reduced to 512 pixels a side and padded to the crop).
+MAX_CROP_SIZE = 1024
 
 
 # --------------------------------------------------------------------------------------------------
@@ -66,6 +68,13 @@ class TrainConfig:
         _int("epochs", 1)
         _int("batch_size", 1)
         _int("crop_size", 8)
+        if self.crop_size > MAX_CROP_SIZE:
+            raise InputError(f"Crop size {self.crop_size} is too large: autoencoder training crops are at most "
+                             f"{MAX_CROP_SIZE} pixels (every plane is padded to it; the default is 96).")
+        if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
+                    or not 0 <= int(self.seed) < 2 ** 32:
+                raise InputError(f"The seed must be a whole number from 0 to {2 ** 32 - 1} (got {self.seed!r}).")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"The learning rate must be a positive number (got {self.lr!r}).")
         if self.lr > 1:
