@@ -7,6 +7,7 @@ traceback. Long work shows a progress bar on stderr.
 from __future__ import annotations
 
 import argparse
+import codecs as _codecs
 import csv
 import json
 import shlex
@@ -478,9 +479,25 @@ def _cmd_evaluate(a) -> int:
     return 0
 
 
+def _bytes_as_escapes(exc):
+    """Codec error handler: an undecodable byte of a file name (a lone surrogate U+DC80-U+DCFF, as
+    os.fsdecode makes it) is written as the escape backslash-x-NN of that byte; anything else
+    unencodable as a backslash escape."""
+    if isinstance(exc, UnicodeEncodeError):
+        out = []
+        for ch in exc.object[exc.start:exc.end]:
+            o = ord(ch)
+            out.append(f"\\x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else
+                       (f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"))
+        return "".join(out), exc.end
+    raise exc
+
+
+_codecs.register_error("napari-organelle-escape", _bytes_as_escapes)
+
 #: How CSV files are written: UTF-8, and a file name that is not valid UTF-8 (an undecodable byte)
-#: is written with that byte as an escape (\xff), so every row can be written.
-CSV_ENCODING = {"encoding": "utf-8", "errors": "backslashreplace", "newline": ""}
+#: is written with that byte as an escape (a backslash, x, two hex digits), so every row can be written.
+CSV_ENCODING = {"encoding": "utf-8", "errors": "napari-organelle-escape", "newline": ""}
 
 
 def _write_csv(path, rows: list[dict]) -> None:

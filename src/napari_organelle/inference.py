@@ -603,9 +603,12 @@ def _percentiles(plane: np.ndarray, base=None) -> tuple[float, float]:
     if sample.size == 0:
         return 0.0, 1.0
     lo, hi = np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    lo, hi = float(lo), float(hi)
     if not hi > lo:
         hi = lo + 1.0
-    return float(lo), float(hi)
+        if not hi > lo:  # a huge value (1e20 + 1 == 1e20): one part in a million of it
+            hi = lo + abs(lo) * 1e-6
+    return lo, hi
 
 
 def _scale01(p: np.ndarray, lo: float, hi: float, *, wide: bool = False, base=None) -> np.ndarray:
@@ -616,13 +619,14 @@ def _scale01(p: np.ndarray, lo: float, hi: float, *, wide: bool = False, base=No
     out = np.empty(p.shape, np.float32)
     h, w = p.shape
     rows = max(1, _METRIC_BLOCK // max(1, w))
-    scale = np.float32(1.0 / (hi - lo))
+    scale = None if wide else np.float32(1.0 / (hi - lo))
     for y in range(0, h, rows):
         o = out[y:y + rows]
         if wide:
             block = _offset_float64(p[y:y + rows], base) if base is not None else \
                 np.asarray(p[y:y + rows], np.float64)
-            o[...] = (block - np.float64(lo)) / (np.float64(hi) - np.float64(lo))
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf -> clipped / zeroed below
+                o[...] = (block - np.float64(lo)) / (np.float64(hi) - np.float64(lo))
         else:
             np.subtract(p[y:y + rows], np.float32(lo), out=o, casting="unsafe")
             o *= scale

@@ -58,12 +58,15 @@ def is_wide(dtype) -> bool:
 
 
 def float32_faithful(a: np.ndarray) -> bool:
-    """True if casting ``a`` to float32 keeps what normalising needs: always for the dtypes float32
-    holds exactly; for wider ones when integers stay within +-2**24, and floats are within float32's
-    normal range with their spread not drowned by an offset (float32's spacing at the largest
-    magnitude is at most 2**-16 of the min-max range). NaN and Inf are ignored."""
-    if not is_wide(a.dtype) or a.size == 0:
+    """True if casting ``a`` to float32 keeps what normalising needs: for the dtypes float32 holds
+    exactly (float32 itself unless its values pass +-1e37, where differences overflow); for wider
+    ones when integers stay within +-2**24, and floats are within float32's normal range with their
+    spread not drowned by an offset (float32's spacing at the largest magnitude is at most 2**-16 of
+    the min-max range). NaN and Inf are ignored."""
+    if a.size == 0 or a.dtype == np.float32 and not _float32_huge(a):
         return True
+    if not is_wide(a.dtype):
+        return a.dtype != np.float32
     k = a.dtype.kind
     if k in "iu":
         return -(2 ** 24) <= int(a.min()) and int(a.max()) <= 2 ** 24
@@ -86,6 +89,17 @@ def float32_faithful(a: np.ndarray) -> bool:
     if span < 1e-30:
         return False
     return float(np.spacing(np.float32(m))) <= span * 2.0 ** -16
+
+
+def _float32_huge(a: np.ndarray) -> bool:
+    """A float32 image with values beyond +-1e37, where differences of values overflow float32."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = max(abs(float(np.nanmin(a))), abs(float(np.nanmax(a))))
+    if not math.isfinite(m):
+        fin = a[np.isfinite(a)]
+        m = max(abs(float(fin.min())), abs(float(fin.max()))) if fin.size else 0.0
+    return m > 1e37
 
 
 def check_dtype(a: np.ndarray, name: str = "image") -> None:
@@ -201,7 +215,7 @@ def block_reduce_to(plane: np.ndarray, max_side: int) -> np.ndarray:
         return plane
     fy, fx = min(f, plane.shape[0]), min(f, plane.shape[1])
     h, w = (plane.shape[0] // fy) * fy, (plane.shape[1] // fx) * fx
-    wide = is_wide(plane.dtype) and not float32_faithful(plane)
+    wide = not float32_faithful(plane)
     base = plane.min() if wide and plane.dtype.kind in "iu" else None
     check_finite = plane.dtype.kind == "f"
     out = np.zeros((h // fy, w // fx), np.float64)
@@ -232,7 +246,7 @@ def normalize(plane: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH
     a = np.asarray(plane)
     if a.dtype == bool:
         a = a.astype(np.float32)
-    if is_wide(a.dtype) and not float32_faithful(a):
+    if not float32_faithful(a):
         if a.dtype.kind in "iu":
             p = _offset_float64(a, a.min()) if a.size else a.astype(np.float64)
         else:
@@ -257,7 +271,8 @@ def normalize(plane: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH
     if work is np.float32:
         out = (p - np.float32(lo)) * np.float32(1.0 / (hi - lo))
     else:
-        out = ((p - np.float64(lo)) / (np.float64(hi) - np.float64(lo))).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: inf, clipped below
+            out = ((p - np.float64(lo)) / (np.float64(hi) - np.float64(lo))).astype(np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     if not all_finite:
         out[~finite] = 0.0

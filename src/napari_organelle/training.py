@@ -80,7 +80,8 @@ class TrainConfig:
         if self.lr > 1:
             raise InputError(f"A learning rate of {self.lr:g} is far too large (AdamW): use 1e-4 to fine-tune, "
                              "1e-3 from scratch, 1e-2 at most.")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
             raise InputError(f"Weight decay must be >= 0 (got {self.weight_decay!r}).")
         if not 0.0 <= float(self.dna_dropout) <= 1.0:
             raise InputError(f"DNA dropout is a probability in [0, 1] (got {self.dna_dropout!r}).")
