@@ -725,3 +725,109 @@ def test_a_missing_codec_is_named_with_what_to_install(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert "MSG" in out.stdout, out.stderr[-2000:]
     assert "compressed (LZW)" in out.stdout and "pip install imagecodecs" in out.stdout
+
+
+# ============================================================================ more cases of the same families
+def test_a_small_checkpoint_that_unpacks_to_gigabytes_is_refused_unread(tmp_path, monkeypatch):
+    from napari_organelle import checkpoints
+
+    ck = clf_dict()
+    ck["extra"] = {"padding": torch.zeros(4_000_000)}  # 16 MB of zeros ...
+    plain = tmp_path / "plain.pt"
+    torch.save(ck, plain)
+    packed = tmp_path / "packed.pt"  # ... deflated inside the zip: a file of a few tens of kB
+    with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(packed, "w") as zout:
+        for info in zin.infolist():
+            new = zipfile.ZipInfo(info.filename)
+            new.compress_type = zipfile.ZIP_DEFLATED if "/data/" in info.filename else zipfile.ZIP_STORED
+            zout.writestr(new, zin.read(info))
+    assert packed.stat().st_size < 200_000
+    monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", 8 * 1024 ** 2)
+    monkeypatch.setattr(checkpoints.torch, "load", lambda *a, **k: pytest.fail("torch.load was reached"))
+    with pytest.raises(CheckpointError, match=r"declares 0.0 GiB of contents once unpacked .* not loaded"):
+        load_checkpoint(packed)
+
+
+def test_weights_that_overflow_float32_when_loaded_are_refused():
+    ck = clf_dict()
+    sd = dict(ck["state_dict"])
+    sd["head.weight"] = sd["head.weight"].double() * 1e300  # finite in float64, inf once in the model
+    with pytest.raises(CheckpointError, match="not finite once loaded"):
+        load_checkpoint(dict(ck, state_dict=sd))
+
+
+def test_trailing_singleton_channel_is_one_plane(models):
+    img = cell()[..., None]  # (Y, X, 1), as some readers give
+    assert inference.classify(img, model=models["classifier"]).classified
+    rec = inference.reconstruct(img, models["autoencoder"])
+    assert rec.reconstruction.shape == img.shape and np.isfinite(rec.psnr)
+    with pytest.raises(InputError, match="3 channels stored last .* not 1910 planes"):
+        inference.reconstruct(np.zeros((5, 382, 382, 3), np.uint8) + np.arange(382, dtype=np.uint8)[:, None],
+                              models["autoencoder"])
+
+
+def test_pipes_devices_and_nul_bytes_are_not_image_files(tmp_path, cells):
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(InputError, match="not a regular file"):
+        oio.read_image(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        oio.read_image("/dev/zero")
+    with pytest.raises(InputError, match="NUL"):
+        oio.read_image(str(tmp_path / "a\0b.tif"))
+    with pytest.raises(InputError, match="NUL"):
+        load_labelled(str(cells) + "\0x")
+    root = tmp_path / "set"
+    shutil.copytree(cells, root)
+    os.mkfifo(root / "ER" / "stuck.tif")
+    d = load_labelled(root)
+    assert len(d) == 9 and any(f.endswith("stuck.tif") and "not a regular file" in w for f, w in d.skipped)
+
+
+def test_a_link_to_the_whole_disk_inside_a_set_is_not_followed(cells, tmp_path):
+    root = tmp_path / "set"
+    shutil.copytree(cells, root)
+    os.symlink("/", root / "ER" / "everything")
+    d = load_labelled(root)
+    assert len(d) == 9 and any("everything is a link back to a folder it lies in" in w for w in d.warnings)
+
+
+def test_labels_with_huge_ids_are_classified_without_a_huge_list(models):
+    img = np.tile(cell(), (1, 2))
+    lab = np.zeros(img.shape, np.int64)
+    lab[10:50, 10:50] = 10 ** 12  # find_objects would make a list of a million million entries
+    lab[10:50, 74:114] = 7
+    got = inference.classify_cells(img, lab, model=models["classifier"])
+    assert sorted(got) == [7, 10 ** 12] and all(r.classified for r in got.values())
+    with pytest.raises(InputError, match="negative values"):
+        inference.classify_cells(img, -lab, model=models["classifier"])
+
+
+def test_a_full_disk_for_the_resume_file_does_not_end_training(cells, tmp_path, capsys, monkeypatch):
+    from napari_organelle import checkpoints
+
+    real = checkpoints.torch.save
+    resume = tmp_path / "full" / "resume.pt"
+
+    def full_there(obj, f, *a, **k):
+        if Path(f.name).parent == resume.parent:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(checkpoints.torch, "save", full_there)
+    out = tmp_path / "m.pt"
+    assert main([*_train_argv(cells, out), "--epochs", "2", "--resume-file", str(resume)]) == 0
+    err = capsys.readouterr().err
+    assert "--resume-file" in err and "No space left on device" in err and "the run went on" in err
+    assert load_checkpoint(out).training_info["epochs_run"] == 2 and not resume.exists()
+
+
+def test_a_new_image_written_into_the_input_folder_is_refused(cells, tiny_checkpoints, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(cells, data)
+    err = cli_error(["evaluate", data, "--model", tiny_checkpoints["classifier"],
+                     "--confusion-png", data / "ER" / "confusion.png"], capsys)
+    assert "would be a new image inside the input folder" in err
+    assert not (data / "ER" / "confusion.png").exists()
+    assert main(["evaluate", str(data), "--model", str(tiny_checkpoints["classifier"]),
+                 "--predictions", str(data / "predictions.csv")]) == 0  # not an image: allowed

@@ -270,6 +270,9 @@ def check_outputs(outputs: dict, inputs: Iterable = ()) -> None:
                     raise InputError(f"{k} {shown} is a file inside the input folder {_text(inp)} (it may be "
                                      "one of its images); writing it would replace it. Give a name outside "
                                      "that folder. Nothing was done.")
+                if _inside(rout, rin) and _is_image_file(rout):
+                    raise InputError(f"{k} {shown} would be a new image inside the input folder {_text(inp)}, "
+                                     "read as one of its images the next time; write it outside that folder.")
                 if _inside(rin, rout):
                     raise InputError(f"{k} {shown} contains the input folder {_text(inp)}; give another name.")
                 if sout is not None and sout.st_nlink > 1 and _inside(rout, rin) is False:

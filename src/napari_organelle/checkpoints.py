@@ -243,6 +243,8 @@ def _torch_load(path: Path) -> Any:
         # torch.save writes a zip (PK...) or, in old versions, a pickle (protocol >= 2 starts with 0x80)
         raise CheckpointError(f"{path.name} is not a model file (it is neither a zip nor a pickle). "
                               "Choose a .pt file saved by napari-organelle.")
+    if head.startswith(b"PK"):
+        _check_unpacked_size(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol ..." on foreign files
@@ -269,6 +271,24 @@ def _torch_load(path: Path) -> Any:
         raise CheckpointError(f"{path.name} is truncated or corrupt, or not a model file "
                               f"({_short(str(exc)) or type(exc).__name__}). Copy or download it again, "
                               "or choose a .pt file saved by napari-organelle.") from None
+
+
+#: Most bytes a checkpoint may unpack to (its records as the zip declares them, checked before
+#: anything is read): a small file whose compressed weights would fill the memory is refused.
+MAX_CHECKPOINT_BYTES = 2 * 1024 ** 3
+
+
+def _check_unpacked_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(max(0, int(i.file_size)) for i in zf.infolist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # torch.load below says what is wrong with it
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path.name} declares {total / 1024 ** 3:.1f} GiB of contents once unpacked (the file is "
+            f"{path.stat().st_size / 1024 ** 2:.1f} MiB), more than the {MAX_CHECKPOINT_BYTES / 1024 ** 3:.0f} GiB "
+            "a napari-organelle model can take; it was not loaded. Choose a model file saved by napari-organelle.")
 
 
 def _short(msg: str, n: int = 160) -> str:
@@ -528,6 +548,10 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
     del shape_model, expected
     model = build_model(kind, arch, **arch_kwargs)  # as large as the weights just checked
     model.load_state_dict(state, strict=True)
+    for k, v in model.state_dict().items():  # e.g. float64 weights beyond float32's range became inf
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{label} has weights that are not finite once loaded ({k}: values beyond "
+                                  "float32's range); the file is damaged. Choose another model.")
     model.eval()
     if device is not None and str(device) != "cpu":
         from .training import resolve_device
@@ -670,6 +694,9 @@ def resolve_model(name_or_path=None, kind: str | None = "classifier") -> LoadedM
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise CheckpointError(f"A model is given by name, path or LoadedModel, not by a "
                               f"{type(name_or_path).__name__}.")
+    if "\0" in os.fspath(name_or_path):
+        raise CheckpointError(f"{os.fspath(name_or_path)!r} is not a usable model name or path (it holds a NUL "
+                              "character).")
     if isinstance(name_or_path, str):
         s = name_or_path.strip()
         for k, bname in BUNDLED_NAMES.items():

@@ -408,6 +408,10 @@ def _cmd_train(a) -> int:
             signal.signal(signal.SIGINT, previous)
     ck = outcome.checkpoint
     r = outcome.result
+    if getattr(r, "checkpoint_errors", None):
+        print(f"warning: --resume-file {printable(a.resume_file)} could not be written during training "
+              f"({printable('; '.join(r.checkpoint_errors[:3]))}); the run went on, and it holds an older "
+              "checkpoint or none.", file=sys.stderr)
     if stop.is_set() and r.best_epoch == 0 and r.baseline is None:
         raise OrganelleError(f"Stopped before the first epoch finished; nothing was saved to {a.out}.")
     failed = _save_final(Path(a.out).expanduser(), ck)

@@ -203,6 +203,10 @@ class _DirTree(_Tree):
             root_key = {(st.st_dev, st.st_ino)}
         except OSError:
             root_key = set()
+        try:
+            self._root = path.resolve()
+        except (OSError, RuntimeError):
+            self._root = path
         self._walk(path, "", root_key)
 
     def _walk(self, folder: Path, rel: str, ancestors: set) -> None:
@@ -243,7 +247,14 @@ class _DirTree(_Tree):
                 key = (st.st_dev, st.st_ino)
             except OSError:
                 pass
-            if key is not None and key in ancestors:
+            try:
+                real = Path(e.path).resolve()
+            except (OSError, RuntimeError):
+                real = None
+            # a link back to a folder it lies in, or to one holding the whole set (e.g. "/"): a loop,
+            # or the whole disk: not followed
+            holds_root = e.is_symlink() and real is not None and real != self._root and self._root.is_relative_to(real)
+            if key is not None and key in ancestors or holds_root:
                 try:
                     target = os.readlink(e.path)
                 except OSError:
@@ -931,6 +942,8 @@ def load_labelled(path, *, min_per_class: int = 2, min_classes: int = 2,
     sim = re.fullmatch(r"simulated(?::(\d+))?", str(text).strip())
     if sim and not os.path.exists(text):
         return _load_simulated(int(sim.group(1)) if sim.group(1) else 40, progress)
+    if "\0" in str(text):
+        raise InputError(f"{text!r} is not a usable path (it holds a NUL character).")
     p = Path(text).expanduser()
     from ._files import link_problem
 

@@ -224,6 +224,8 @@ def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str
     conf = float(probs[k])
     ood_bad = ood is not None and not (math.isfinite(ood) and ood <= OOD_THRESHOLD)
     uncertain = conf < CONFIDENCE_THRESHOLD or ood_bad
+    note = ("the out-of-distribution score is not a number: the autoencoder is broken, so this answer "
+            "is not checked" if ood is not None and not math.isfinite(ood) else "")
     return Classification(
         label=classes[k],
         confidence=conf,
@@ -233,6 +235,7 @@ def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str
         ood_score=ood,
         uncertain=bool(uncertain),
         model_name=name,
+        note=note,
     )
 
 
@@ -398,7 +401,17 @@ def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[t
     d = as_plane(dna, name="DNA") if dna is not None else None
     if d is not None and d.shape != p.shape:
         raise InputError(f"The DNA image is {d.shape} but the protein image is {p.shape}; they must match.")
-    objects = ndimage.find_objects(lab.astype(np.int64, copy=False))
+    if lab.dtype.kind == "i" and lab.size and int(lab.min()) < 0:
+        raise InputError("The labels have negative values; a Labels layer holds 0 (background) and positive cell ids.")
+    ids = lab.astype(np.int64, copy=False)
+    if ids.size and int(ids.max()) > max(2 ** 20, ids.size):  # find_objects makes a list as long as the largest id
+        uniq, inv = np.unique(ids, return_inverse=True)
+        dense = inv.reshape(ids.shape).astype(np.int64) + (0 if uniq[0] == 0 else 1)
+        objects = ndimage.find_objects(dense)
+        ids_of = [int(u) for u in uniq if u != 0]
+    else:
+        dense, ids_of = ids, None
+        objects = ndimage.find_objects(ids)
     if not any(o is not None for o in objects):
         raise InputError("The Labels layer has no labelled cells (all pixels are 0). Paint or segment cells first.")
     # float32 crops, as always, unless float32 would lose the cell (an offset, an extreme scale)
@@ -407,9 +420,10 @@ def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[t
 
     crop_dtype = crop_dtype_of(p)
     dna_dtype = crop_dtype_of(d) if d is not None else None
-    for i, sl in enumerate(objects, start=1):
+    for k, sl in enumerate(objects, start=1):
         if sl is None:
             continue
+        i = ids_of[k - 1] if ids_of is not None else k
         (y0, y1), (x0, x1) = (sl[0].start, sl[0].stop), (sl[1].start, sl[1].stop)
         pad_y = max(4, int((y1 - y0) * margin))
         pad_x = max(4, int((x1 - x0) * margin))
@@ -642,13 +656,17 @@ def _reconstruct_refusals(a: np.ndarray) -> None:
         raise InputError(f"The image is empty (shape {a.shape}); load an image with pixels in it.")
     if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[-3] > 4 and a.ndim == 3:
         raise InputError("This is an RGB image; convert it to a single channel (or split the channels) to reconstruct it.")
-    if a.ndim == 3 and channel_last_count(a) and a.shape[0] > 16:
-        c = a.shape[-1]
-        raise InputError(
-            f"The image has shape {'x'.join(str(n) for n in a.shape)}: it looks like one image with {c} "
-            f"channels stored last (Y, X, C), not {a.shape[0]} planes of {a.shape[1]}x{c}, and would be "
-            "reconstructed as such. Reconstruct one channel (image[..., c]), or move the channel axis first "
-            "(np.moveaxis(image, -1, 0)) to reconstruct each channel as a plane.")
+    if a.ndim >= 3:
+        last3 = a[(0,) * (a.ndim - 3)]
+        c = channel_last_count(last3)
+        if c and (c not in (3, 4) or a.ndim >= 4) and last3.shape[0] > 16:
+            n = int(np.prod(a.shape[:-2]))
+            raise InputError(
+                f"The image has shape {'x'.join(str(k) for k in a.shape)}: it looks like "
+                f"{'one image' if a.ndim == 3 else 'images'} with {c} channels stored last (Y, X, C), not {n} "
+                f"planes of {a.shape[-2]}x{c}, and would be reconstructed as such. Reconstruct one channel "
+                "(image[..., c]), or move the channel axis first (np.moveaxis(image, -1, 0)) to reconstruct "
+                "each channel as a plane.")
     if a.ndim < 2:
         raise InputError(f"Expected a 2D image or a stack of planes, got shape {a.shape}.")
 
@@ -671,6 +689,9 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
     """
     ae = _as_loaded(model, "autoencoder")
     a = np.asarray(image)
+    shape = a.shape
+    if a.ndim >= 3 and a.shape[-1] == 1:  # (Y, X, 1): one plane, its channel axis last
+        a = a[..., 0]
     _reconstruct_refusals(a)
     planes = a.reshape((-1,) + a.shape[-2:])
     # Memory: the float32 reconstruction (4 bytes a pixel, returned) plus one float32 working plane
@@ -733,8 +754,8 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
     residual = np.empty(a.shape, out_dtype)
     np.subtract(a, rec, out=residual, casting="unsafe")
     return Reconstruction(
-        reconstruction=rec,
-        residual=residual,
+        reconstruction=rec.reshape(shape),
+        residual=residual.reshape(shape),
         mse=float(np.mean([d["mse"] for d in used])),
         psnr=float(np.mean([d["psnr"] for d in used])),
         ssim=float(np.mean([d["ssim"] for d in used])),

@@ -119,6 +119,8 @@ def read_image_axes(path_or_bytes, name: str | None = None) -> tuple[np.ndarray,
     else:
         p = Path(os.fspath(path_or_bytes))
         label = name or printable(str(p))
+        if "\0" in str(p):
+            raise InputError(f"{label}: is not a usable file name (it holds a NUL character).")
         why = link_problem(p)
         if why:
             raise InputError(f"{label}: {why}.")
@@ -126,6 +128,8 @@ def read_image_axes(path_or_bytes, name: str | None = None) -> tuple[np.ndarray,
             raise InputError(f"{label}: no such file.")
         if p.is_dir():
             raise InputError(f"{label}: is a folder, not an image file.")
+        if not p.is_file():
+            raise InputError(f"{label}: is not a regular file (a device, pipe or socket); give an image file.")
         try:
             size = p.stat().st_size
             if size == 0:

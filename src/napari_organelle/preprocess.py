@@ -150,9 +150,11 @@ def as_plane(image, *, channel: int | None = None, name: str = "protein") -> np.
     check_dtype(a, name)
     if a.size == 0:
         raise InputError(f"The {name} image is empty ({describe(a)}). Load an image with pixels in it.")
-    # Drop singleton axes (napari often gives (1, Y, X)).
+    # Drop singleton axes (napari often gives (1, Y, X); some readers (Y, X, 1)).
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
+    while a.ndim > 2 and a.shape[-1] == 1:
+        a = a[..., 0]
     if a.ndim == 3 and channel is not None:
         if not -a.shape[0] <= channel < a.shape[0]:
             raise InputError(f"The {name} image has {a.shape[0]} channels; channel {channel} does not exist.")

@@ -206,6 +206,9 @@ class TrainResult:
     #: Set by recipes.train_model: the held-out (test, or validation when there is no test split)
     #: figures, so saving the result alone keeps them.
     held_out_metrics: dict | None = None
+    #: Writes of ``checkpoint_path`` during training that failed (a full disk ...): "epoch N: why".
+    #: Such a failure does not end the run (the file keeps its previous content).
+    checkpoint_errors: list = field(default_factory=list)
 
     @property
     def improved(self) -> bool:
@@ -832,7 +835,11 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
                       device, time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
                       baseline=baseline)
         ckpt = res.checkpoint(training={"in_progress": True})
-        write_checkpoint_dict(checkpoint_path, ckpt)
+        try:
+            write_checkpoint_dict(checkpoint_path, ckpt)
+        except OSError as exc:  # a full disk must not cost the run: the weights are still in memory
+            checkpoint_errors.append(f"epoch {epoch_events[-1].epoch if epoch_events else 0}: "
+                                     f"{exc.strerror or exc}")
 
     def out_of_memory() -> InputError:
         optimizer.zero_grad(set_to_none=True)
@@ -846,6 +853,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
                           f"{max(1, bs // 2)} or the CPU.")
 
     initial_state = _cpu_state(net)
+    checkpoint_errors: list[str] = []
     best_state: dict | None = None
     best_loss, best_epoch = math.inf, 0
     history: list[EpochEvent] = []
@@ -973,9 +981,11 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
-    return _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device,
-                   time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
-                   baseline=baseline)
+    res = _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device,
+                  time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
+                  baseline=baseline)
+    res.checkpoint_errors = list(checkpoint_errors)
+    return res
 
 
 def _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device, seconds,
