@@ -31,10 +31,17 @@ from .preprocess import (
     validate_pair,
 )
 
-#: A cell is flagged "uncertain" below this top-class probability ...
+#: A cell is flagged "uncertain" below this top-class probability (calibrated, where the model has
+#: a temperature) ...
 CONFIDENCE_THRESHOLD = 0.5
+#: ... or when its features are further from every class than 99 % of held-out training-like cells
+#: (``novelty`` above this, see :mod:`napari_organelle.calibration`) ...
+NOVELTY_THRESHOLD = 1.0
+#: ... or when the image has no spatial structure, like noise: the share of its variance left
+#: after a 3x3 box blur of the prepared input (iid noise keeps ~11 %, a micrograph most of it) ...
+STRUCTURE_THRESHOLD = 0.3
 #: ... or when its autoencoder reconstruction error is this many times the error measured on the
-#: autoencoder's own validation cells (see :func:`ood_score`).
+#: autoencoder's own validation cells (see :func:`ood_score`; only when an autoencoder is given).
 OOD_THRESHOLD = 3.0
 #: Reconstruction runs on tiles of this side (plus context) for planes larger than MAX_NATIVE_SIDE.
 _TILE = 1024
@@ -54,6 +61,9 @@ class Classification:
     uncertain: bool = False
     model_name: str = ""
     note: str = ""
+    #: Distance of the cell's features from the training cells (1 = the edge of 99 % of held-out
+    #: training-like cells; None when the model carries no feature statistics).
+    novelty: float | None = None
 
     @property
     def classified(self) -> bool:
@@ -75,6 +85,7 @@ class Classification:
         for c in self.classes:
             row[f"p_{c}"] = round(self.probabilities[c], 6)
         row["has_dna"] = self.has_dna
+        row["novelty"] = None if self.novelty is None else round(self.novelty, 4)
         row["ood_score"] = None if self.ood_score is None else round(self.ood_score, 4)
         row["uncertain"] = self.uncertain
         row["note"] = self.note
@@ -204,12 +215,6 @@ def _stop_requested(should_stop) -> bool:
     return bool(should_stop())
 
 
-def _softmax_rows(logits) -> np.ndarray:
-    import torch
-
-    return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-
 #: The note of an image whose model output is not a number.
 BROKEN_OUTPUT_NOTE = ("the model's output for this image is not a number (NaN or infinite): the model is "
                       "broken (NaN weights, negative batch-norm variances, or values out of range); no "
@@ -217,15 +222,21 @@ BROKEN_OUTPUT_NOTE = ("the model's output for this image is not a number (NaN or
 
 
 def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str,
-                 ood: float | None) -> Classification:
-    if not np.isfinite(probs).all():
+                 ood: float | None, novelty: float | None = None,
+                 structure: float | None = None) -> Classification:
+    if not np.isfinite(probs).all():  # never a label with "nan %": no answer, and why
         return Classification.not_classified(BROKEN_OUTPUT_NOTE, classes, has_dna, name)
     k = int(np.argmax(probs))
     conf = float(probs[k])
-    ood_bad = ood is not None and not (math.isfinite(ood) and ood <= OOD_THRESHOLD)
-    uncertain = conf < CONFIDENCE_THRESHOLD or ood_bad
-    note = ("the out-of-distribution score is not a number: the autoencoder is broken, so this answer "
-            "is not checked" if ood is not None and not math.isfinite(ood) else "")
+    why = []
+    if structure is not None and structure < STRUCTURE_THRESHOLD:
+        why.append("the image has no cell-like structure (it looks like noise)")
+    if novelty is not None and not novelty <= NOVELTY_THRESHOLD:
+        why.append(f"unlike the cells the model was trained on (novelty {novelty:.1f})")
+    if ood is not None and not ood <= OOD_THRESHOLD:
+        why.append(f"the autoencoder does not recognise it (OOD score {ood:.1f})")
+    if not conf >= CONFIDENCE_THRESHOLD:
+        why.append(f"low confidence ({100 * conf:.0f} %)" if np.isfinite(conf) else "no confidence")
     return Classification(
         label=classes[k],
         confidence=conf,
@@ -233,10 +244,59 @@ def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str
         classes=list(classes),
         has_dna=has_dna,
         ood_score=ood,
-        uncertain=bool(uncertain),
+        uncertain=bool(why),
         model_name=name,
-        note=note,
+        note=("uncertain: " + "; ".join(why)) if why else "",
+        novelty=novelty,
     )
+
+
+def _calibration(clf) -> tuple[float, dict | None]:
+    """(temperature, feature statistics or None) stored with a classifier (calibration.py)."""
+    extra = (clf.meta or {}).get("extra") or {}
+    cal = extra.get("calibration") or {}
+    t = cal.get("temperature", 1.0)
+    t = float(t) if isinstance(t, (int, float)) and math.isfinite(t) and 0.01 <= t <= 100 else 1.0
+    fo = extra.get("feature_ood")
+    ok = (isinstance(fo, dict) and isinstance(fo.get("means"), _tensor_type())
+          and isinstance(fo.get("precision"), _tensor_type()) and isinstance(fo.get("threshold"), (int, float))
+          and fo["threshold"] > 0 and fo["means"].ndim == 2 and fo["precision"].ndim == 2
+          and fo["means"].shape[0] == len(clf.classes or []) and fo["precision"].shape[0] == fo["means"].shape[1]
+          and fo["precision"].shape[1] == fo["means"].shape[1])
+    return t, (fo if ok else None)
+
+
+def _tensor_type():
+    import torch
+
+    return torch.Tensor
+
+
+def _scores(clf, x):
+    """Calibrated probabilities (N, K), novelty (N,) or None, and structure (N,) of a prepared batch."""
+    import torch
+    import torch.nn.functional as F
+
+    from .calibration import mahalanobis_min
+
+    t, fo = _calibration(clf)
+    net = clf.model
+    if hasattr(net, "features") and hasattr(net, "head"):
+        f = torch.flatten(F.adaptive_avg_pool2d(net.features(x), 1), 1)
+        logits = net.head(f)
+    else:  # pragma: no cover - every registered classifier has features/head
+        f, logits = None, net(x)
+    probs = torch.softmax(logits.float() / t, dim=1).cpu().numpy()
+    novelty = None
+    if fo is not None and f is not None and f.shape[1] == fo["means"].shape[1]:
+        d = mahalanobis_min(f.float().cpu(), fo["means"], fo["precision"])
+        novelty = (d / float(fo["threshold"])).numpy()
+    # structure: variance left after a 3x3 box blur of the protein channel
+    p = x[:, :1].float()
+    blurred = F.avg_pool2d(p, 3, stride=1, padding=1, count_include_pad=False)
+    v_raw = p.flatten(1).var(1)
+    structure = (blurred.flatten(1).var(1) / v_raw.clamp_min(1e-12)).cpu().numpy()
+    return probs, novelty, structure
 
 
 def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
@@ -297,9 +357,10 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
         if todo:
             x = prepared([entries[k] for k in todo])
             with torch.inference_mode():
-                probs = _softmax_rows(clf.model(x))
-            for k, pr in zip(todo, probs):
-                out[k] = _make_result(pr, clf.classes, has_dna[k], clf.name, oods[k])
+                probs, novelty, structure = _scores(clf, x)
+            for j, (k, pr) in enumerate(zip(todo, probs)):
+                out[k] = _make_result(pr, clf.classes, has_dna[k], clf.name, oods[k],
+                                      None if novelty is None else float(novelty[j]), float(structure[j]))
         entries.clear()
         oods.clear()
         has_dna.clear()

@@ -28,9 +28,10 @@ MIN_INPUT_SIZE = 16
 MAX_INPUT_SIZE = 1024
 
 
-def _load(source, progress=None, kind: str = "classifier"):
+def _load(source, progress=None, kind: str = "classifier", min_classes: int | None = None):
     """``source`` as LabelledImages. For the autoencoder, which needs no labels, one class (or a
-    plain folder of images) is enough; a classifier needs two or more."""
+    plain folder of images) is enough; training a classifier needs two or more; evaluating one
+    (``min_classes=1``) takes a single class too."""
     from .datasets import LabelledImages, load_labelled
 
     if isinstance(source, LabelledImages):
@@ -38,7 +39,7 @@ def _load(source, progress=None, kind: str = "classifier"):
     if isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(".pt") and Path(source).is_file():
         raise InputError(f"{source} is a model file, not labelled images. To fine-tune it, give it as the "
                          "model to start from (--from / init=) and give your images' folder as the data.")
-    if kind == "autoencoder":
+    if kind == "autoencoder" or min_classes == 1:
         return load_labelled(source, progress=progress, min_classes=1)
     return load_labelled(source, progress=progress)
 
@@ -145,11 +146,25 @@ def evaluate(source, model=None, *, protein_only: bool = False, batch_size: int 
     from .inference import iter_classify, load_model
 
     clf = model if hasattr(model, "classes") and hasattr(model, "model") else load_model(model, "classifier")
-    data = _load(source)
+    data = _load(source, min_classes=1)  # a folder of one class (a user's own ER cells) is fine
     model_classes = list(clf.classes)
     lookup = {c: i for i, c in enumerate(model_classes)}
     for c in model_classes:
         lookup.setdefault(canonical_class(c) or c, lookup[c])
+    if {s.label for s in data.samples} == {"unlabelled"} and isinstance(source, (str, os.PathLike)):
+        # the class folder itself (ER/ holding images): its name is the class
+        own = Path(str(source).split("::")[0]).name
+        for suffix in (".zip", ".tar", ".tgz", ".tar.gz"):
+            own = own[: -len(suffix)] if own.lower().endswith(suffix) else own
+        name = canonical_class(own) or own
+        if name not in lookup:
+            raise InputError(
+                f"{source} holds images but no class folders, and its name {own!r} is not a class of the "
+                f"model ({', '.join(model_classes)}). Put the images in a folder named after their class "
+                "(e.g. ER/), or one sub-folder per class.")
+        for s in data.samples:
+            s.label = name
+        data.description += f"; all of class {name} (the folder's name)"
     unknown = sorted({s.label for s in data.samples if (canonical_class(s.label) or s.label) not in lookup})
     if unknown:
         raise InputError(
