@@ -12,7 +12,6 @@ import datetime as _dt
 import functools
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -126,33 +125,17 @@ def checkpoint_dict(model: nn.Module, *, kind: str, arch: str, classes=None, inp
     return ckpt
 
 
-def write_checkpoint_dict(path, ckpt: dict) -> Path:
+def write_checkpoint_dict(path, ckpt: dict, *, exclusive: bool = False) -> Path:
     """Atomically write an already-built checkpoint dict (temp file in the same folder, fsync,
-    os.replace). On any error the temp file is removed and an existing file at ``path`` is intact."""
+    rename). On any error (also Ctrl-C) the temp file is removed and an existing file at ``path`` is
+    intact. ``exclusive``: never replace an existing file (FileExistsError; of two writers at the
+    same moment exactly one succeeds). A link at ``path`` is kept: its target is replaced."""
+    from ._files import atomic_file, resolve
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename durable (POSIX); harmless to skip elsewhere
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
+    with atomic_file(path, "wb", exclusive=exclusive) as f:
+        torch.save(ckpt, f)
+    return path if not path.is_symlink() else resolve(path)
 
 
 def save_checkpoint(path, model: nn.Module, *, kind: str, arch: str, classes=None, input_size=None,
@@ -261,6 +244,8 @@ def _torch_load(path: Path) -> Any:
         # torch.save writes a zip (PK...) or, in old versions, a pickle (protocol >= 2 starts with 0x80)
         raise CheckpointError(f"{path.name} is not a model file (it is neither a zip nor a pickle). "
                               "Choose a .pt file saved by napari-organelle.")
+    if head.startswith(b"PK"):
+        _check_unpacked_size(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol ..." on foreign files
@@ -287,6 +272,24 @@ def _torch_load(path: Path) -> Any:
         raise CheckpointError(f"{path.name} is truncated or corrupt, or not a model file "
                               f"({_short(str(exc)) or type(exc).__name__}). Copy or download it again, "
                               "or choose a .pt file saved by napari-organelle.") from None
+
+
+#: Most bytes a checkpoint may unpack to (its records as the zip declares them, checked before
+#: anything is read): a small file whose compressed weights would fill the memory is refused.
+MAX_CHECKPOINT_BYTES = 2 * 1024 ** 3
+
+
+def _check_unpacked_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(max(0, int(i.file_size)) for i in zf.infolist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # torch.load below says what is wrong with it
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path.name} declares {total / 1024 ** 3:.1f} GiB of contents once unpacked (the file is "
+            f"{path.stat().st_size / 1024 ** 2:.1f} MiB), more than the {MAX_CHECKPOINT_BYTES / 1024 ** 3:.0f} GiB "
+            "a napari-organelle model can take; it was not loaded. Choose a model file saved by napari-organelle.")
 
 
 def _short(msg: str, n: int = 160) -> str:
@@ -319,6 +322,7 @@ def read_checkpoint(path) -> dict:
                               "saved by napari-organelle or a package made by 'napari-organelle export'.")
     ckpt = _torch_load(p)
     _check_format(ckpt, p.name)
+    _check_meta(ckpt, p.name)
     return ckpt
 
 
@@ -564,6 +568,142 @@ def _check_format(ckpt, label: str) -> None:
                               "update napari-organelle to load it.")
 
 
+#: Bounds on the architecture settings a checkpoint may ask for (checked before anything is built).
+_MAX_SETTING_INT = 4096
+_MAX_SETTING_LIST = 16
+#: Settings of the known architectures: name -> (kind of value, low, high).
+_ARCH_SETTINGS: dict[str, dict[str, tuple]] = {
+    "organelle-cnn": {"num_classes": ("int", 1, 10000), "in_channels": ("int", 2, 2), "stem": ("int", 1, 1024),
+                      "widths": ("ints", 1, 2048), "blocks": ("ints", 1, 8), "dropout": ("float", 0.0, 0.99)},
+    "resnet18": {"num_classes": ("int", 1, 10000), "in_channels": ("int", 2, 2), "dropout": ("float", 0.0, 0.99)},
+    "organelle-ae": {"channels": ("ints", 1, 1024), "latent_channels": ("int", 1, 256),
+                     "in_channels": ("int", 1, 1), "norm": ("choice", "batch", "group")},
+}
+#: Input size bounds by kind (classifier: the size images are resized to; autoencoder: training crops).
+_INPUT_SIZE = {"classifier": (16, 1024), "autoencoder": (8, 4096)}
+#: Metrics the program computes with: they must be finite numbers >= 0.
+_NUMERIC_METRICS = ("ood_reference_mse", "test_mse", "val_mse")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_setting(label: str, arch: str, key: str, v, spec) -> None:
+    import math
+
+    bad = None
+    kind = spec[0] if spec else "any"
+    if kind == "int":
+        if not _is_int(v) or not spec[1] <= v <= spec[2]:
+            bad = (f"a whole number from {spec[1]} to {spec[2]}" if spec[1] != spec[2] else f"{spec[1]}")
+    elif kind == "ints":
+        if (not isinstance(v, (list, tuple)) or not 1 <= len(v) <= 8
+                or not all(_is_int(x) and spec[1] <= x <= spec[2] for x in v)):
+            bad = f"a list of 1 to 8 whole numbers from {spec[1]} to {spec[2]}"
+    elif kind == "float":
+        if not _is_number(v) or not math.isfinite(v) or not spec[1] <= v <= spec[2]:
+            bad = f"a number from {spec[1]} to {spec[2]}"
+    elif kind == "choice":
+        if v not in spec[1:]:
+            bad = " or ".join(repr(c) for c in spec[1:])
+    else:  # a setting this version does not describe: plain and small, or nothing is built
+        items = v if isinstance(v, (list, tuple)) else [v]
+        ok = len(items) <= _MAX_SETTING_LIST and all(
+            x is None or isinstance(x, (bool, str)) and len(str(x)) <= 100
+            or _is_int(x) and abs(x) <= _MAX_SETTING_INT
+            or isinstance(x, float) and math.isfinite(x) and abs(x) <= _MAX_SETTING_INT for x in items)
+        if not ok:
+            bad = f"a plain value (a whole number up to {_MAX_SETTING_INT}, a number, text) or a short list of them"
+    if bad is not None:
+        shown = _short(repr(v), 60)
+        if key == "in_channels":
+            want = "2 (protein, DNA)" if arch != "organelle-ae" else "1 (one plane at a time)"
+            raise CheckpointError(f"{label}: its first layer takes {shown} input channel(s), but this {arch} model "
+                                  f"must take {want}; it cannot be used here. Choose a napari-organelle model.")
+        raise CheckpointError(f"{label} has an unusable architecture setting {key} = {shown} (expected {bad}); "
+                              "the file was damaged or edited. Nothing was built from it.")
+
+
+def _check_meta(ckpt: dict, label: str) -> None:
+    """Validate a checkpoint's metadata by type and range, BEFORE any model is built from it:
+    architecture settings (so a tiny file cannot ask for a 6 GB network), input size, class list,
+    the training / metrics records and the metrics inference computes with. CheckpointError."""
+    import math
+
+    kind = ckpt.get("kind")
+    if kind not in KINDS:
+        raise CheckpointError(f"{label} has unknown model kind {kind!r}.")
+    arch = ckpt.get("arch")
+    if not isinstance(arch, str) or arch not in ARCHITECTURES[kind]:
+        raise CheckpointError(f"{label} uses the {kind} architecture {_short(repr(arch), 60)}, which this version "
+                              f"of napari-organelle does not know (known: {', '.join(ARCHITECTURES[kind])}).")
+    arch_kwargs = ckpt.get("arch_kwargs")
+    if arch_kwargs is None:
+        arch_kwargs = {}
+    if not isinstance(arch_kwargs, dict) or not all(isinstance(k, str) for k in arch_kwargs):
+        raise CheckpointError(f"{label} has invalid arch_kwargs (a dictionary of settings is expected).")
+    import inspect
+
+    params = inspect.signature(ARCHITECTURES[kind][arch].__init__).parameters
+    unknown = [k for k in arch_kwargs if k not in params]
+    if unknown:
+        raise CheckpointError(f"{label}: the {arch} architecture has no setting {', '.join(map(repr, unknown[:3]))}; "
+                              "the file was written by another version or edited. Nothing was built from it.")
+    schema = _ARCH_SETTINGS.get(arch, {})
+    for k, v in arch_kwargs.items():
+        _check_setting(label, arch, k, v, schema.get(k))
+    if "in_channels" not in arch_kwargs and "in_channels" in schema:  # the default must be what we feed
+        _check_setting(label, arch, "in_channels", params["in_channels"].default, schema["in_channels"])
+    if arch == "organelle-cnn" and "widths" in arch_kwargs and "blocks" in arch_kwargs \
+            and len(arch_kwargs["widths"]) != len(arch_kwargs["blocks"]):
+        raise CheckpointError(f"{label}: its settings list {len(arch_kwargs['widths'])} widths but "
+                              f"{len(arch_kwargs['blocks'])} block counts; the file was damaged or edited.")
+
+    size = ckpt.get("input_size")
+    if size is not None:
+        lo, hi = _INPUT_SIZE[kind]
+        integral = _is_int(size) or (isinstance(size, float) and math.isfinite(size) and size == int(size))
+        if not integral or not lo <= int(size) <= hi:
+            raise CheckpointError(
+                f"{label} records an input size of {_short(repr(size), 40)}; a {kind} needs a whole number of "
+                f"pixels from {lo} to {hi}. The file was damaged or edited; it was not used.")
+    for key in ("training", "metrics", "extra", "normalization"):
+        v = ckpt.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise CheckpointError(f"{label}: its {key!r} record is {type(v).__name__} {_short(repr(v), 40)}, not a "
+                                  "dictionary; the file was damaged or edited.")
+    classes = ckpt.get("classes")
+    if kind == "classifier" and isinstance(classes, list):
+        if len(classes) > 10000:
+            raise CheckpointError(f"{label} lists {len(classes)} classes; at most 10000 are supported.")
+        if any(isinstance(c, str) and (not c.strip() or len(c) > 200) for c in classes):
+            raise CheckpointError(f"{label} has an empty or over-long class name (at most 200 characters).")
+    metrics = ckpt.get("metrics") or {}
+    for key in _NUMERIC_METRICS:
+        if key in metrics and metrics[key] is not None:
+            v = metrics[key]
+            if not _is_number(v) or not math.isfinite(v) or v < 0:
+                raise CheckpointError(
+                    f"{label} records {key} = {_short(repr(v), 40)}; it must be a number >= 0 (the reconstruction "
+                    "error on the autoencoder's own cells, which the out-of-distribution check divides by). The "
+                    "file was damaged or edited; it was not used.")
+
+
+def _check_state(state: dict, label: str) -> None:
+    """Weights that would make every answer NaN: non-finite values, negative batch-norm variances."""
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{label} contains NaN or infinite weights ({k}); the training diverged.")
+        if k.endswith("running_var") and v.is_floating_point() and bool((v < 0).any()):
+            raise CheckpointError(f"{label} has negative batch-norm variances ({k}), which make every output "
+                                  "NaN; the file is damaged. Choose another model.")
+
+
 def _article(kind: str) -> str:
     return "an" if kind[0] in "aeiou" else "a"
 
@@ -575,6 +715,7 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
     if isinstance(path_or_dict, dict):
         ckpt, path, label = path_or_dict, None, "The checkpoint"
         _check_format(ckpt, label)
+        _check_meta(ckpt, label)
     else:
         path = Path(path_or_dict)
         ckpt = read_checkpoint(path)
@@ -622,12 +763,15 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
     else:
         classes = None
 
+    # Built first on the "meta" device (shapes only, no memory), so the stored weights are checked
+    # against the architecture before a single real parameter is allocated.
     try:
-        model = build_model(kind, arch, **arch_kwargs)
+        with torch.device("meta"):
+            shape_model = build_model(kind, arch, **arch_kwargs)
     except Exception as exc:
         raise CheckpointError(f"{label}: the {arch} model could not be rebuilt from its settings "
-                              f"{arch_kwargs} ({exc}).") from None
-    expected = model.state_dict()
+                              f"{_short(repr(arch_kwargs))} ({_short(str(exc))}).") from None
+    expected = shape_model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} {tuple(state[k].shape)} (model needs {tuple(v.shape)})" for k, v in expected.items()
@@ -641,12 +785,16 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
         if wrong:
             parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:3])})")
         raise CheckpointError(f"{label}'s weights do not match the {arch} architecture: " + ", ".join(parts) + ".")
-    if kind == "classifier" and int(model.head.out_features) != len(classes):
-        raise CheckpointError(f"{label}: the head has {model.head.out_features} outputs for {len(classes)} classes.")
-    for k, v in state.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-            raise CheckpointError(f"{label} contains NaN or infinite weights ({k}); the training diverged.")
+    if kind == "classifier" and int(shape_model.head.out_features) != len(classes):
+        raise CheckpointError(f"{label}: the head has {shape_model.head.out_features} outputs for {len(classes)} classes.")
+    _check_state(state, label)
+    del shape_model, expected
+    model = build_model(kind, arch, **arch_kwargs)  # as large as the weights just checked
     model.load_state_dict(state, strict=True)
+    for k, v in model.state_dict().items():  # e.g. float64 weights beyond float32's range became inf
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{label} has weights that are not finite once loaded ({k}: values beyond "
+                                  "float32's range); the file is damaged. Choose another model.")
     model.eval()
     if device is not None and str(device) != "cpu":
         from .training import resolve_device
@@ -657,7 +805,7 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
     if name is None:
         name = path.stem if path is not None else str((meta.get("training") or {}).get("name", "checkpoint"))
     return LoadedModel(model=model, kind=kind, arch=arch, classes=list(classes) if classes else None,
-                       input_size=int(input_size) if isinstance(input_size, (int, float)) else None,
+                       input_size=int(input_size) if _is_number(input_size) else None,
                        meta=meta, path=path, name=name)
 
 
@@ -727,6 +875,9 @@ def _info(path: Path, name: str, bundled: bool, kind: str | None) -> ModelInfo |
         return ModelInfo(name, k, path, bundled, _summary(ckpt))
     except CheckpointError as exc:
         return ModelInfo(name, None, path, bundled, f"unreadable: {exc}", error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one odd file must not break the listing
+        msg = f"{path.name} cannot be read ({type(exc).__name__}: {_short(str(exc))})."
+        return ModelInfo(name, None, path, bundled, f"unreadable: {msg}", error=msg)
 
 
 def list_models(kind: str | None = None) -> list[ModelInfo]:
@@ -786,6 +937,9 @@ def resolve_model(name_or_path=None, kind: str | None = "classifier") -> LoadedM
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise CheckpointError(f"A model is given by name, path or LoadedModel, not by a "
                               f"{type(name_or_path).__name__}.")
+    if "\0" in os.fspath(name_or_path):
+        raise CheckpointError(f"{os.fspath(name_or_path)!r} is not a usable model name or path (it holds a NUL "
+                              "character).")
     if isinstance(name_or_path, str):
         s = name_or_path.strip()
         for k, bname in BUNDLED_NAMES.items():
@@ -895,9 +1049,13 @@ def save_user_model(result_or_loaded, name: str, *, overwrite: bool = False,
     if isinstance(ckpt["training"], dict):
         ckpt["training"] = {**ckpt["training"], "name": name}
     path = user_models_dir() / f"{name}{SUFFIX}"
+    exists = CheckpointError(f"A model named {name!r} already exists ({path}); choose another name or overwrite it.")
     if path.exists() and not overwrite:
-        raise CheckpointError(f"A model named {name!r} already exists ({path}); choose another name or overwrite it.")
-    return write_checkpoint_dict(path, ckpt)
+        raise exists
+    try:  # exclusive creation: of two saves under one new name at the same moment, one fails here
+        return write_checkpoint_dict(path, ckpt, exclusive=not overwrite)
+    except FileExistsError:
+        raise exists from None
 
 
 def clear_cache() -> None:

@@ -7,6 +7,7 @@ traceback. Long work shows a progress bar on stderr.
 from __future__ import annotations
 
 import argparse
+import codecs as _codecs
 import csv
 import json
 import shlex
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._text import EscapingStream, printable, raw_stream
 from .preprocess import OrganelleError
 
 
@@ -37,11 +39,12 @@ class Progress:
         frac = done / total
         bar = "#" * int(30 * frac)
         msg = f"{self.label} [{bar:<30}] {done}/{total} ({now - self._t0:.0f}s)"
+        err = raw_stream(sys.stderr)  # the bar's own carriage return is not escaped
         if self.tty:
-            sys.stderr.write("\r" + msg + ("\n" if done >= total else ""))
+            err.write("\r" + printable(msg) + ("\n" if done >= total else ""))
         else:
-            sys.stderr.write(msg + "\n")
-        sys.stderr.flush()
+            err.write(printable(msg) + "\n")
+        err.flush()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,8 +165,13 @@ def _cmd_phantoms(a) -> int:
     from .classes import CLASSES
     from .phantoms import check_dataset_args, write_dataset
 
+    from .phantoms import check_seed
+
     out = Path(a.out)
+    check_seed(a.seed)
     check_dataset_args(out, a.per_class, a.size, a.style)
+    if a.per_class > 100_000:
+        raise OrganelleError(f"--per-class {a.per_class} is far too many (at most 100000 cells per class).")
     if out.is_dir():
         planned = _phantom_paths(out, a.per_class, not a.separate_files, CLASSES)
         others = sorted(p for p in out.rglob("*") if (p.is_file() or p.is_symlink()) and p not in planned
@@ -191,22 +199,15 @@ def _cmd_phantoms(a) -> int:
 def _output_path(path, what: str, suffixes: tuple[str, ...] | None = None, hint: str = "") -> Path:
     """Check an output file before the work starts: a known suffix (when ``suffixes``), not a folder,
     and its folder exists or can be created (nearest existing folder writable). Creates nothing
-    (:func:`_parent_made` does, when the file is written). OrganelleError saying what to do."""
-    import os
+    (:func:`_parent_made` does, when the file is written; a probe file is created and removed to
+    be sure the folder takes files). OrganelleError saying what to do."""
+    from ._files import check_output
 
     p = Path(path).expanduser()
     if suffixes is not None and p.suffix.lower() not in suffixes:
-        got = f"the extension '{p.suffix}'" if p.suffix else "no extension"
-        raise OrganelleError(f"{what} {path} has {got}; {hint or 'use one of ' + ', '.join(suffixes)}.")
-    if p.is_dir():
-        raise OrganelleError(f"{what} {path} is a folder; give a file name in it.")
-    anc = p.parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if anc.exists() and not anc.is_dir():
-        raise OrganelleError(f"Cannot write {what} {path}: {anc} is a file, not a folder.")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise OrganelleError(f"Cannot write {what} {path}: the folder {anc} is not writable.")
+        got = f"the extension '{printable(p.suffix)}'" if p.suffix else "no extension"
+        raise OrganelleError(f"{what} {printable(path)} has {got}; {hint or 'use one of ' + ', '.join(suffixes)}.")
+    check_output(p, what)  # not a folder or device; its folder exists or can be made; really writable
     return p
 
 
@@ -228,7 +229,41 @@ def _image_formats() -> tuple[str, ...]:
 
 
 def _same_file(a, b) -> bool:
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    from ._files import resolve
+
+    return resolve(a) == resolve(b)
+
+
+def _model_file(spec) -> str | None:
+    """The file a --model / --from value names, when it names an existing file (else None)."""
+    if spec is None:
+        return None
+    try:
+        p = Path(str(spec)).expanduser()
+        return str(p) if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _refuse_inputs_as_outputs(outputs: dict, inputs) -> None:
+    """Before any work: an output must not be an input (same file through links, a file inside an
+    input folder, an input archive) nor another output."""
+    from ._files import check_outputs
+
+    import os
+    import re
+
+    def real(i) -> bool:  # "simulated:N" is no file (unless a file of that name exists)
+        return i is not None and str(i) != "" and (
+            not re.fullmatch(r"simulated(?::\d+)?", str(i).strip()) or os.path.exists(str(i)))
+
+    check_outputs(outputs, [i for i in inputs if real(i)])
+
+
+def _check_int(value, opt: str, lo: int, hi: int) -> int:
+    if not lo <= value <= hi:
+        raise OrganelleError(f"{opt} must be a whole number from {lo} to {hi} (got {value}).")
+    return value
 
 
 def _print_data_problems(d) -> None:
@@ -236,15 +271,80 @@ def _print_data_problems(d) -> None:
     if d.skipped:
         print(f"Skipped {len(d.skipped)} file(s):", file=sys.stderr)
         for f, why in d.skipped[:20]:
-            print(f"  {f}: {why}", file=sys.stderr)
+            print(f"  {printable(f)}: {printable(why)}", file=sys.stderr)
         if len(d.skipped) > 20:
             print(f"  ... and {len(d.skipped) - 20} more", file=sys.stderr)
     for w in d.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {printable(w)}", file=sys.stderr)
+
+
+def _rescue_folders(out: Path) -> list[Path]:
+    """Where trained weights go when --out cannot be written: its folder, the model store, the
+    temporary folder, the home folder (other disks, with luck)."""
+    import tempfile
+
+    from .checkpoints import user_models_dir
+
+    seen, out_list = set(), []
+    for f in (out.parent, user_models_dir(), Path(tempfile.gettempdir()), Path.home()):
+        try:
+            key = str(f.expanduser().resolve())
+        except (OSError, RuntimeError):
+            continue
+        if key not in seen:
+            seen.add(key)
+            out_list.append(Path(key))
+    return out_list
+
+
+def _save_final(out: Path, ck: dict) -> int | None:
+    """Write the trained checkpoint to ``out``. If that fails (a full disk, Ctrl-C), ``out`` is
+    untouched (atomic write) and the weights are saved under another name in another folder;
+    one line says what happened and where they are. Returns None on success, else the exit code."""
+    import signal
+    import threading
+
+    from .checkpoints import now_iso, write_checkpoint_dict
+
+    existed = out.exists()
+    try:
+        write_checkpoint_dict(out, ck)
+        return None
+    except KeyboardInterrupt:
+        problem, code = "the save was interrupted (Ctrl-C)", 130
+    except OSError as exc:
+        problem, code = f"it could not be written ({exc.strerror or exc})", 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # the rescue copy is not interrupted
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    saved, tried = None, []
+    try:
+        stamp = now_iso()[:19].replace(":", "").replace("-", "")
+        for folder in _rescue_folders(out):
+            target = folder / f"{out.stem[:80]}-rescued-{stamp}.pt"
+            try:
+                write_checkpoint_dict(target, ck, exclusive=True)
+                saved = target
+                break
+            except (OSError, OrganelleError) as exc:
+                tried.append(f"{folder} ({getattr(exc, 'strerror', None) or exc})")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    kept = f"{out} is unchanged" if existed else f"{out} was not created"
+    if saved is not None:
+        msg = (f"error: training finished but saving {out} failed: {problem}; {kept}. The trained weights are "
+               f"safe in {saved}: move that file where you want it (or use it with --model / --from).")
+    else:
+        msg = (f"error: training finished but saving {out} failed: {problem}; {kept}, and the trained weights "
+               f"could not be saved anywhere else either (tried {'; '.join(tried)}). Free some disk space and "
+               "train again.")
+    print(printable(msg), file=sys.stderr, flush=True)
+    return code
 
 
 def _cmd_train(a) -> int:
-    from .checkpoints import resolve_model, write_checkpoint_dict
+    from .checkpoints import resolve_model
     from .recipes import train_model
     from .training import TrainConfig, format_epoch, resolve_device
 
@@ -268,17 +368,23 @@ def _cmd_train(a) -> int:
     if frac_train <= 0:
         raise OrganelleError("--val-fraction plus --test-fraction must leave something to train on.")
     check_fractions((frac_train, a.val_fraction, a.test_fraction))
+    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                      device=a.device, seed=a.seed, patience=a.patience, augment=not a.no_augment,
+                      freeze_backbone=a.freeze_backbone, crop_size=a.crop_size)
+    cfg.validate()  # absurd numbers (--seed -1, --crop-size 100000) are refused before anything runs
     _output_path(a.out, "--out")
     if a.resume_file:
         _output_path(a.resume_file, "--resume-file")
         if _same_file(a.resume_file, a.out):
             raise OrganelleError("--resume-file and --out name the same file; give two names.")
+    # Outputs never replace inputs: not the data (folder, archive), not the model fine-tuned from.
+    _refuse_inputs_as_outputs({"--out": a.out, "--resume-file": a.resume_file},
+                              [a.data, _model_file(a.init)])
     dev = resolve_device(a.device)
     print(f"Device: {dev}")
     init = resolve_model(a.init, kind=a.model) if a.init else None
-    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                      device=a.device, seed=a.seed, patience=a.patience, augment=not a.no_augment,
-                      freeze_backbone=a.freeze_backbone, crop_size=a.crop_size)
+    if init is not None and init.path is not None:
+        _refuse_inputs_as_outputs({"--out": a.out, "--resume-file": a.resume_file}, [init.path])
     bar = Progress("batches")
 
     def on_event(ev):
@@ -318,9 +424,15 @@ def _cmd_train(a) -> int:
             signal.signal(signal.SIGINT, previous)
     ck = outcome.checkpoint
     r = outcome.result
+    if getattr(r, "checkpoint_errors", None):
+        print(f"warning: --resume-file {printable(a.resume_file)} could not be written during training "
+              f"({printable('; '.join(r.checkpoint_errors[:3]))}); the run went on, and it holds an older "
+              "checkpoint or none.", file=sys.stderr)
     if stop.is_set() and r.best_epoch == 0 and r.baseline is None:
         raise OrganelleError(f"Stopped before the first epoch finished; nothing was saved to {a.out}.")
-    write_checkpoint_dict(a.out, ck)
+    failed = _save_final(Path(a.out).expanduser(), ck)
+    if failed is not None:
+        return failed
     if stop.is_set():
         print(f"Stopped by Ctrl-C: {r.stop_reason}. Saved to {a.out}.")
     if r.baseline is not None and not r.improved:  # fine-tuning that did not beat the starting model
@@ -346,10 +458,10 @@ def _cmd_train(a) -> int:
               f"{m['val_n_planes']} validation planes (they also chose the best epoch)")
     kept = ck.get("training", {})
     if kept.get("classes_kept"):
-        print(f"Classes kept from {a.init}" + (f"; added: {', '.join(kept['classes_added'])}"
+        print(f"Classes kept from {a.init}" + (f"; added: {', '.join(printable(c) for c in kept['classes_added'])}"
                                                if kept.get("classes_added") else "")
               + f" ({len(ck.get('classes') or [])} classes)")
-    print(f"Data: {outcome.data.description}")
+    print(f"Data: {printable(outcome.data.description)}")
     print(f"Saved {a.out}")
     return 0
 
@@ -367,7 +479,11 @@ def _cmd_evaluate(a) -> int:
         _output_path(a.predictions, "--predictions")
     if a.confusion_png and a.predictions and _same_file(a.confusion_png, a.predictions):
         raise OrganelleError("--confusion-png and --predictions name the same file; give two names.")
+    outputs = {"--confusion-png": a.confusion_png, "--predictions": a.predictions}
+    _refuse_inputs_as_outputs(outputs, [a.data, _model_file(a.model)])
     clf = load_model(a.model, "classifier")
+    if clf.path is not None:
+        _refuse_inputs_as_outputs(outputs, [clf.path])
     rep = evaluate(a.data, clf, protein_only=a.protein_only, progress=Progress("classifying", not a.json))
     if a.predictions:
         _write_csv(_parent_made(a.predictions), rep.predictions)
@@ -379,22 +495,44 @@ def _cmd_evaluate(a) -> int:
         _print_data_problems(rep)  # the files left out and the loader's warnings (stderr)
         print(rep.table())
         if a.confusion_png:
-            print(f"Confusion matrix saved to {a.confusion_png}")
+            print(f"Confusion matrix saved to {printable(a.confusion_png)}")
     return 0
 
 
+def _bytes_as_escapes(exc):
+    """Codec error handler: an undecodable byte of a file name (a lone surrogate U+DC80-U+DCFF, as
+    os.fsdecode makes it) is written as the escape backslash-x-NN of that byte; anything else
+    unencodable as a backslash escape."""
+    if isinstance(exc, UnicodeEncodeError):
+        out = []
+        for ch in exc.object[exc.start:exc.end]:
+            o = ord(ch)
+            out.append(f"\\x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else
+                       (f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"))
+        return "".join(out), exc.end
+    raise exc
+
+
+_codecs.register_error("napari-organelle-escape", _bytes_as_escapes)
+
+#: How CSV files are written: UTF-8, and a file name that is not valid UTF-8 (an undecodable byte)
+#: is written with that byte as an escape (a backslash, x, two hex digits), so every row can be written.
+CSV_ENCODING = {"encoding": "utf-8", "errors": "napari-organelle-escape", "newline": ""}
+
+
 def _write_csv(path, rows: list[dict]) -> None:
+    """Write rows as CSV atomically (temporary file beside ``path``, then renamed)."""
+    from ._files import atomic_file
+
     cols: list[str] = []
     for r in rows:
         for k in r:
             if k not in cols:
                 cols.append(k)
-    tmp = Path(str(path) + ".part")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_file(path, "w", **CSV_ENCODING) as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)
 
 
 def _cmd_classify(a) -> int:
@@ -406,6 +544,9 @@ def _cmd_classify(a) -> int:
 
     if a.batch_size < 1:
         raise OrganelleError(f"--batch-size must be at least 1 (got {a.batch_size}).")
+    if a.batch_size > 4096:
+        raise OrganelleError(f"--batch-size {a.batch_size} is too large (at most 4096 images at a time; "
+                             "64 is the default).")
     for f in [*a.files, *(a.dna or [])]:
         if Path(f).is_dir():
             raise OrganelleError(f"{f} is a folder; give its image files, e.g. {Path(f) / '*' / '*.tif'} "
@@ -415,12 +556,15 @@ def _cmd_classify(a) -> int:
     workers = a.workers if a.workers is not None else min(8, os.cpu_count() or 1)
     if workers < 1:
         raise OrganelleError(f"--workers must be at least 1 (got {workers}).")
+    if workers > 64:
+        raise OrganelleError(f"--workers {workers} is too many (at most 64 reading threads).")
     if a.output:
         _output_path(a.output, "--output")
-        if any(_same_file(a.output, f) for f in [*a.files, *(a.dna or [])]):
-            raise OrganelleError(f"--output {a.output} is one of the input files; give another name.")
+        _refuse_inputs_as_outputs({"--output": a.output}, [*a.files, *(a.dna or []), _model_file(a.model)])
     dev = resolve_device(a.device)
     clf = load_model(a.model, "classifier")
+    if a.output and clf.path is not None:
+        _refuse_inputs_as_outputs({"--output": a.output}, [clf.path])
     clf.model.to(dev)
     ae = load_model(None, "autoencoder") if a.ood else None
     if ae is not None:
@@ -455,9 +599,9 @@ def _cmd_classify(a) -> int:
             writer.writerow(row)
         elif r.classified:
             flag = "  (uncertain)" if r.uncertain else ""
-            print(f"{row['file']}\t{r.label}\t{100 * r.confidence:.1f}%{flag}")
+            print(f"{printable(row['file'])}\t{printable(r.label)}\t{100 * r.confidence:.1f}%{flag}")
         else:
-            print(f"{row['file']}\t{r.label}\t({r.note})")
+            print(f"{printable(row['file'])}\t{r.label}\t({printable(r.note)})")
 
     def emit_skipped(upto: int):
         nonlocal n_skip_out
@@ -470,8 +614,8 @@ def _cmd_classify(a) -> int:
     try:
         if a.output:
             tmp = Path(str(_parent_made(a.output)) + ".part")
-            out_fh = open(tmp, "w", newline="")
-        for r in iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae):
+            out_fh = open(tmp, "w", **CSV_ENCODING)
+        for r in iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae, skip_unusable=True):
             idx, f = names[n]
             emit_skipped(idx)  # rows stay in input order
             emit({"file": f, **r.as_row()}, r)
@@ -489,13 +633,17 @@ def _cmd_classify(a) -> int:
         raise
     finally:
         if out_fh is not None:
+            out_fh.flush()
+            os.fsync(out_fh.fileno())
             out_fh.close()
     if tmp is not None:
-        tmp.replace(a.output)
-        print(f"Classified {n} images with {clf.name} on {dev}; results in {a.output}"
+        from ._files import resolve
+
+        os.replace(tmp, resolve(a.output))  # a link named by --output keeps pointing at the results
+        print(f"Classified {n} images with {printable(clf.name)} on {dev}; results in {printable(a.output)}"
               + (f" ({len(skipped)} not classified: see their 'note')" if skipped else ""))
     for _, f, why in skipped:
-        print(f"skipped {f}: {why}", file=sys.stderr)
+        print(f"skipped {printable(f)}: {printable(why)}", file=sys.stderr)
     if n == 0:
         raise OrganelleError("No image could be classified (see the skipped files above).")
     return 0
@@ -518,16 +666,29 @@ def _cmd_reconstruct(a) -> int:
         if _same_file(a.out, a.residual):
             raise OrganelleError("--out and --residual name the same file; give two names.")
     if _same_file(a.out, a.file) or (a.residual and _same_file(a.residual, a.file)):
-        raise OrganelleError(f"The output would replace the input {a.file}; give another name.")
+        raise OrganelleError(f"The output would replace the input {printable(a.file)}; give another name.")
+    outputs = {"--out": a.out, "--residual": a.residual}
+    _refuse_inputs_as_outputs(outputs, [a.file, _model_file(a.model)])
     ae = load_model(a.model, "autoencoder")
+    if ae.path is not None:
+        _refuse_inputs_as_outputs(outputs, [ae.path])
     img = read_image(a.file)
     rec = reconstruct(img, ae, progress=Progress("planes"))
-    tifffile.imwrite(_parent_made(a.out), rec.reconstruction.astype(np.float32))
+    from ._files import atomic_file
+
+    # float32 as a rule; float64 when the image needs it (reconstruct says which): never +inf
+    dt = np.float64 if rec.reconstruction.dtype == np.float64 else np.float32
+    with atomic_file(_parent_made(a.out), "wb") as fh:  # never a truncated file on a full disk
+        tifffile.imwrite(fh, rec.reconstruction.astype(dt, copy=False))
     if a.residual:
-        tifffile.imwrite(_parent_made(a.residual), rec.residual.astype(np.float32))
-        print(f"Saved the residual to {a.residual}")
+        with atomic_file(_parent_made(a.residual), "wb") as fh:
+            tifffile.imwrite(fh, rec.residual.astype(dt, copy=False))
+        print(f"Saved the residual to {printable(a.residual)}")
+    if dt == np.float64:
+        print("The image's values do not fit float32 faithfully (an offset or an extreme scale), so the "
+              "output TIFFs are float64.")
     print(f"MSE {rec.mse:.5f}  PSNR {rec.psnr:.2f} dB  SSIM {rec.ssim:.4f} (on [0,1]-scaled planes)")
-    print(f"Saved {a.out}")
+    print(f"Saved {printable(a.out)}")
     return 0
 
 
@@ -537,7 +698,7 @@ def _cmd_models(a) -> int:
     infos = list_models()
     for m in infos:
         where = "bundled" if m.bundled else "user"
-        print(f"{m.name:<28} {m.kind:<12} {where:<8} {m.summary}")
+        print(f"{printable(m.name):<28} {str(m.kind or '-'):<12} {where:<8} {printable(m.summary)}")
     print(f"\nUser models folder: {user_models_dir()}")
     return 0
 
@@ -618,15 +779,36 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.command_line = "napari-organelle " + " ".join(shlex.quote(x) for x in argv)
+    # Everything printed goes through an escaping stream: user-derived text (file and class names,
+    # checkpoint metadata) cannot move the cursor, recolour the terminal or fake a result line, and
+    # names that are not valid UTF-8 print as escapes instead of failing.
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
+    try:
+        return _run(args)
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except OrganelleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file that could not be written (disk full, permissions, ...)
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"error: could not read or write{where}: {exc.strerror or exc}. Check the path, the free "
+        where = f" {printable(exc.filename)}" if getattr(exc, "filename", None) else ""
+        print(f"error: could not read or write{where}: {printable(exc.strerror or exc)}. Check the path, the free "
               "space and the permissions, then run the command again.", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: not enough memory for this; use smaller images (or fewer at a time: --batch-size, "
+              "--workers).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

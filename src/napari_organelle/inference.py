@@ -17,8 +17,12 @@ from .classes import NOT_CLASSIFIED
 from .preprocess import (
     InputError,
     MAX_NATIVE_SIDE,
+    _offset_float64,
     as_plane,
     block_reduce_to,
+    channel_last_count,
+    check_dtype,
+    float32_faithful,
     fits_batched,
     normalize,
     prepare_batch,
@@ -172,6 +176,11 @@ def model_on(model, device="auto", kind: str | None = None):
     return moved
 
 
+def _input_size(clf) -> int:
+    """The classifier's input size (checked when its checkpoint was loaded); 128 if not recorded."""
+    return int(clf.input_size) if clf.input_size else 128
+
+
 def _as_loaded(model, kind: str):
     from .checkpoints import LoadedModel
 
@@ -206,15 +215,20 @@ def _stop_requested(should_stop) -> bool:
     return bool(should_stop())
 
 
+#: The note of an image whose model output is not a number.
+BROKEN_OUTPUT_NOTE = ("the model's output for this image is not a number (NaN or infinite): the model is "
+                      "broken (NaN weights, negative batch-norm variances, or values out of range); no "
+                      "answer is given. Choose another model, or retrain this one.")
+
+
 def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str,
                  ood: float | None, novelty: float | None = None,
                  structure: float | None = None) -> Classification:
+    if not np.isfinite(probs).all():  # never a label with "nan %": no answer, and why
+        return Classification.not_classified(BROKEN_OUTPUT_NOTE, classes, has_dna, name)
     k = int(np.argmax(probs))
     conf = float(probs[k])
     why = []
-    if not np.isfinite(probs).all():
-        why.append("the model's output is not a number (broken weights?)")
-        conf = float("nan")
     if structure is not None and structure < STRUCTURE_THRESHOLD:
         why.append("the image has no cell-like structure (it looks like noise)")
     if novelty is not None and not novelty <= NOVELTY_THRESHOLD:
@@ -312,7 +326,7 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
         raise InputError(f"The batch size must be at least 1 (got {batch_size}).")
     clf = _as_loaded(model, "classifier")
     ae = _as_loaded(autoencoder, "autoencoder") if autoencoder is not None else None
-    size = int(clf.input_size)
+    size = _input_size(clf)
     dev = _device_of(clf.model)
     on_device = preprocess == "device" or (preprocess == "auto" and dev.type == "cuda")
     # One entry per input, in order: a not-classified result, a prepared (2, S, S) array, or the raw
@@ -357,17 +371,24 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
             return
         try:
             p, d = validate_pair(protein, dna)
-        except InputError as exc:
+            if on_device and fits_batched(p, size) and (d is None or fits_batched(d, size)):
+                entry = (p, d)
+            else:
+                entry = prepare_pair(p, d, size=size, check_signal=False)
+            ood = ood_score(p, autoencoder=ae) if ae is not None else None
+        except Exception as exc:  # noqa: BLE001 - one unusable image is a 'not classified' row
             if not skip_unusable:
                 raise
+            if not isinstance(exc, InputError):
+                if isinstance(exc, MemoryError):
+                    exc = InputError("not enough memory to prepare this image")
+                else:
+                    exc = InputError(f"this image could not be prepared for the model ({type(exc).__name__}: {exc})")
             entries.append(Classification.not_classified(str(exc), clf.classes, dna is not None, clf.name))
             oods.append(None)
         else:
-            if on_device and fits_batched(p, size) and (d is None or fits_batched(d, size)):
-                entries.append((p, d))
-            else:
-                entries.append(prepare_pair(p, d, size=size, check_signal=False))
-            oods.append(ood_score(p, autoencoder=ae) if ae is not None else None)
+            entries.append(entry)
+            oods.append(ood)
         has_dna.append(dna is not None)
         if len(entries) >= batch_size:
             yield from flush()
@@ -441,12 +462,29 @@ def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[t
     d = as_plane(dna, name="DNA") if dna is not None else None
     if d is not None and d.shape != p.shape:
         raise InputError(f"The DNA image is {d.shape} but the protein image is {p.shape}; they must match.")
-    objects = ndimage.find_objects(lab.astype(np.int64, copy=False))
+    if lab.dtype.kind == "i" and lab.size and int(lab.min()) < 0:
+        raise InputError("The labels have negative values; a Labels layer holds 0 (background) and positive cell ids.")
+    ids = lab.astype(np.int64, copy=False)
+    if ids.size and int(ids.max()) > max(2 ** 20, ids.size):  # find_objects makes a list as long as the largest id
+        uniq, inv = np.unique(ids, return_inverse=True)
+        dense = inv.reshape(ids.shape).astype(np.int64) + (0 if uniq[0] == 0 else 1)
+        objects = ndimage.find_objects(dense)
+        ids_of = [int(u) for u in uniq if u != 0]
+    else:
+        dense, ids_of = ids, None
+        objects = ndimage.find_objects(ids)
     if not any(o is not None for o in objects):
         raise InputError("The Labels layer has no labelled cells (all pixels are 0). Paint or segment cells first.")
-    for i, sl in enumerate(objects, start=1):
+    # float32 crops, as always, unless float32 would lose the cell (an offset, an extreme scale)
+    def crop_dtype_of(a):
+        return np.float32 if float32_faithful(a) else (a.dtype if a.dtype.kind in "iu" else np.float64)
+
+    crop_dtype = crop_dtype_of(p)
+    dna_dtype = crop_dtype_of(d) if d is not None else None
+    for k, sl in enumerate(objects, start=1):
         if sl is None:
             continue
+        i = ids_of[k - 1] if ids_of is not None else k
         (y0, y1), (x0, x1) = (sl[0].start, sl[0].stop), (sl[1].start, sl[1].stop)
         pad_y = max(4, int((y1 - y0) * margin))
         pad_x = max(4, int((x1 - x0) * margin))
@@ -456,12 +494,12 @@ def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[t
             continue
         lab_c = lab[y0:y1, x0:x1]
         others = (lab_c != i) & (lab_c != 0)
-        pc = np.array(p[y0:y1, x0:x1], dtype=np.float32)
+        pc = np.array(p[y0:y1, x0:x1], dtype=crop_dtype)
         if others.any():
             pc[others] = np.percentile(pc, 1)
         dc = None
         if d is not None:
-            dc = np.array(d[y0:y1, x0:x1], dtype=np.float32)
+            dc = np.array(d[y0:y1, x0:x1], dtype=dna_dtype)
             if others.any():
                 dc[others] = np.percentile(dc, 1)
         yield i, pc, dc
@@ -491,7 +529,7 @@ def activation_map(protein, dna=None, model=None, *, target: str | int | None = 
     clf = _as_loaded(model, "classifier")
     p = as_plane(protein, name="protein")
     d = as_plane(dna, name="DNA") if dna is not None else None
-    size = int(clf.input_size)
+    size = _input_size(clf)
     x = torch.from_numpy(prepare_pair(p, d, size=size))[None].to(_device_of(clf.model))
     with torch.inference_mode():
         feats = clf.model.features(x)
@@ -626,35 +664,72 @@ def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
     return total / a.size
 
 
-def _percentiles(plane: np.ndarray) -> tuple[float, float]:
+def _percentiles(plane: np.ndarray, base=None) -> tuple[float, float]:
+    """1st / 99.8th percentiles of a strided sample of ``plane`` (of ``plane - base``, computed
+    exactly in integers, when ``base`` is given)."""
     from .preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 
     flat = plane.reshape(-1)
     sample = flat[:: max(1, flat.size // 1_000_000)]  # a strided view: no copy of a large plane
+    if base is not None:
+        sample = _offset_float64(sample, base)
     if sample.dtype.kind == "f":
         sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
     lo, hi = np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    lo, hi = float(lo), float(hi)
     if not hi > lo:
         hi = lo + 1.0
-    return float(lo), float(hi)
+        if not hi > lo:  # a huge value (1e20 + 1 == 1e20): one part in a million of it
+            hi = lo + abs(lo) * 1e-6
+    return lo, hi
 
 
-def _scale01(p: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """(p - lo) / (hi - lo) clipped to [0, 1] as float32, NaN/Inf -> 0; one output array, no full temporaries."""
+def _scale01(p: np.ndarray, lo: float, hi: float, *, wide: bool = False, base=None) -> np.ndarray:
+    """(p - lo) / (hi - lo) clipped to [0, 1] as float32, NaN/Inf -> 0; one output array, no full temporaries.
+
+    ``wide``: computed in float64 (``p - base`` exactly in integers first, when ``base`` is given),
+    for images float32 cannot hold (an offset such as 1e8 + cell, values such as 1e39 or 1e-46)."""
     out = np.empty(p.shape, np.float32)
     h, w = p.shape
     rows = max(1, _METRIC_BLOCK // max(1, w))
-    scale = np.float32(1.0 / (hi - lo))
+    scale = None if wide else np.float32(1.0 / (hi - lo))
     for y in range(0, h, rows):
         o = out[y:y + rows]
-        np.subtract(p[y:y + rows], np.float32(lo), out=o, casting="unsafe")
-        o *= scale
+        if wide:
+            block = _offset_float64(p[y:y + rows], base) if base is not None else \
+                np.asarray(p[y:y + rows], np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf -> clipped / zeroed below
+                o[...] = (block - np.float64(lo)) / (np.float64(hi) - np.float64(lo))
+        else:
+            np.subtract(p[y:y + rows], np.float32(lo), out=o, casting="unsafe")
+            o *= scale
         np.clip(o, 0.0, 1.0, out=o)
         if p.dtype.kind == "f":
             o[~np.isfinite(o)] = 0.0
     return out
+
+
+def _reconstruct_refusals(a: np.ndarray) -> None:
+    check_dtype(a, "input")
+    if a.size == 0:
+        raise InputError(f"The image is empty (shape {a.shape}); load an image with pixels in it.")
+    if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[-3] > 4 and a.ndim == 3:
+        raise InputError("This is an RGB image; convert it to a single channel (or split the channels) to reconstruct it.")
+    if a.ndim >= 3:
+        last3 = a[(0,) * (a.ndim - 3)]
+        c = channel_last_count(last3)
+        if c and (c not in (3, 4) or a.ndim >= 4) and last3.shape[0] > 16:
+            n = int(np.prod(a.shape[:-2]))
+            raise InputError(
+                f"The image has shape {'x'.join(str(k) for k in a.shape)}: it looks like "
+                f"{'one image' if a.ndim == 3 else 'images'} with {c} channels stored last (Y, X, C), not {n} "
+                f"planes of {a.shape[-2]}x{c}, and would be reconstructed as such. Reconstruct one channel "
+                "(image[..., c]), or move the channel axis first (np.moveaxis(image, -1, 0)) to reconstruct "
+                "each channel as a plane.")
+    if a.ndim < 2:
+        raise InputError(f"Expected a 2D image or a stack of planes, got shape {a.shape}.")
 
 
 def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Reconstruction:
@@ -666,23 +741,28 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
     are, marked ``constant`` in ``per_plane`` and left out of the means; a constant image is refused).
     Planes larger than 2048 pixels a side
     are processed tile by tile at full resolution, so memory stays bounded by a tile.
+
+    The reconstruction and residual are float32, or float64 for an image float32 cannot hold
+    faithfully (an offset such as 1e8 + cell, values beyond float32's range such as 1e39 or 1e-46):
+    the result is then computed and returned in float64. A (Y, X, C) array with its channels last is
+    refused with a message, not reconstructed as Y planes; a model whose output is not finite is
+    refused, never reported with a PSNR.
     """
     ae = _as_loaded(model, "autoencoder")
     a = np.asarray(image)
-    if a.dtype == object or np.iscomplexobj(a) or a.dtype.kind in "USV":
-        raise InputError(f"The image has dtype {a.dtype}; give a numeric (integer, float or bool) image.")
-    if a.size == 0:
-        raise InputError(f"The image is empty (shape {a.shape}); load an image with pixels in it.")
-    if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[-3] > 4 and a.ndim == 3:
-        raise InputError("This is an RGB image; convert it to a single channel (or split the channels) to reconstruct it.")
-    if a.ndim < 2:
-        raise InputError(f"Expected a 2D image or a stack of planes, got shape {a.shape}.")
+    shape = a.shape
+    if a.ndim >= 3 and a.shape[-1] == 1:  # (Y, X, 1): one plane, its channel axis last
+        a = a[..., 0]
+    _reconstruct_refusals(a)
     planes = a.reshape((-1,) + a.shape[-2:])
     # Memory: the float32 reconstruction (4 bytes a pixel, returned) plus one float32 working plane
     # (4 bytes a pixel of the plane being processed) plus a model tile; the residual (4 bytes a
     # pixel, returned) is allocated after the working plane is freed. Metrics run in row blocks /
     # tiles. So a 20000 x 20000 uint8 plane needs about 8 bytes a pixel (3.2 GB) beyond its input.
-    out = np.empty(planes.shape, np.float32)
+    # (Twice that for the rare image that needs float64, see above.)
+    wide = not float32_faithful(a)
+    out_dtype = np.float64 if wide else np.float32
+    out = np.empty(planes.shape, out_dtype)
     per_plane = []
     for i, pl in enumerate(planes):
         if _stop_requested(should_stop):
@@ -703,26 +783,40 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
             if progress is not None:
                 progress(i + 1, len(planes))
             continue
-        lo, hi = _percentiles(p)
-        p01 = _scale01(p, lo, hi)
+        base = p.min() if wide and p.dtype.kind in "iu" else None
+        lo, hi = _percentiles(p, base)
+        p01 = _scale01(p, lo, hi, wide=wide, base=base)
         r01 = _reconstruct_plane01(ae.model, p01, out=out[i])
+        if not np.isfinite(r01).all():
+            raise InputError(
+                f"The autoencoder's output for {'plane %d' % i if len(planes) > 1 else 'this image'} is not a "
+                "number (NaN or infinite): the model is broken (NaN weights or negative batch-norm "
+                "variances); nothing is reported. Choose another autoencoder, or retrain this one.")
         mse = _mse(r01, p01)
         per_plane.append({"plane": i, "mse": mse, "psnr": float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse),
                           "ssim": ssim(p01, r01)})
         del p01
-        r01 *= np.float32(hi - lo)  # back to the input's intensity range, in place
-        r01 += np.float32(lo)
+        t = out.dtype.type
+        r01 *= t(hi - lo)  # back to the input's intensity range, in place
+        r01 += t(lo)
+        if base is not None:
+            r01 += t(base)
+        if not np.isfinite(r01).all():
+            raise InputError(
+                f"The reconstruction of {'plane %d' % i if len(planes) > 1 else 'this image'} overflows "
+                f"{out.dtype} (the image's values reach {max(abs(lo), abs(hi)):.3g}); nothing is reported. "
+                "Divide the image by a constant (e.g. 1e30) first.")
         if progress is not None:
             progress(i + 1, len(planes))
     used = [d for d in per_plane if not d.get("constant")]
     if not used:
         raise InputError(f"Every one of the {len(planes)} planes is constant; there is nothing to reconstruct.")
     rec = out.reshape(a.shape)
-    residual = np.empty(a.shape, np.float32)
+    residual = np.empty(a.shape, out_dtype)
     np.subtract(a, rec, out=residual, casting="unsafe")
     return Reconstruction(
-        reconstruction=rec,
-        residual=residual,
+        reconstruction=rec.reshape(shape),
+        residual=residual.reshape(shape),
         mse=float(np.mean([d["mse"] for d in used])),
         psnr=float(np.mean([d["psnr"] for d in used])),
         ssim=float(np.mean([d["ssim"] for d in used])),

@@ -835,6 +835,8 @@ def _dna(cell, R, rng):
 
 #: Smallest image side simulate_cell draws a cell in.
 MIN_SIZE = 32
+#: Largest simulated image side (pixels).
+MAX_SIZE = 4096
 
 
 def _check(cls: str, style: str, size: int) -> None:
@@ -850,6 +852,19 @@ def _check(cls: str, style: str, size: int) -> None:
         raise InputError(f"The image size must be a whole number of pixels (got {size!r}).")
     if int(size) < MIN_SIZE:
         raise InputError(f"size={size} is too small to draw a cell; use at least {MIN_SIZE} pixels.")
+    if int(size) > MAX_SIZE:
+        raise InputError(f"size={size} is too large: simulated cells are at most {MAX_SIZE} pixels a side "
+                         "(382 is the size of a 2D HeLa cell image; one cell of 100000 pixels would need tens "
+                         "of GB).")
+
+
+def check_seed(seed) -> int:
+    """A seed: a whole number from 0 to 2**32 - 1; else InputError."""
+    from .preprocess import InputError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
+        raise InputError(f"The seed must be a whole number from 0 to {2 ** 32 - 1} (got {seed!r}).")
+    return int(seed)
 
 
 def check_dataset_args(out_dir, per_class, size, style, classes=CLASSES) -> None:
@@ -902,6 +917,7 @@ def _child_rng(seed: int, cls: str, index: int, style: str) -> np.random.Generat
 
 
 def _iter_cells(per_class, seed, size, style, classes):
+    check_seed(seed)
     for cls in classes:
         _check(cls, style, size)
     for cls in classes:
@@ -1004,6 +1020,9 @@ def write_dataset(out_dir, per_class: int, seed: int = 0, size: int = 382, style
     import tifffile
 
     check_dataset_args(out_dir, per_class, size, style, classes)
+    check_seed(seed)
+    from ._files import atomic_file
+
     out = Path(out_dir)
     digits = max(3, len(str(max(int(per_class) - 1, 0))))
     written: list[Path] = []
@@ -1013,11 +1032,13 @@ def write_dataset(out_dir, per_class: int, seed: int = 0, size: int = 382, style
         stem = f"{cls}_{i:0{digits}d}"
         if two_channel:
             path = folder / f"{stem}.tif"
-            tifffile.imwrite(path, np.stack([p, d]), photometric="minisblack")
+            with atomic_file(path, "wb") as fh:  # never a truncated file (full disk, Ctrl-C)
+                tifffile.imwrite(fh, np.stack([p, d]), photometric="minisblack")
             written.append(path)
         else:
             for name, arr in (("protein", p), ("dna", d)):
                 path = folder / f"{stem}_{name}.tif"
-                tifffile.imwrite(path, arr, photometric="minisblack")
+                with atomic_file(path, "wb") as fh:
+                    tifffile.imwrite(fh, arr, photometric="minisblack")
                 written.append(path)
     return written

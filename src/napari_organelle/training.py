@@ -32,6 +32,8 @@ from .models.registry import DEFAULT_ARCH, build_model, check_arch, check_kind
 from .preprocess import InputError
 
 LABEL_SMOOTHING = 0.05
+#: Largest autoencoder training crop (planes are reduced to 512 pixels a side and padded to the crop).
+MAX_CROP_SIZE = 1024
 
 
 # --------------------------------------------------------------------------------------------------
@@ -66,12 +68,20 @@ class TrainConfig:
         _int("epochs", 1)
         _int("batch_size", 1)
         _int("crop_size", 8)
+        if self.crop_size > MAX_CROP_SIZE:
+            raise InputError(f"Crop size {self.crop_size} is too large: autoencoder training crops are at most "
+                             f"{MAX_CROP_SIZE} pixels (every plane is padded to it; the default is 96).")
+        if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
+                    or not 0 <= int(self.seed) < 2 ** 32:
+                raise InputError(f"The seed must be a whole number from 0 to {2 ** 32 - 1} (got {self.seed!r}).")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"The learning rate must be a positive number (got {self.lr!r}).")
         if self.lr > 1:
             raise InputError(f"A learning rate of {self.lr:g} is far too large (AdamW): use 1e-4 to fine-tune, "
                              "1e-3 from scratch, 1e-2 at most.")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+        if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
+                and self.weight_decay >= 0):
             raise InputError(f"Weight decay must be >= 0 (got {self.weight_decay!r}).")
         if not 0.0 <= float(self.dna_dropout) <= 1.0:
             raise InputError(f"DNA dropout is a probability in [0, 1] (got {self.dna_dropout!r}).")
@@ -196,6 +206,9 @@ class TrainResult:
     #: Set by recipes.train_model: the held-out (test, or validation when there is no test split)
     #: figures, so saving the result alone keeps them.
     held_out_metrics: dict | None = None
+    #: Writes of ``checkpoint_path`` during training that failed (a full disk ...): "epoch N: why".
+    #: Such a failure does not end the run (the file keeps its previous content).
+    checkpoint_errors: list = field(default_factory=list)
 
     @property
     def improved(self) -> bool:
@@ -855,7 +868,11 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
                       device, time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
                       baseline=baseline)
         ckpt = res.checkpoint(training={"in_progress": True})
-        write_checkpoint_dict(checkpoint_path, ckpt)
+        try:
+            write_checkpoint_dict(checkpoint_path, ckpt)
+        except OSError as exc:  # a full disk must not cost the run: the weights are still in memory
+            checkpoint_errors.append(f"epoch {epoch_events[-1].epoch if epoch_events else 0}: "
+                                     f"{exc.strerror or exc}")
 
     def out_of_memory() -> InputError:
         optimizer.zero_grad(set_to_none=True)
@@ -869,6 +886,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
                           f"{max(1, bs // 2)} or the CPU.")
 
     initial_state = _cpu_state(net)
+    checkpoint_errors: list[str] = []
     best_state: dict | None = None
     best_loss, best_epoch = math.inf, 0
     history: list[EpochEvent] = []
@@ -996,9 +1014,11 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
-    return _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device,
-                   time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
-                   baseline=baseline)
+    res = _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device,
+                  time.perf_counter() - t_start, input_size, config, n_train, n_val, training_meta,
+                  baseline=baseline)
+    res.checkpoint_errors = list(checkpoint_errors)
+    return res
 
 
 def _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped, reason, device, seconds,
