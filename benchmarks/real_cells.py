@@ -163,7 +163,29 @@ def _fallback_find_cells(cyto, dna=None, diameter=None):
     return cells.astype(np.int32)
 
 
+_SEG_CACHE: dict = {}
+
+
+def _cached(kind, fn, *arrays):
+    """Segmentations are the same for every model: computed once per image and process."""
+    import hashlib
+
+    h = hashlib.sha1(kind.encode())
+    for a in arrays:
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+            h.update(str(a.shape).encode())
+    key = h.hexdigest()
+    if key not in _SEG_CACHE:
+        _SEG_CACHE[key] = fn()
+    return _SEG_CACHE[key]
+
+
 def find_cells(cyto, dna=None):
+    return _cached("cells", lambda: _find_cells(cyto, dna), cyto, dna)
+
+
+def _find_cells(cyto, dna=None):
     try:
         from napari_organelle.segmentation import find_cells as product_find_cells
     except ImportError:
@@ -175,6 +197,10 @@ def find_cells(cyto, dna=None):
 
 def find_nuclei(dna):
     """Each nucleus of a DNA image as a labelled object (for the nuclei sets)."""
+    return _cached("nuclei", lambda: _find_nuclei(dna), dna)
+
+
+def _find_nuclei(dna):
     try:
         from napari_organelle.segmentation import find_nuclei as product_find_nuclei
     except ImportError:

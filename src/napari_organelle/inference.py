@@ -64,6 +64,8 @@ class Classification:
     #: Distance of the cell's features from the training cells (1 = the edge of 99 % of held-out
     #: training-like cells; None when the model carries no feature statistics).
     novelty: float | None = None
+    #: Why a classified result is flagged uncertain (empty when it is not).
+    why_uncertain: str = ""
 
     @property
     def classified(self) -> bool:
@@ -79,8 +81,8 @@ class Classification:
                    model_name=model_name, note=reason)
 
     def as_row(self) -> dict:
-        """A flat dict: label, confidence, one ``p_<class>`` column per class, ood_score, uncertain,
-        note (why an image was not classified; empty otherwise)."""
+        """A flat dict: label, confidence, one ``p_<class>`` column per class, novelty, ood_score,
+        uncertain, why_uncertain, note (why an image was not classified; empty otherwise)."""
         row: dict = {"label": self.label, "confidence": round(self.confidence, 6)}
         for c in self.classes:
             row[f"p_{c}"] = round(self.probabilities[c], 6)
@@ -88,6 +90,7 @@ class Classification:
         row["novelty"] = None if self.novelty is None else round(self.novelty, 4)
         row["ood_score"] = None if self.ood_score is None else round(self.ood_score, 4)
         row["uncertain"] = self.uncertain
+        row["why_uncertain"] = self.why_uncertain
         row["note"] = self.note
         return row
 
@@ -246,8 +249,8 @@ def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str
         ood_score=ood,
         uncertain=bool(why),
         model_name=name,
-        note=("uncertain: " + "; ".join(why)) if why else "",
         novelty=novelty,
+        why_uncertain="; ".join(why),
     )
 
 
