@@ -50,6 +50,8 @@ class Classification:
     uncertain: bool = False
     model_name: str = ""
     note: str = ""
+    #: set by :func:`classify` when the image seems to hold several cells (see :func:`several_cells_warning`)
+    warning: str = ""
 
     @property
     def classified(self) -> bool:
@@ -66,7 +68,8 @@ class Classification:
 
     def as_row(self) -> dict:
         """A flat dict: label, confidence, one ``p_<class>`` column per class, ood_score, uncertain,
-        note (why an image was not classified; empty otherwise)."""
+        note (why an image was not classified; empty otherwise), warning (e.g. the image holds
+        several cells; empty otherwise)."""
         row: dict = {"label": self.label, "confidence": round(self.confidence, 6)}
         for c in self.classes:
             row[f"p_{c}"] = round(self.probabilities[c], 6)
@@ -74,6 +77,7 @@ class Classification:
         row["ood_score"] = None if self.ood_score is None else round(self.ood_score, 4)
         row["uncertain"] = self.uncertain
         row["note"] = self.note
+        row["warning"] = self.warning
         return row
 
 
@@ -308,19 +312,46 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
 
 
 def classify(protein, dna=None, model=None, *, channel: int | None = None,
-             dna_channel: int | None = None, autoencoder=None) -> Classification:
+             dna_channel: int | None = None, autoencoder=None, check_cells: bool = True) -> Classification:
     """Which organelle does this protein label?
 
     ``protein``: a 2D image (or channel-first with ``channel``, or RGB); ``dna``: the DNA (DAPI) image
     of the same cell, optional. ``model``: a LoadedModel, a store name, a path, or None for the bundled
     classifier (trained on simulated cells). ``autoencoder``: when given (or "bundled"), adds an
-    out-of-distribution score from its reconstruction error.
+    out-of-distribution score from its reconstruction error. ``check_cells``: when the image seems
+    to hold several cells (a quick count of its nuclei), say so in the result's ``warning`` (one
+    label for a field of cells means little; :func:`classify_field` classifies each cell).
     """
     if isinstance(autoencoder, str) and autoencoder == "bundled":
         autoencoder = load_model(None, kind="autoencoder")
     p = as_plane(protein, channel=channel, name="protein")
     d = as_plane(dna, channel=dna_channel, name="DNA") if dna is not None else None
-    return next(iter_classify([(p, d)], model, batch_size=1, autoencoder=autoencoder))
+    r = next(iter_classify([(p, d)], model, batch_size=1, autoencoder=autoencoder))
+    if check_cells and r.classified:
+        r.warning = several_cells_warning(p, d)
+    return r
+
+
+def several_cells_warning(protein, dna=None, *, command: str = "") -> str:
+    """"" when the image looks like one cell; otherwise a sentence saying it seems to hold several
+    cells and how to classify each one (``command``: the command line to suggest, if any).
+
+    A cheap check (:func:`napari_organelle.segmentation.count_cells`: nuclei in the DNA image, or
+    separate objects of the protein image, on a copy at most 128 pixels a side).
+    """
+    from .segmentation import count_cells
+
+    try:
+        n = count_cells(protein, dna)
+    except InputError:
+        return ""
+    if n < 2:
+        return ""
+    what = f"{n} nuclei in the DNA image" if dna is not None else f"{n} separate objects in the protein image"
+    how = command or "classify_field() in Python, napari-organelle classify FILE --cells auto"
+    return (f"this image seems to hold several cells ({what}); the classifier expects one cell, so one "
+            f"label for the whole image means little. Classify each cell instead ({how}, or the "
+            "Classify dock's per-cell mode).")
 
 
 def classify_batch(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
