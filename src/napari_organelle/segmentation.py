@@ -268,9 +268,10 @@ def _estimate_radius(plane: np.ndarray, is_dna: bool, step: float = 0.0) -> floa
         sig = _noise_sigma(c, step / f)
         s = ndi.gaussian_filter(c, 1.0)
         bg, spread = _background(s, sig * 0.28, 0.0)
-        mask = _log_otsu_mask(s - bg, spread)
-        if not is_dna:
-            mask = ndi.binary_fill_holes(mask)
+        if is_dna:
+            mask = _log_otsu_mask(s - bg, spread)
+        else:  # the cells' bodies, as in segment_cells
+            mask = ndi.binary_fill_holes(s - bg > _K_SIGMA * spread)
         mask = ndi.binary_opening(mask)
         _, r, area = _inscribed_radii(mask)
         t = _typical(r, area)
@@ -625,7 +626,8 @@ def segment_cells(protein, dna=None, *, diameter=None, pixel_size_um=None, exclu
         nmask = ndi.binary_opening(nmask, iterations=max(1, int(rn / 6)))
         nuclei = _split_objects(nmask, rn / _ROUNDNESS)
     else:
-        nuclei = _protein_seeds(sp > _K_SIGMA * sig_p, rn, R)
+        # the lightly smoothed copy keeps the narrow gaps between neighbouring cells open
+        nuclei = _protein_seeds(sp_fine > _K_SIGMA * sig_p * sm, rn, R)
     n = int(nuclei.max())
     if n and sd is not None:  # DNA specks are debris (a protein speck has no nucleus: step 6)
         area = np.bincount(nuclei.ravel(), minlength=n + 1)
