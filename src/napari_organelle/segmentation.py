@@ -1,50 +1,51 @@
 """Finding the cells of a field of view: nuclei from the DNA channel, cells grown from them.
 
 No model and no download: classical image analysis (numpy, scipy and scikit-image). This is the
-method benchmark reports cite as "how cells were found" (see also ``docs/segmentation.md``):
+method benchmark reports cite as "how cells were found"; ``docs/segmentation.md`` says the same
+at more length.
 
 1. **Planes.** The protein image (and the DNA image, when there is one) as float32 planes;
    non-finite pixels are set to the plane's median.
 2. **Size.** ``diameter`` (the expected cell diameter, in pixels) when given; otherwise
    ``TYPICAL_CELL_DIAMETER_UM / pixel_size_um`` when the pixel size is given; otherwise it is
-   measured on the image: a coarse copy (block mean, at most 512 pixels a side) is thresholded
-   (Otsu on the log of the background-subtracted DNA), and the radius of each nucleus is the largest
-   disc that fits in it (the maximum of the distance transform, which touching nuclei do not
-   inflate). The cell diameter is ``CELL_PER_NUCLEUS`` (2) times the median nuclear diameter: in
-   spread cultured cells the cytoplasm reaches about one nuclear radius beyond the nucleus. Without
-   DNA the same is done on the protein foreground, and its median inscribed diameter is the cell's.
+   measured on the image: on a coarse copy (block mean, at most 512 pixels a side) the nuclei are
+   thresholded (step 5) and the radius of each is the largest disc that fits in it (the maximum of
+   the distance transform, which touching nuclei do not inflate); the typical radius is the
+   area-weighted median (specks do not count). The cell diameter is ``CELL_PER_NUCLEUS`` (2) times
+   the nuclear diameter: in spread cultured cells the cytoplasm reaches about one nuclear radius
+   beyond the nucleus. Without DNA the protein foreground is measured and gives the cell diameter.
 3. **Working scale.** The planes are reduced by an integer block mean so that a nucleus is about
-   8 to 16 pixels in radius; all the steps below run there, and the labels are brought back to the
-   full resolution at the end (nearest neighbour). A 2048 x 2048 field of 100 cells is segmented at
-   about 500 x 500.
-4. **Background and noise**, per channel: a smooth background surface (the 5th percentile of tiles
-   two cell diameters wide, the minimum over neighbouring tiles, smoothed and interpolated) is
-   subtracted, which removes uneven illumination's additive part (a gradient, a vignetted offset).
-   The noise is measured from the differences of neighbouring pixels (median absolute deviation).
-   Each plane is then smoothed with a Gaussian of a quarter of the nuclear radius.
-5. **Nuclei.** DNA signal above a threshold: Otsu's threshold on the log of the signal (so dim and
-   bright nuclei, or a darker corner of the field, are all found), and at least 4 noise standard
-   deviations; holes filled. Touching nuclei are split by a watershed of the distance transform,
-   seeded at its maxima; two pieces are merged again unless the neck between them is narrower than
-   70 % of the smaller piece's radius (two round nuclei touching have a neck; one lumpy nucleus has
-   none). Pieces smaller than 15 % of a typical nucleus are debris and dropped.
-   Without DNA, the "nuclei" are the maxima of the distance transform of the protein foreground
-   (holes filled, so the dark nucleus of a cytoplasmic stain counts as inside its cell), split and
-   merged by the same neck rule at the cell scale.
-6. **Cell foreground.** Smoothed protein more than 4 noise standard deviations (of the smoothed
-   plane) above the background, or a nucleus; holes smaller than two nuclei filled.
-7. **Cells.** A seeded watershed from the nuclei over the inverted, log-scaled protein signal,
-   inside the foreground: neighbouring cells meet along the dimmest line between them, with a small
-   compactness term so that two touching cells of even brightness are split halfway between their
-   nuclei. Foreground that no nucleus reaches (debris, a cell whose nucleus is out of the field) is
-   left out: with DNA, a cell is a nucleus and the cytoplasm around it.
-8. **Clean-up.** Cells smaller than half a typical nucleus are dropped; with ``exclude_border``
+   8 to 16 pixels in radius; the steps below run there, and the labels are brought back to the
+   full resolution at the end (smooth outlines, no block steps).
+4. **Background and noise**, per channel: a low-order polynomial surface (constant, plane or
+   quadratic as the field is under 3, under 6 or more cell diameters wide: a vignette, a gradient)
+   fitted to the background pixels only (iteratively, from the darkest 20 %), subtracted; the noise
+   is the robust SD of the background about it. Each plane is smoothed with a Gaussian of a
+   quarter of the nuclear radius.
+5. **Nuclei.** DNA signal above Otsu's threshold on the log of the signal and at least 4 noise SDs
+   (the brighter of two populations an order of magnitude apart, when faint dye or bleed-through
+   sits under the nuclei); holes filled. Touching nuclei are split by a watershed of the distance
+   transform, seeded at its maxima; two pieces are merged again unless the neck between them is
+   narrower than 70 % of the smaller piece's radius. Pieces smaller than 15 % of a typical nucleus
+   are debris and dropped. Without DNA, the seeds are the dark, convex, nucleus-sized holes a
+   cytoplasmic protein leaves in the foreground, and otherwise the maxima of the foreground's
+   distance transform.
+6. **Cell foreground.** Smoothed protein more than 4 noise SDs above the background, or a nucleus;
+   holes smaller than two nuclei filled.
+7. **Cells.** A seeded watershed from the nuclei over the inverted, log-scaled protein signal
+   (dark regions enclosed by a cell first filled up to their rim), inside the foreground: cells meet
+   along the dimmest line between them, a small compactness term splitting touching cells of even
+   brightness halfway between their nuclei. Foreground no nucleus reaches is not a cell.
+8. **Edges.** Each cell's edge is moved to where a lightly smoothed copy of the protein falls to
+   half the cell's body level (the 30th percentile of its signal away from its rim and nucleus).
+9. **Clean-up.** Cells smaller than half a typical nucleus are dropped; with ``exclude_border``
    (the default) cells cut by the image border are dropped (a stretch of their outline, a fifth of
-   their diameter, lies on the edge: a cut about 1 % of the diameter deep), since a cut cell is not a whole cell. The cells are numbered 1..n in reading order (by centroid, top to bottom).
+   their diameter, lies on the edge: a cut about 1 % of the diameter deep). The cells are numbered
+   1..n in reading order (by centroid, top to bottom).
 
 Limits: the protein channel is the only view of the cytoplasm, so a cell whose protein is only in
-its nucleus (a nuclear protein, no cytoplasmic background) is found as its nucleus; cells that
-overlap (rather than touch) are split along a line; a cell with two nuclei is two cells.
+its nucleus (a nuclear protein, no cytoplasmic background) is found as its nucleus; without DNA,
+touching cells with even cytoplasm may stay merged; a cell with two nuclei is two cells.
 """
 
 from __future__ import annotations
