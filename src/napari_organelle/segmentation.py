@@ -123,13 +123,20 @@ def _stopped(should_stop) -> bool:
 
 
 def _finite(plane: np.ndarray) -> np.ndarray:
-    p = np.asarray(plane, dtype=np.float32)
-    if not np.isfinite(p).all():
-        p = p.copy()
-        bad = ~np.isfinite(p)
-        if bad.all():
-            raise InputError("The image has no finite pixel (all NaN or Inf); there are no cells to find.")
-        p[bad] = np.median(p[~bad])
+    """The plane itself when every pixel is finite (integer planes are not copied: a 20000 x 20000
+    image stays as it is; the steps below read it in row blocks); else a float32 copy with the
+    non-finite pixels set to the median of the others."""
+    p = np.asarray(plane)
+    if p.dtype.kind != "f":
+        return p
+    rows = max(1, (1 << 22) // max(1, p.shape[1]))
+    if all(np.isfinite(p[y:y + rows]).all() for y in range(0, p.shape[0], rows)):
+        return p
+    p = np.array(p, dtype=np.float32)
+    bad = ~np.isfinite(p)
+    if bad.all():
+        raise InputError("The image has no finite pixel (all NaN or Inf); there are no cells to find.")
+    p[bad] = np.median(p[~bad])
     return p
 
 
