@@ -337,7 +337,7 @@ def several_cells_warning(protein, dna=None, *, command: str = "") -> str:
     cells and how to classify each one (``command``: the command line to suggest, if any).
 
     A cheap check (:func:`napari_organelle.segmentation.count_cells`: nuclei in the DNA image, or
-    separate objects of the protein image, on a copy at most 128 pixels a side).
+    separate objects of the protein image, on a copy at most 64 pixels a side).
     """
     from .segmentation import count_cells
 

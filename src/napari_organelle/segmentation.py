@@ -165,7 +165,8 @@ def _noise_sigma(x: np.ndarray, integer_step: float) -> float:
     return max(s, integer_step / math.sqrt(12.0), 1e-4 * float(hi - lo), 1e-12)
 
 
-def _background(x: np.ndarray, sigma: float, cells_across: float) -> tuple[np.ndarray | float, float]:
+def _background(x: np.ndarray, sigma: float, cells_across: float,
+                iterations: int = 10) -> tuple[np.ndarray | float, float]:
     """A smooth background surface under a smoothed plane, and the spread of the background about it.
 
     Uneven illumination and out-of-focus light vary slowly across a field, so the background is
@@ -188,7 +189,7 @@ def _background(x: np.ndarray, sigma: float, cells_across: float) -> tuple[np.nd
     sel = v <= np.percentile(v, 20)  # most fields are at least 20 % background
     coef = np.zeros(len(powers))
     spread = sigma
-    for _ in range(10):
+    for _ in range(iterations):
         if sel.sum() < len(powers) * 4:
             break
         coef = np.linalg.lstsq(A[sel], v[sel], rcond=None)[0]
@@ -736,8 +737,8 @@ def count_cells(protein, dna=None) -> int:
     """A quick estimate of how many cells an image holds, for warnings (not a measurement).
 
     The nuclei of the DNA image (or, without DNA, the separate objects of the protein image) are
-    counted on a copy reduced to at most 128 pixels a side (512 when the objects are too small to
-    count at 128): thresholded as in :func:`segment_cells` (log-Otsu for DNA, 4 noise SDs above
+    counted on a copy reduced to at most 64 pixels a side (512 when the objects are too small to
+    count at 64): thresholded as in :func:`segment_cells` (log-Otsu for DNA, 4 noise SDs above
     the background for protein), and counted when their inscribed radius is at least half the
     typical one (so that specks do not count; touching nuclei count once). A few milliseconds.
     0 when nothing stands out of the background. Without DNA it tends to count too few (the faint
@@ -748,12 +749,12 @@ def count_cells(protein, dna=None) -> int:
     step = 1.0 if np.asarray(dna if is_dna else protein).dtype.kind in "uib" else 0.0
     if plane.min() == plane.max():
         return 0
-    for side in (128, 512):
+    for side in (64, 512):
         f = max(1, math.ceil(max(plane.shape) / side))
         c = _block_mean(plane, f)
         sig = _noise_sigma(c, step / f) * 0.28
         s = ndi.gaussian_filter(c, 1.0 if is_dna else 2.0)
-        bg, spread = _background(s, sig, 0.0)
+        bg, spread = _background(s, sig, 0.0, iterations=3)
         s = s - bg
         mask = _log_otsu_mask(s, spread) if is_dna else ndi.binary_fill_holes(s > _K_SIGMA * spread)
         mask = ndi.binary_opening(mask)
