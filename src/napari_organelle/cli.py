@@ -117,6 +117,24 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (auto: a GPU if there is one)")
     s.add_argument("--workers", type=int, default=None,
                    help="threads reading files (default: the CPU count, at most 8)")
+    s.add_argument("--cells", nargs="+", default=None, metavar="auto|LABELS",
+                   help="classify each cell of a field of view instead of the whole image: 'auto' finds "
+                        "the cells (nuclei from the DNA channel, cells grown over the protein), or give "
+                        "one labels image per file (0 = background). Writes one row per cell and a "
+                        "summary per image (--summary)")
+    s.add_argument("--summary", default=None,
+                   help="with --cells: the per-image summary CSV (cells per class, majority); default "
+                        "<output>_summary.csv next to --output, or printed")
+    s.add_argument("--diameter", type=float, default=None,
+                   help="with --cells auto: expected cell diameter in pixels (default: measured from the nuclei)")
+    s.add_argument("--pixel-size", type=float, default=None,
+                   help="with --cells auto: micrometres per pixel (gives the cell diameter when --diameter is not given)")
+    s.add_argument("--keep-border-cells", action="store_true",
+                   help="with --cells auto: keep cells cut by the image border (left out by default)")
+    s.add_argument("--save-cells", default=None, metavar="FOLDER",
+                   help="with --cells auto: write the cells found as <FOLDER>/<file>_cells.tif (int32 labels)")
+    s.add_argument("--no-cell-check", action="store_true",
+                   help="whole-image mode: skip the quick check that warns about images holding several cells")
 
     s = sub.add_parser("reconstruct", help="reconstruct an image with the autoencoder")
     s.add_argument("file")
@@ -538,10 +556,16 @@ def _write_csv(path, rows: list[dict]) -> None:
 def _cmd_classify(a) -> int:
     import os
 
-    from .inference import iter_classify, load_model
+    from .inference import iter_classify, load_model, several_cells_warning
     from .io import iter_read_pairs
     from .training import resolve_device
 
+    if a.cells is None:
+        for opt, val in (("--summary", a.summary), ("--diameter", a.diameter), ("--pixel-size", a.pixel_size),
+                         ("--save-cells", a.save_cells), ("--keep-border-cells", a.keep_border_cells or None)):
+            if val is not None:
+                raise OrganelleError(f"{opt} goes with --cells (auto, or labels files): give --cells auto to "
+                                     "classify each cell of a field.")
     if a.batch_size < 1:
         raise OrganelleError(f"--batch-size must be at least 1 (got {a.batch_size}).")
     if a.batch_size > 4096:
@@ -561,6 +585,8 @@ def _cmd_classify(a) -> int:
     if a.output:
         _output_path(a.output, "--output")
         _refuse_inputs_as_outputs({"--output": a.output}, [*a.files, *(a.dna or []), _model_file(a.model)])
+    if a.cells is not None:
+        _check_cells_args(a)
     dev = resolve_device(a.device)
     clf = load_model(a.model, "classifier")
     if a.output and clf.path is not None:
@@ -569,7 +595,11 @@ def _cmd_classify(a) -> int:
     ae = load_model(None, "autoencoder") if a.ood else None
     if ae is not None:
         ae.model.to(dev)
+    if a.cells is not None:
+        return _classify_fields(a, clf, ae, dev)
     from .inference import Classification
+
+    warnings_: dict[int, str] = {}  # input index -> "several cells" warning
 
     skipped: list = []   # (input index, file, reason), in input order
     names: list[tuple[int, str]] = []  # (input index, file) of the images handed to the classifier
@@ -581,6 +611,11 @@ def _cmd_classify(a) -> int:
                 skipped.append((i, str(f), str(err)))
                 continue
             names.append((i, str(f)))
+            if not a.no_cell_check:
+                w = several_cells_warning(*planes, command=f"napari-organelle classify {shlex.quote(str(f))} "
+                                                            "--cells auto")
+                if w:
+                    warnings_[i] = w
             yield planes
 
     bar = Progress("classifying")
@@ -599,6 +634,7 @@ def _cmd_classify(a) -> int:
             writer.writerow(row)
         elif r.classified:
             flag = "  (uncertain)" if r.uncertain else ""
+            flag += "  (several cells: see the warning below)" if r.warning else ""
             print(f"{printable(row['file'])}\t{printable(r.label)}\t{100 * r.confidence:.1f}%{flag}")
         else:
             print(f"{printable(row['file'])}\t{r.label}\t({printable(r.note)})")
@@ -618,6 +654,7 @@ def _cmd_classify(a) -> int:
         for r in iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae, skip_unusable=True):
             idx, f = names[n]
             emit_skipped(idx)  # rows stay in input order
+            r.warning = warnings_.get(idx, "") if r.classified else ""
             emit({"file": f, **r.as_row()}, r)
             n += 1
             bar(n + len(skipped), len(a.files))
@@ -644,7 +681,196 @@ def _cmd_classify(a) -> int:
               + (f" ({len(skipped)} not classified: see their 'note')" if skipped else ""))
     for _, f, why in skipped:
         print(f"skipped {printable(f)}: {printable(why)}", file=sys.stderr)
+    if warnings_:
+        multi = [f for i, f in names if i in warnings_]
+        eg = ", ".join(multi[:3]) + (f" and {len(multi) - 3} more" if len(multi) > 3 else "")
+        print(f"warning: {len(multi)} image(s) seem to hold several cells ({eg}); one label for a whole "
+              "field means little. Classify each cell with --cells auto (their 'warning' column says more).",
+              file=sys.stderr)
     if n == 0:
+        raise OrganelleError("No image could be classified (see the skipped files above).")
+    return 0
+
+
+def _check_cells_args(a) -> None:
+    """--cells and its options, checked before any work."""
+    auto = len(a.cells) == 1 and a.cells[0].lower() == "auto"
+    if not auto:
+        if any(c.lower() == "auto" for c in a.cells):
+            raise OrganelleError("--cells takes either 'auto' or one labels file per image, not both.")
+        if len(a.cells) != len(a.files):
+            raise OrganelleError(f"Give one --cells labels file per image ({len(a.files)} image(s), "
+                                 f"{len(a.cells)} labels file(s)), or --cells auto to find the cells.")
+        for f in a.cells:
+            if Path(f).is_dir():
+                raise OrganelleError(f"--cells {f} is a folder; give one labels image per file.")
+        for opt, val in (("--diameter", a.diameter), ("--pixel-size", a.pixel_size), ("--save-cells", a.save_cells),
+                         ("--keep-border-cells", a.keep_border_cells or None)):
+            if val is not None:
+                raise OrganelleError(f"{opt} goes with --cells auto (the cells given as labels are used as they are).")
+    for opt, val in (("--diameter", a.diameter), ("--pixel-size", a.pixel_size)):
+        if val is not None and not (val > 0 and val < float("inf")):
+            raise OrganelleError(f"{opt} must be a positive number (got {val:g}).")
+    inputs = [*a.files, *(a.dna or []), *([] if auto else a.cells), _model_file(a.model)]
+    outputs = {}
+    if a.output:
+        outputs["--output"] = a.output
+    if a.summary:
+        _output_path(a.summary, "--summary")
+        outputs["--summary"] = a.summary
+    elif a.output:
+        outputs["the summary"] = _summary_path(a)
+    _refuse_inputs_as_outputs(outputs, inputs)
+    if a.save_cells and Path(a.save_cells).exists() and not Path(a.save_cells).is_dir():
+        raise OrganelleError(f"--save-cells {printable(a.save_cells)} is a file; give a folder to write the "
+                             "cells into.")
+    if a.save_cells:
+        _refuse_inputs_as_outputs({"--save-cells": Path(a.save_cells) / "x_cells.tif"},
+                                  [i for i in inputs if i is not None and Path(i).is_dir()])
+    a.cells_auto = auto
+
+
+def _summary_path(a) -> Path | None:
+    if a.summary:
+        return Path(a.summary).expanduser()
+    if a.output:
+        out = Path(a.output).expanduser()
+        return out.with_name(out.stem + "_summary.csv")
+    return None
+
+
+def _classify_fields(a, clf, ae, dev) -> int:
+    """``classify --cells``: each image is a field of view; find (or read) its cells and classify each.
+    One row per cell (--output, or printed) and one summary row per image (--summary)."""
+    import os
+
+    import numpy as np
+
+    from .inference import classify_field
+    from .io import read_image, read_pair
+    from .preprocess import InputError, validate_pair
+
+    summary_path = _summary_path(a)
+    if summary_path is not None and a.output and _same_file(summary_path, a.output):
+        raise OrganelleError("The summary would replace --output; give --summary another name.")
+    cells_fh = None
+    writer = None
+    tmp = None
+    summary_rows: list[dict] = []
+    n_cells = n_images = 0
+    problems: list[tuple[str, str]] = []
+
+    def cell_row(f, row):
+        nonlocal writer
+        if cells_fh is not None:
+            if writer is None:
+                writer = csv.DictWriter(cells_fh, fieldnames=list(row))
+                writer.writeheader()
+            writer.writerow(row)
+        elif row["label"] != "not classified":
+            flag = "  (uncertain)" if row["uncertain"] else ""
+            print(f"{printable(f)}\tcell {row['cell']}\t({row['centroid_y']:.0f}, {row['centroid_x']:.0f})\t"
+                  f"{row['area']} px\t{printable(row['label'])}\t{100 * row['confidence']:.1f}%{flag}")
+        else:
+            print(f"{printable(f)}\tcell {row['cell']}\t{row['label']}\t({printable(row['note'])})")
+
+    def summary_row(f, res=None, why=""):
+        row = {"file": f}
+        if res is not None:
+            sm = res.summary()
+            row.update({"n_cells": sm["n_cells"], "n_classified": sm["n_classified"],
+                        "n_uncertain": sm["n_uncertain"], "majority": sm["majority"],
+                        "majority_fraction": sm["majority_fraction"]})
+            row.update({f"n_{c}": k for c, k in sm["per_class"].items()})
+            seg = res.segmentation
+            row["dropped_border"] = seg.dropped_border if seg is not None else 0
+            row["method"] = sm["method"]
+            row["note"] = res.note
+        else:
+            row.update({"n_cells": 0, "n_classified": 0, "n_uncertain": 0, "majority": "",
+                        "majority_fraction": float("nan")})
+            row.update({f"n_{c}": 0 for c in clf.classes})
+            row.update({"dropped_border": 0, "method": "", "note": why})
+        summary_rows.append(row)
+        if summary_path is None:
+            if res is None:
+                print(f"{printable(f)}: not classified ({printable(why)})")
+            else:
+                counts = ", ".join(f"{c} {k}" for c, k in sorted(res.summary()["per_class"].items(),
+                                                                 key=lambda kv: -kv[1]) if k)
+                print(f"{printable(f)}: {row['n_cells']} cells" + (f", majority {printable(row['majority'])} "
+                      f"({100 * row['majority_fraction']:.0f} %): {counts}" if row["n_classified"] else "")
+                      + (f" - {res.note}" if res.note else ""))
+
+    try:
+        if a.output:
+            tmp = Path(str(_parent_made(a.output)) + ".part")
+            cells_fh = open(tmp, "w", **CSV_ENCODING)
+        for i, f in enumerate(a.files):
+            f = str(f)
+            try:
+                protein, dna = read_pair(f)
+                if a.dna:
+                    dna = read_image(a.dna[i])
+                protein, dna = validate_pair(protein, dna)
+                labels = None
+                if not a.cells_auto:
+                    labels = read_image(a.cells[i])
+                    labels = np.squeeze(labels)
+                    if labels.ndim != 2 or labels.dtype.kind not in "iu":
+                        raise InputError(f"{a.cells[i]}: a labels image must be one 2D plane of whole numbers "
+                                         f"(0 = background), not shape {labels.shape}, {labels.dtype}.")
+                res = classify_field(protein, dna, clf, labels=labels, diameter=a.diameter,
+                                     pixel_size_um=a.pixel_size, exclude_border=not a.keep_border_cells,
+                                     autoencoder=ae, batch_size=a.batch_size,
+                                     progress=Progress(f"{Path(f).name}"))
+            except InputError as exc:
+                problems.append((f, str(exc)))
+                summary_row(f, why=str(exc))
+                continue
+            n_images += 1
+            for row in res.rows():
+                cell_row(f, {"file": f, **row})
+                n_cells += 1
+            summary_row(f, res)
+            if a.save_cells and res.segmentation is not None:
+                import tifffile
+
+                folder = Path(a.save_cells).expanduser()
+                folder.mkdir(parents=True, exist_ok=True)
+                dest = folder / f"{Path(f).stem}_cells.tif"
+                if any(_same_file(dest, x) for x in [*a.files, *(a.dna or [])]):
+                    raise OrganelleError(f"--save-cells would replace the input {printable(dest)}; give another "
+                                         "folder.")
+                from ._files import atomic_path
+
+                with atomic_path(dest) as part:
+                    tifffile.imwrite(part, res.labels.astype(np.int32), photometric="minisblack")
+    except BaseException:
+        if cells_fh is not None:
+            cells_fh.close()
+            cells_fh = None
+            if n_cells:
+                print(f"Stopped after {n_images} of {len(a.files)} images; their cells are in {tmp}", file=sys.stderr)
+            else:
+                tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if cells_fh is not None:
+            cells_fh.close()
+    if tmp is not None:
+        from ._files import resolve
+
+        os.replace(tmp, resolve(a.output))
+    if summary_path is not None:
+        _write_csv(_parent_made(summary_path), summary_rows)
+    if a.output or summary_path is not None:
+        print(f"Classified {n_cells} cells in {n_images} image(s) with {printable(clf.name)} on {dev}"
+              + (f"; cells in {printable(a.output)}" if a.output else "")
+              + (f"; summary per image in {printable(summary_path)}" if summary_path is not None else ""))
+    for f, why in problems:
+        print(f"skipped {printable(f)}: {printable(why)}", file=sys.stderr)
+    if n_images == 0:
         raise OrganelleError("No image could be classified (see the skipped files above).")
     return 0
 

@@ -66,6 +66,8 @@ class Classification:
     novelty: float | None = None
     #: Why a classified result is flagged uncertain (empty when it is not).
     why_uncertain: str = ""
+    #: set by :func:`classify` when the image seems to hold several cells (see :func:`several_cells_warning`)
+    warning: str = ""
 
     @property
     def classified(self) -> bool:
@@ -82,7 +84,8 @@ class Classification:
 
     def as_row(self) -> dict:
         """A flat dict: label, confidence, one ``p_<class>`` column per class, novelty, ood_score,
-        uncertain, why_uncertain, note (why an image was not classified; empty otherwise)."""
+        uncertain, why_uncertain, note (why an image was not classified; empty otherwise), warning (e.g.
+        the image holds several cells; empty otherwise)."""
         row: dict = {"label": self.label, "confidence": round(self.confidence, 6)}
         for c in self.classes:
             row[f"p_{c}"] = round(self.probabilities[c], 6)
@@ -92,6 +95,7 @@ class Classification:
         row["uncertain"] = self.uncertain
         row["why_uncertain"] = self.why_uncertain
         row["note"] = self.note
+        row["warning"] = self.warning
         return row
 
 
@@ -400,19 +404,46 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
 
 
 def classify(protein, dna=None, model=None, *, channel: int | None = None,
-             dna_channel: int | None = None, autoencoder=None) -> Classification:
+             dna_channel: int | None = None, autoencoder=None, check_cells: bool = True) -> Classification:
     """Which organelle does this protein label?
 
     ``protein``: a 2D image (or channel-first with ``channel``, or RGB); ``dna``: the DNA (DAPI) image
     of the same cell, optional. ``model``: a LoadedModel, a store name, a path, or None for the bundled
     classifier (trained on simulated cells). ``autoencoder``: when given (or "bundled"), adds an
-    out-of-distribution score from its reconstruction error.
+    out-of-distribution score from its reconstruction error. ``check_cells``: when the image seems
+    to hold several cells (a quick count of its nuclei), say so in the result's ``warning`` (one
+    label for a field of cells means little; :func:`classify_field` classifies each cell).
     """
     if isinstance(autoencoder, str) and autoencoder == "bundled":
         autoencoder = load_model(None, kind="autoencoder")
     p = as_plane(protein, channel=channel, name="protein")
     d = as_plane(dna, channel=dna_channel, name="DNA") if dna is not None else None
-    return next(iter_classify([(p, d)], model, batch_size=1, autoencoder=autoencoder))
+    r = next(iter_classify([(p, d)], model, batch_size=1, autoencoder=autoencoder))
+    if check_cells and r.classified:
+        r.warning = several_cells_warning(p, d)
+    return r
+
+
+def several_cells_warning(protein, dna=None, *, command: str = "") -> str:
+    """"" when the image looks like one cell; otherwise a sentence saying it seems to hold several
+    cells and how to classify each one (``command``: the command line to suggest, if any).
+
+    A cheap check (:func:`napari_organelle.segmentation.count_cells`: nuclei in the DNA image, or
+    separate objects of the protein image, on a copy at most 64 pixels a side).
+    """
+    from .segmentation import count_cells
+
+    try:
+        n = count_cells(protein, dna)
+    except InputError:
+        return ""
+    if n < 2:
+        return ""
+    what = f"{n} nuclei in the DNA image" if dna is not None else f"{n} separate objects in the protein image"
+    how = command or "classify_field() in Python, napari-organelle classify FILE --cells auto"
+    return (f"this image seems to hold several cells ({what}); the classifier expects one cell, so one "
+            f"label for the whole image means little. Classify each cell instead ({how}, or the "
+            "Classify dock's per-cell mode).")
 
 
 def classify_batch(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
@@ -517,6 +548,144 @@ def classify_cells(protein, labels, dna=None, model=None, *, autoencoder=None, b
                              autoencoder=autoencoder, progress=progress, should_stop=should_stop,
                              skip_unusable=skip_unusable)
     return {i: r for (i, _, _), r in zip(crops, results)}
+
+
+# --------------------------------------------------------------------------------------------
+# fields of view: find the cells, then classify each one
+
+
+@dataclass
+class FieldResult:
+    """The cells of a field of view and the classifier's answer for each (:func:`classify_field`).
+
+    ``labels``: the cell labels (0 = background) in the image's shape, found (int32; ``segmentation``
+    says how) or as given; ``cells``: cell id -> Classification; ``geometry``: cell id ->
+    (centroid y, centroid x, area in pixels); ``note``: what the caller should know (no cells
+    found, cells left out at the border).
+    """
+
+    labels: np.ndarray
+    cells: dict[int, Classification]
+    classes: list[str]
+    geometry: dict[int, tuple[float, float, int]]
+    segmentation: object | None = None  # segmentation.CellSegmentation, None when labels were given
+    model_name: str = ""
+    note: str = ""
+
+    @property
+    def method(self) -> str:
+        """How the cells were found, in words (for reports)."""
+        if self.segmentation is None:
+            return "cells as labelled by the user (Labels image given)"
+        return self.segmentation.describe()
+
+    def rows(self) -> list[dict]:
+        """One dict per cell, in cell-id order: cell id, centroid y/x, area (pixels), then
+        :meth:`Classification.as_row` (label, confidence, one ``p_<class>`` per class, has_dna,
+        ood_score, uncertain, note, ...)."""
+        out = []
+        for i in sorted(self.cells):
+            cy, cx, area = self.geometry.get(i, (float("nan"), float("nan"), 0))
+            out.append({"cell": int(i), "centroid_y": round(cy, 1), "centroid_x": round(cx, 1),
+                        "area": int(area), **self.cells[i].as_row()})
+        return out
+
+    def summary(self) -> dict:
+        """Cells per class and the majority class: ``n_cells``, ``n_classified``, ``n_uncertain``,
+        ``per_class`` (class -> number of cells given that label, every class listed),
+        ``majority`` (the most frequent label among the classified cells; ties go to the higher
+        summed confidence; "" when no cell was classified), ``majority_fraction``, ``method``."""
+        per = {c: 0 for c in self.classes}
+        conf = {c: 0.0 for c in self.classes}
+        done = [r for r in self.cells.values() if r.classified]
+        for r in done:
+            per[r.label] = per.get(r.label, 0) + 1
+            conf[r.label] = conf.get(r.label, 0.0) + float(r.confidence)
+        majority = max(per, key=lambda c: (per[c], conf[c])) if done else ""
+        return {"n_cells": len(self.cells), "n_classified": len(done),
+                "n_uncertain": sum(bool(r.uncertain) for r in done), "per_class": per,
+                "majority": majority,
+                "majority_fraction": round(per[majority] / len(done), 4) if done else float("nan"),
+                "method": self.method}
+
+
+def _cell_geometry(labels: np.ndarray) -> dict[int, tuple[float, float, int]]:
+    """Cell id -> (centroid y, centroid x, area), computed cell by cell inside its bounding box."""
+    from scipy import ndimage
+
+    lab = np.asarray(labels)
+    out = {}
+    for i, sl in enumerate(ndimage.find_objects(lab.astype(np.int64, copy=False)), start=1):
+        if sl is None:
+            continue
+        m = lab[sl] == i
+        ys, xs = np.nonzero(m)
+        out[i] = (float(ys.mean() + sl[0].start), float(xs.mean() + sl[1].start), int(ys.size))
+    return out
+
+
+def classify_field(protein, dna=None, model=None, *, labels=None, diameter=None, autoencoder=None,
+                   progress=None, should_stop=None, pixel_size_um=None, exclude_border: bool = True,
+                   batch_size: int = 32) -> FieldResult:
+    """Classify each cell of a field of view: find the cells (or take ``labels``), then classify them.
+
+    ``protein``: the protein image of the field (2D); ``dna``: its DNA image, optional (nuclei are
+    the seeds of the cell finder, so it helps a lot). ``labels``: int cell labels to use instead
+    of finding cells (0 = background, e.g. a napari Labels layer, corrected by hand). ``diameter``
+    (pixels) or ``pixel_size_um``: the expected cell size, by default measured from the nuclei;
+    ``exclude_border``: leave out cells cut by the image border (see
+    :func:`napari_organelle.segmentation.find_cells` for the method). ``model``/``autoencoder``
+    as in :func:`classify`. ``progress(done, total)`` runs from 0 to 100 over both steps;
+    ``should_stop`` (a callable or an Event) stops the work with InterruptedError.
+    """
+    from .segmentation import segment_cells
+
+    if isinstance(autoencoder, str) and autoencoder == "bundled":
+        autoencoder = load_model(None, kind="autoencoder")
+    clf = _as_loaded(model, "classifier")
+    seg = None
+    share = 0 if labels is not None else 30  # percent of the progress bar the cell finder gets
+
+    def seg_progress(done, total):
+        if progress is not None:
+            progress(int(share * done / max(1, total)), 100)
+
+    def clf_progress(done, total):
+        if progress is not None:
+            progress(share + int((100 - share) * done / max(1, total)), 100)
+
+    if labels is None:
+        seg = segment_cells(protein, dna, diameter=diameter, pixel_size_um=pixel_size_um,
+                            exclude_border=exclude_border, progress=seg_progress, should_stop=should_stop)
+        lab = seg.labels
+    else:
+        lab = np.asarray(labels)
+        p_shape = as_plane(protein, name="protein").shape
+        if lab.shape != p_shape:
+            raise InputError(f"The labels are {lab.shape} but the protein image is {p_shape}; they must match.")
+        if lab.dtype.kind not in "iub":
+            raise InputError("The labels must be an integer image (a napari Labels layer), 0 = background.")
+    notes = []
+    if seg is not None and seg.dropped_border:
+        notes.append(f"{seg.dropped_border} cell(s) cut by the image border were left out")
+    if not lab.any():
+        why = ("no cells were found" + (f" ({'; '.join(seg.notes)})" if seg is not None and seg.notes else "")
+               if seg is not None else "the labels hold no cell (all 0)")
+        notes.insert(0, why)
+        if progress is not None:
+            progress(100, 100)
+        return FieldResult(labels=lab, cells={}, classes=list(clf.classes),
+                           geometry={}, segmentation=seg, model_name=clf.name, note="; ".join(notes))
+    cells = classify_cells(protein, lab, dna, clf, autoencoder=autoencoder, batch_size=batch_size,
+                           progress=clf_progress, should_stop=should_stop)
+    if _stop_requested(should_stop):
+        raise InterruptedError("Classifying the cells stopped by the user.")
+    geometry = _cell_geometry(lab)
+    if progress is not None:
+        progress(100, 100)
+    return FieldResult(labels=lab, cells=cells,
+                       classes=list(clf.classes), geometry=geometry, segmentation=seg, model_name=clf.name,
+                       note="; ".join(notes))
 
 
 # --------------------------------------------------------------------------------------------
