@@ -126,7 +126,11 @@ def _finite(plane: np.ndarray) -> np.ndarray:
     """The plane itself when every pixel is finite (integer planes are not copied: a 20000 x 20000
     image stays as it is; the steps below read it in row blocks); else a float32 copy with the
     non-finite pixels set to the median of the others."""
+    from .preprocess import float32_faithful, normalize
+
     p = np.asarray(plane)
+    if not float32_faithful(p):  # 1e39 * cell, 1e8 + cell, int64 offsets: scaled in a precision that keeps them
+        return normalize(p)
     if p.dtype.kind != "f":
         return p
     rows = max(1, (1 << 22) // max(1, p.shape[1]))
