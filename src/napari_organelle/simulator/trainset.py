@@ -1,6 +1,6 @@
 """Labelled classifier inputs from a mix of renderers, built in parallel and reproducibly.
 
-Each sample has its own generator, ``SeedSequence(seed, spawn_key=(crc32(renderer), class index,
+Each sample has its own generator, ``SeedSequence(seed, spawn_key=(crc32(renderer), crc32(class),
 i))``, so a sample does not depend on how the work is split between processes, on which other
 renderers or classes are asked for, or on how many samples.
 """
@@ -16,13 +16,13 @@ import numpy as np
 from ..classes import CLASSES
 
 
-def sample_rng(seed: int, renderer: str, class_index: int, i: int) -> np.random.Generator:
-    key = (zlib.crc32(renderer.encode()), int(class_index), int(i))
+def sample_rng(seed: int, renderer: str, cls: str, i: int) -> np.random.Generator:
+    key = (zlib.crc32(renderer.encode()), zlib.crc32(str(cls).encode()), int(i))
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=key))
 
 
 def _work(job):
-    seed, renderer, ci, cls, idx, input_size, diameter_range = job
+    seed, renderer, cls, idx, input_size, diameter_range = job
     import torch
 
     torch.set_num_threads(1)
@@ -32,7 +32,7 @@ def _work(job):
     render = get_renderer(renderer)
     xs, infos = [], []
     for i in idx:
-        rng = sample_rng(seed, renderer, ci, i)
+        rng = sample_rng(seed, renderer, cls, i)
         for _ in range(5):  # a draw that cannot be used (e.g. nothing left after a border cut): next
             try:
                 x, info = training_sample(cls, rng, render, input_size=input_size,
@@ -56,9 +56,9 @@ def build(per_class: int, renderers, *, seed: int = 0, input_size: int = 256, cl
     renderers = list(renderers)
     jobs = []
     for r in renderers:
-        for ci, cls in enumerate(classes):
+        for cls in classes:
             for start in range(0, per_class, chunk):
-                jobs.append((seed, r, ci, cls, list(range(start, min(per_class, start + chunk))),
+                jobs.append((seed, r, cls, list(range(start, min(per_class, start + chunk))),
                              int(input_size), tuple(diameter_range)))
     total = len(renderers) * len(classes) * per_class
     X = np.empty((total, 2, input_size, input_size), np.uint8)
@@ -78,7 +78,7 @@ def build(per_class: int, renderers, *, seed: int = 0, input_size: int = 256, cl
         for job, (xs, inf) in zip(jobs, results):
             k = len(xs)
             X[n:n + k] = xs
-            y[n:n + k] = classes.index(job[3])
+            y[n:n + k] = classes.index(job[2])
             infos.extend(inf)
             n += k
             if progress is not None:
