@@ -106,7 +106,9 @@ class OrganelleCNN(_ClassifierMixin, nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(cin, int(num_classes))
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and m.weight.device.type != "meta":
+                # (skipped on the "meta" device, where checkpoints are checked shape by shape: a
+                # normal_ there imports torch._dynamo, a second of start-up, for no values at all)
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,7 +127,8 @@ class ResNet18Classifier(_ClassifierMixin, nn.Module):
                             "dropout": float(dropout)}
         net = tv.models.resnet18(weights=None)
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        if net.conv1.weight.device.type != "meta":  # see OrganelleCNN
+            nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
         net.fc = nn.Identity()
         self.net = net
         self.dropout = nn.Dropout(dropout)
