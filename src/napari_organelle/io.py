@@ -388,7 +388,7 @@ def _unexpected(f, exc: BaseException) -> InputError:
     return InputError(f"{label}: could not be read ({type(exc).__name__}: {printable(exc)}).")
 
 
-def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | None = None):
+def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | None = None, prepare=None):
     """Read image files in order and yield ``(file, (protein, dna-or-None), error)`` for each:
     ``error`` is None and the planes are checked (:func:`~napari_organelle.preprocess.validate_pair`),
     or the planes are None and ``error`` is the InputError that says what is wrong with that file.
@@ -397,6 +397,10 @@ def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | 
     keeping at most ``prefetch`` (default ``2 * workers``) files in memory ahead of the consumer, so
     memory stays bounded however many files there are. ``dna_files``: one DNA file
     per protein file (else 2-channel files carry the DNA in channel 1).
+
+    ``prepare(protein, dna, file)``, when given, runs in the reading thread on the checked planes and
+    its result is yielded in their place (e.g. the cell prepared for a classifier, so that the consumer
+    never waits for it); an InputError it raises is that file's error.
     """
     import collections
     import concurrent.futures as cf
@@ -408,7 +412,8 @@ def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | 
 
     def job(i):
         try:
-            return files[i], _read_checked(files[i], dnas[i]), None
+            planes = _read_checked(files[i], dnas[i])
+            return files[i], (planes if prepare is None else prepare(*planes, files[i])), None
         except InputError as exc:
             return files[i], None, exc
         except Exception as exc:  # noqa: BLE001 - one unreadable file must not end the run

@@ -54,7 +54,8 @@ class TrainConfig:
     dna_dropout: float = 0.3      # classifier: probability of zeroing the DNA channel per sample
     freeze_backbone: bool = False
     crop_size: int = 96           # autoencoder: random crops of native planes
-    num_threads: int | None = None
+    num_threads: int | None = None  # CPU threads; None: chosen for the load, epoch by epoch (_threads)
+    reserve_cores: int = 0        # with num_threads None: cores left to our other busy threads (a GUI)
     distributed: bool | None = None  # DDP over an initialised torch.distributed process group;
                                      # None: on when one with > 1 ranks is initialised (torchrun)
     compile: bool = False         # torch.compile the model for training (opt-in; first epoch compiles)
@@ -89,6 +90,7 @@ class TrainConfig:
             _int("patience", 1)
         if self.num_threads is not None:
             _int("num_threads", 1)
+        _int("reserve_cores", 0)
         if self.distributed not in (None, True, False):
             raise InputError(f"distributed must be True, False or None (got {self.distributed!r}).")
 
@@ -661,13 +663,17 @@ def train(kind: str, train_data, val_data, config: TrainConfig | None = None, *,
                         (Xtr, ytr, Xva, yva) if kind == "classifier" else (tr_planes, va_planes),
                         fine_tuning=init is not None)
     finally:
-        if config.num_threads:
+        if torch.get_num_threads() != old_threads:  # set above, or by the load-aware choice in _run
             torch.set_num_threads(old_threads)
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
     """A batch as float32 in [0, 1] (uint8 batches are bytes standing for value / 255)."""
     return x.float().mul_(1.0 / 255.0) if x.dtype == torch.uint8 else x
+
+
+#: Seconds between two choices of the CPU thread count during training.
+_THREAD_RECHECK_S = 2.0
 
 
 def cpu_bf16_fast() -> bool:
@@ -885,6 +891,24 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         return InputError(f"{where} ran out of memory at batch size {bs}; try batch size "
                           f"{max(1, bs // 2)} or the CPU.")
 
+    # CPU threads: unless fixed (num_threads), as many as the cores other processes leave free,
+    # re-decided every few seconds: threads that wait for a paused sibling at the end of every
+    # operation crawl on a busy machine (see napari_organelle._threads).
+    auto_threads = device.type == "cpu" and not config.num_threads
+    next_choice = 0.0
+
+    def choose_threads():
+        nonlocal next_choice
+        if auto_threads and time.perf_counter() >= next_choice:
+            from ._threads import threads_for
+
+            n = threads_for(None, reserve=int(config.reserve_cores))
+            if n != torch.get_num_threads():
+                torch.set_num_threads(n)
+            next_choice = time.perf_counter() + _THREAD_RECHECK_S
+
+    choose_threads()
+
     initial_state = _cpu_state(net)
     checkpoint_errors: list[str] = []
     best_state: dict | None = None
@@ -940,6 +964,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
                 if not distributed and stop():  # distributed runs poll stop() between epochs only
                     interrupted = True
                     break
+                choose_threads()
                 idx = perm[b * bs:(b + 1) * bs]
                 loss, correct = train_batch(idx)
                 loss_sum += loss * idx.numel()

@@ -6,11 +6,18 @@ torch.utils.flop_counter) once Mesa's software OpenGL is live segfaults (see
 ``napari_organelle._safe_imports``). It does not matter whether napari was imported before this
 package (the Plugins menu) or after it (``napari-organelle demo``). Every widget module imports this
 package first, so the guard runs before any torch or torchvision import.
+
+It also keeps a core for napari's GUI thread when torch's thread count is chosen
+(:func:`napari_organelle._threads.keep_for_gui`).
 """
 
 from .._safe_imports import guard_triton
+from .._threads import keep_for_gui
 
 guard_triton(gui=True)
+# napari's GUI thread keeps a core: the docks' workers (classify, reconstruct, fine-tune) give torch
+# the other cores that no other process keeps busy (napari_organelle._threads).
+keep_for_gui(1)
 
 __all__ = ["ClassifyWidget", "ReconstructWidget"]
 

@@ -93,19 +93,6 @@ def unique_run_name(kind: str) -> str:
 SHUTDOWN_WAIT_S = 10.0
 
 
-def _training_threads() -> int:
-    """CPU threads for training in the dock: all cores but one, which stays with napari's GUI.
-
-    torch's OpenMP threads busy-wait between operations; with every core taken by them the GUI
-    thread (and the event loop) stalls for hundreds of milliseconds on a small machine.
-    """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        n = os.cpu_count() or 1
-    return max(1, n - 1)
-
-
 _WARM_UP: threading.Thread | None = None
 
 
@@ -633,7 +620,9 @@ class FinetuneWidget(LayerTableMixin, QWidget):
             lr=lr,
             device=self.device_combo.device(),
             freeze_backbone=bool(kind == "classifier" and from_model and self.freeze_check.isChecked()),
-            num_threads=_training_threads(),
+            # CPU threads: chosen for the load as the training runs, leaving a core to napari's GUI
+            # thread (torch's spinning OpenMP threads would stall it; see widgets/__init__.py)
+            num_threads=None,
         )
         return TrainRequest(kind=kind, data=data, val_fraction=float(self.val_spin.value()), config=config,
                             init=init, keep_model_classes=self.keep_classes_check.isChecked())
