@@ -400,3 +400,88 @@ def test_reading_threads_prepare_cells_in_order_with_errors_in_place(tmp_path):
     for (f, got, err) in out[:4] + out[5:]:
         assert err is None and got[0] == f.name and got[1].shape == (2, 16, 16)
     assert all(n.startswith("organelle-read") for n in seen_threads)
+
+
+# --------------------------------------------------------------------------------------------------
+# start-up: what does not need torch does not import it
+# --------------------------------------------------------------------------------------------------
+def _run_py(code: str, tmp_path) -> str:
+    env = {**os.environ, "NAPARI_ORGANELLE_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_import_help_and_models_do_not_import_torch(tmp_path, tiny_checkpoints):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "mine.pt").write_bytes(tiny_checkpoints["classifier"].read_bytes())
+    (tmp_path / "home" / "junk.pt").write_bytes(b"not a model")
+    out = _run_py("""
+import sys
+import napari_organelle
+assert "torch" not in sys.modules, "import napari_organelle imported torch"
+from napari_organelle.cli import main
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+assert "torch" not in sys.modules, "--help imported torch"
+main(["models"])
+print("TORCH", "torch" in sys.modules)
+""", tmp_path)
+    assert "bundled-classifier" in out and "mine" in out and "unreadable" in out and "TORCH False" in out
+    # a zip that is not a plain checkpoint is read the full way: torch.load says what is wrong with it
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "home" / "odd.pt", "w") as zf:
+        zf.writestr("archive/data.pkl", b"\x80\x02cos\nsystem\n.")
+    out = _run_py("""
+import sys
+from napari_organelle.cli import main
+main(["models"])
+print("TORCH", "torch" in sys.modules)
+""", tmp_path)
+    odd = [line for line in out.splitlines() if line.startswith("odd ")]
+    assert odd and "unreadable" in odd[0] and "TORCH True" in out
+
+
+def test_checkpoint_metadata_without_torch_is_what_the_full_read_gives(tiny_checkpoints, tmp_path):
+    import torch
+
+    from napari_organelle import _ckpt_peek
+    from napari_organelle.checkpoints import bundled_path, read_checkpoint, read_checkpoint_meta
+
+    for path in (tiny_checkpoints["classifier"], tiny_checkpoints["autoencoder"], bundled_path("classifier")):
+        full = read_checkpoint(path)
+        light = read_checkpoint_meta(path)
+        assert {k: v for k, v in light.items() if k not in ("state_dict", "extra")} == \
+            {k: v for k, v in full.items() if k not in ("state_dict", "extra")}
+        assert set(light["state_dict"]) == set(full["state_dict"])
+        for k, v in full["state_dict"].items():
+            assert light["state_dict"][k].shape == tuple(v.shape)
+    # a damaged weight record, a foreign global: not vouched for (the full read then decides)
+    data = bytearray(tiny_checkpoints["classifier"].read_bytes())
+    i = len(data) // 2
+    data[i] ^= 0xFF
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(_ckpt_peek.NotPlain):
+        _ckpt_peek.peek_checkpoint(bad)
+    odd = tmp_path / "odd.pt"
+    torch.save({"format": "napari-organelle-checkpoint", "x": torch.nn.Parameter(torch.zeros(2))}, odd)
+    with pytest.raises(_ckpt_peek.NotPlain, match="global"):
+        _ckpt_peek.peek_checkpoint(odd)
+
+
+def test_the_torch_free_architecture_table_matches_the_registry():
+    import inspect
+
+    from napari_organelle._arch_names import ARCH_NAMES, ARCH_PARAMS, KINDS
+    from napari_organelle.models.registry import ARCHITECTURES
+
+    assert tuple(ARCHITECTURES) == KINDS
+    assert {k: tuple(v) for k, v in ARCHITECTURES.items()} == ARCH_NAMES
+    for kind, archs in ARCHITECTURES.items():
+        for arch, cls in archs.items():
+            sig = inspect.signature(cls.__init__).parameters
+            assert {k: p.default for k, p in sig.items() if k != "self"} == ARCH_PARAMS[arch], arch

@@ -12,6 +12,8 @@ import datetime as _dt
 import functools
 import os
 import pickle
+import sys
+import tempfile
 import warnings
 import zipfile
 import zlib
@@ -19,11 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from . import __version__
-from .models.registry import ARCHITECTURES, KINDS, build_model
+from ._arch_names import ARCH_NAMES, ARCH_PARAMS, KINDS
 from .preprocess import HIGH_PERCENTILE, LOW_PERCENTILE, OrganelleError
 
 FORMAT = "napari-organelle-checkpoint"
@@ -37,6 +36,44 @@ class CheckpointError(OrganelleError):
     """A model file cannot be used; the message says why and what to do."""
 
 
+# torch is imported by the functions that need it: listing models and reading their metadata
+# (``napari-organelle models``) does without it (see _ckpt_peek).
+def _registry():
+    """The model registry when it is imported already (it imports torch), else None."""
+    return sys.modules.get(f"{__package__}.models.registry")
+
+
+def build_model(kind: str, arch: str | None = None, **kwargs):
+    """:func:`napari_organelle.models.registry.build_model` (imported when first needed)."""
+    from .models.registry import build_model as build
+
+    return build(kind, arch, **kwargs)
+
+
+def __getattr__(name: str):
+    if name in ("torch", "nn"):  # for code (and tests) that reach torch through this module
+        import torch
+
+        return torch if name == "torch" else torch.nn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _known_archs(kind: str) -> tuple:
+    reg = _registry()
+    return tuple(reg.ARCHITECTURES[kind]) if reg is not None else ARCH_NAMES[kind]
+
+
+def _arch_params(kind: str, arch: str) -> dict:
+    """{constructor setting: default} of an architecture (from its signature once torch is loaded)."""
+    reg = _registry()
+    if reg is None:
+        return ARCH_PARAMS[arch]
+    import inspect
+
+    sig = inspect.signature(reg.ARCHITECTURES[kind][arch].__init__).parameters
+    return {k: v.default for k, v in sig.items() if k != "self"}
+
+
 # --------------------------------------------------------------------------------------------------
 # Plain-type conversion (weights_only loading accepts only plain types and tensors)
 # --------------------------------------------------------------------------------------------------
@@ -48,7 +85,8 @@ def _plain(obj: Any, where: str = "value") -> Any:
         return int(obj)
     if isinstance(obj, float):
         return float(obj)
-    if isinstance(obj, torch.Tensor):
+    torch = sys.modules.get("torch")  # no tensor can exist before torch is imported
+    if torch is not None and isinstance(obj, torch.Tensor):
         return obj.detach().cpu().clone()
     if isinstance(obj, (Path, os.PathLike)):
         return str(obj)
@@ -81,13 +119,13 @@ def now_iso() -> str:
 # --------------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------------
-def checkpoint_dict(model: nn.Module, *, kind: str, arch: str, classes=None, input_size=None,
+def checkpoint_dict(model, *, kind: str, arch: str, classes=None, input_size=None,
                     training: dict | None = None, metrics: dict | None = None,
                     extra: dict | None = None) -> dict:
     """Build the checkpoint dict (CPU tensors, plain types) without writing it."""
     if kind not in KINDS:
         raise CheckpointError(f"Unknown model kind {kind!r}; use one of {', '.join(KINDS)}.")
-    if arch not in ARCHITECTURES[kind]:
+    if arch not in _known_archs(kind):
         raise CheckpointError(f"Unknown {kind} architecture {arch!r}.")
     arch_kwargs = getattr(model, "arch_kwargs", None)
     if not isinstance(arch_kwargs, dict):
@@ -132,13 +170,15 @@ def write_checkpoint_dict(path, ckpt: dict, *, exclusive: bool = False) -> Path:
     same moment exactly one succeeds). A link at ``path`` is kept: its target is replaced."""
     from ._files import atomic_file, resolve
 
+    import torch
+
     path = Path(path)
     with atomic_file(path, "wb", exclusive=exclusive) as f:
         torch.save(ckpt, f)
     return path if not path.is_symlink() else resolve(path)
 
 
-def save_checkpoint(path, model: nn.Module, *, kind: str, arch: str, classes=None, input_size=None,
+def save_checkpoint(path, model, *, kind: str, arch: str, classes=None, input_size=None,
                     training: dict | None = None, metrics: dict | None = None,
                     extra: dict | None = None) -> Path:
     """Write a checkpoint atomically; never leaves a partial file. Returns the path."""
@@ -152,7 +192,7 @@ def save_checkpoint(path, model: nn.Module, *, kind: str, arch: str, classes=Non
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class LoadedModel:
-    model: nn.Module            # eval mode
+    model: "torch.nn.Module"    # eval mode
     kind: str
     arch: str
     classes: list[str] | None
@@ -246,6 +286,8 @@ def _torch_load(path: Path) -> Any:
                               "Choose a .pt file saved by napari-organelle.")
     if head.startswith(b"PK"):
         _check_unpacked_size(path)
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol ..." on foreign files
@@ -639,17 +681,15 @@ def _check_meta(ckpt: dict, label: str) -> None:
     if kind not in KINDS:
         raise CheckpointError(f"{label} has unknown model kind {kind!r}.")
     arch = ckpt.get("arch")
-    if not isinstance(arch, str) or arch not in ARCHITECTURES[kind]:
+    if not isinstance(arch, str) or arch not in _known_archs(kind):
         raise CheckpointError(f"{label} uses the {kind} architecture {_short(repr(arch), 60)}, which this version "
-                              f"of napari-organelle does not know (known: {', '.join(ARCHITECTURES[kind])}).")
+                              f"of napari-organelle does not know (known: {', '.join(_known_archs(kind))}).")
     arch_kwargs = ckpt.get("arch_kwargs")
     if arch_kwargs is None:
         arch_kwargs = {}
     if not isinstance(arch_kwargs, dict) or not all(isinstance(k, str) for k in arch_kwargs):
         raise CheckpointError(f"{label} has invalid arch_kwargs (a dictionary of settings is expected).")
-    import inspect
-
-    params = inspect.signature(ARCHITECTURES[kind][arch].__init__).parameters
+    params = _arch_params(kind, arch)
     unknown = [k for k in arch_kwargs if k not in params]
     if unknown:
         raise CheckpointError(f"{label}: the {arch} architecture has no setting {', '.join(map(repr, unknown[:3]))}; "
@@ -658,7 +698,7 @@ def _check_meta(ckpt: dict, label: str) -> None:
     for k, v in arch_kwargs.items():
         _check_setting(label, arch, k, v, schema.get(k))
     if "in_channels" not in arch_kwargs and "in_channels" in schema:  # the default must be what we feed
-        _check_setting(label, arch, "in_channels", params["in_channels"].default, schema["in_channels"])
+        _check_setting(label, arch, "in_channels", params["in_channels"], schema["in_channels"])
     if arch == "organelle-cnn" and "widths" in arch_kwargs and "blocks" in arch_kwargs \
             and len(arch_kwargs["widths"]) != len(arch_kwargs["blocks"]):
         raise CheckpointError(f"{label}: its settings list {len(arch_kwargs['widths'])} widths but "
@@ -696,6 +736,8 @@ def _check_meta(ckpt: dict, label: str) -> None:
 
 def _check_state(state: dict, label: str) -> None:
     """Weights that would make every answer NaN: non-finite values, negative batch-norm variances."""
+    import torch
+
     for k, v in state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise CheckpointError(f"{label} contains NaN or infinite weights ({k}); the training diverged.")
@@ -712,6 +754,8 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
                     expected_classes: int | list | tuple | None = None, device="cpu",
                     name: str | None = None) -> LoadedModel:
     """Validate and load a checkpoint (file path or dict). Raises CheckpointError."""
+    import torch
+
     if isinstance(path_or_dict, dict):
         ckpt, path, label = path_or_dict, None, "The checkpoint"
         _check_format(ckpt, label)
@@ -729,9 +773,9 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
             f"{expected_kind} checkpoint."
         )
     arch = ckpt.get("arch")
-    if arch not in ARCHITECTURES[kind]:
+    if arch not in _known_archs(kind):
         raise CheckpointError(f"{label} uses the {kind} architecture {arch!r}, which this version of "
-                              f"napari-organelle does not know (known: {', '.join(ARCHITECTURES[kind])}).")
+                              f"napari-organelle does not know (known: {', '.join(_known_archs(kind))}).")
     arch_kwargs = ckpt.get("arch_kwargs") or {}
     if not isinstance(arch_kwargs, dict):
         raise CheckpointError(f"{label} has invalid arch_kwargs.")
@@ -866,9 +910,25 @@ def _summary(ckpt: dict) -> str:
     return ", ".join(parts)
 
 
+def read_checkpoint_meta(path) -> dict:
+    """What :func:`read_checkpoint` returns and checks, for a listing: a plain checkpoint zip is read
+    without torch (tensors as :class:`~napari_organelle._ckpt_peek.TensorStub`, their values not
+    read); any other file the full way (:func:`read_checkpoint`, which says what is wrong with it)."""
+    from ._ckpt_peek import NotPlain, peek_checkpoint
+
+    p = Path(path)
+    try:
+        ckpt = peek_checkpoint(p)
+    except NotPlain:
+        return read_checkpoint(p)
+    _check_format(ckpt, p.name)
+    _check_meta(ckpt, p.name)
+    return ckpt
+
+
 def _info(path: Path, name: str, bundled: bool, kind: str | None) -> ModelInfo | None:
     try:
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint_meta(path)
         k = ckpt.get("kind")
         if kind is not None and k != kind:
             return None
