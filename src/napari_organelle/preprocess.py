@@ -362,24 +362,28 @@ def resize_square(plane: np.ndarray, size: int) -> np.ndarray:
 
 def _resize_square_into(planes, size: int, out: np.ndarray) -> None:
     """:func:`resize_square` of each of ``planes`` (same shape) into ``out[i]`` (zeros, float32,
-    C-contiguous (N, size, size)), written in place: no padded temporaries."""
+    C-contiguous (N, size, size)), written in place: no padded temporaries. On one torch thread
+    (one image is small work; see :mod:`napari_organelle._threads`)."""
     import torch
     import torch.nn.functional as F
 
+    from ._threads import torch_threads
+
     target = torch.from_numpy(out)
-    for i, plane in enumerate(planes):
-        p = np.asarray(plane, dtype=np.float32)
-        if max(p.shape) > 4 * size:
-            p = block_reduce_to(p, 2 * size)
-        h, w = p.shape
-        scale = size / max(h, w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        top, left = (size - nh) // 2, (size - nw) // 2
-        t = torch.from_numpy(np.ascontiguousarray(p))
-        if (nh, nw) != (h, w):
-            t = F.interpolate(t[None, None], size=(nh, nw), mode="bilinear", align_corners=False,
-                              antialias=nh < h)[0, 0]
-        target[i, top:top + nh, left:left + nw] = t
+    with torch_threads(1):
+        for i, plane in enumerate(planes):
+            p = np.asarray(plane, dtype=np.float32)
+            if max(p.shape) > 4 * size:
+                p = block_reduce_to(p, 2 * size)
+            h, w = p.shape
+            scale = size / max(h, w)
+            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+            top, left = (size - nh) // 2, (size - nw) // 2
+            t = torch.from_numpy(np.ascontiguousarray(p))
+            if (nh, nw) != (h, w):
+                t = F.interpolate(t[None, None], size=(nh, nw), mode="bilinear", align_corners=False,
+                                  antialias=nh < h)[0, 0]
+            target[i, top:top + nh, left:left + nw] = t
 
 
 def _pair_planes(protein, dna, channel, dna_channel):
