@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ._text import EscapingStream, printable, raw_stream
-from .preprocess import OrganelleError
+from .preprocess import InputError, OrganelleError
 
 
 class Progress:
@@ -562,9 +562,11 @@ def _write_csv(path, rows: list[dict]) -> None:
 def _cmd_classify(a) -> int:
     import os
 
+    import itertools
+    import threading
+
     from .inference import _input_size, iter_classify, load_model, prepare_cell, several_cells_warning
     from .io import iter_read_pairs
-    from .training import resolve_device
 
     if a.cells is None:
         for opt, val in (("--summary", a.summary), ("--diameter", a.diameter), ("--pixel-size", a.pixel_size),
@@ -595,25 +597,45 @@ def _cmd_classify(a) -> int:
         _refuse_inputs_as_outputs({"--output": a.output}, [*a.files, *(a.dna or []), _model_file(a.model)])
     if a.cells is not None:
         _check_cells_args(a)
-    dev = resolve_device(a.device)
-    clf = load_model(a.model, "classifier")
-    if a.output and clf.path is not None:
-        _refuse_inputs_as_outputs({"--output": a.output}, [clf.path])
-    clf.model.to(dev)
-    ae = load_model(None, "autoencoder") if a.ood else None
-    if ae is not None:
-        ae.model.to(dev)
+
+    def load_models():
+        from .training import resolve_device  # imports torch (about a second)
+
+        dev = resolve_device(a.device)
+        clf = load_model(a.model, "classifier")
+        clf.model.to(dev)
+        ae = load_model(None, "autoencoder") if a.ood else None
+        if ae is not None:
+            ae.model.to(dev)
+        return dev, clf, ae
+
     if a.cells is not None:
+        dev, clf, ae = load_models()
+        if a.output and clf.path is not None:
+            _refuse_inputs_as_outputs({"--output": a.output}, [clf.path])
         return _classify_fields(a, clf, ae, dev)
     from .inference import Classification
+
+    # torch is imported and the model loaded in a thread while the reading threads start on the
+    # files (reading them and the several-cells check need no torch); they prepare the cells for
+    # the model once it is there.
+    setup: dict = {}
+    ready = threading.Event()
+
+    def loader():
+        try:
+            setup["models"] = load_models()
+        except BaseException as exc:  # noqa: BLE001 - raised in the main thread below
+            setup["error"] = exc
+        finally:
+            ready.set()
+
+    threading.Thread(target=loader, name="organelle-load", daemon=True).start()
 
     warnings_: dict[int, str] = {}  # input index -> "several cells" warning
 
     skipped: list = []   # (input index, file, reason), in input order
     names: list[tuple[int, str]] = []  # (input index, file) of the images handed to the classifier
-
-    size = _input_size(clf)
-    on_cpu = dev.type == "cpu"
 
     def prepare(protein, dna, f):
         """In the reading threads: the several-cells check and, on the CPU, the model's input."""
@@ -621,9 +643,13 @@ def _cmd_classify(a) -> int:
         if not a.no_cell_check:
             w = several_cells_warning(protein, dna, command=f"napari-organelle classify {shlex.quote(str(f))} "
                                                             "--cells auto")
-        if not on_cpu:  # a GPU prepares the batch itself (iter_classify's device preprocessing)
+        ready.wait()
+        if "error" in setup:
+            raise InputError("not classified: the model could not be loaded")
+        dev_, clf_, ae_ = setup["models"]
+        if dev_.type != "cpu":  # a GPU prepares the batch itself (iter_classify's device preprocessing)
             return (protein, dna), w
-        return prepare_cell(protein, dna, size=size, keep_planes=ae is not None), w
+        return prepare_cell(protein, dna, size=_input_size(clf_), keep_planes=ae_ is not None), w
 
     def pairs():  # files that cannot be read or used get a "not classified" row, and are not fatal
         for i, (f, got, err) in enumerate(iter_read_pairs(a.files, a.dna, workers=workers,
@@ -636,6 +662,18 @@ def _cmd_classify(a) -> int:
             if w:
                 warnings_[i] = w
             yield cell
+
+    stream = pairs()
+    first = next(stream, None)  # starts the reading threads; here once the model and a first cell are ready
+    ready.wait()
+    if "error" in setup:
+        stream.close()
+        raise setup["error"]
+    dev, clf, ae = setup["models"]
+    if a.output and clf.path is not None:
+        _refuse_inputs_as_outputs({"--output": a.output}, [clf.path])
+    on_cpu = dev.type == "cpu"
+    cells = itertools.chain([first], stream) if first is not None else stream
 
     bar = Progress("classifying")
     out_fh = None
@@ -673,7 +711,7 @@ def _cmd_classify(a) -> int:
         # the reading threads check and prepare the cells: the network gets the cores they leave
         reserve = min(workers, cores() - 1) if on_cpu else 0
         with reserving(reserve):
-            results = iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae, skip_unusable=True,
+            results = iter_classify(cells, clf, batch_size=a.batch_size, autoencoder=ae, skip_unusable=True,
                                     precision=a.precision)
             for r in results:
                 idx, f = names[n]

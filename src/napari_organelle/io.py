@@ -98,7 +98,7 @@ def read_image(path_or_bytes, name: str | None = None) -> np.ndarray:
     return read_image_axes(path_or_bytes, name=name)[0]
 
 
-def read_image_axes(path_or_bytes, name: str | None = None) -> tuple[np.ndarray, str | None]:
+def read_image_axes(path_or_bytes, name: str | None = None, *, _reserve=None) -> tuple[np.ndarray, str | None]:
     """Like :func:`read_image`, and also return what the file says its axes are.
 
     The axes are tifffile's codes for the first series, one letter per array dimension (size-1
@@ -147,9 +147,9 @@ def read_image_axes(path_or_bytes, name: str | None = None) -> tuple[np.ndarray,
             "expected a TIFF, PNG or JPEG file."
         )
     if kind == "tiff":
-        arr, axes = _read_tiff(source, label)
+        arr, axes = _read_tiff(source, label, _reserve)
     else:
-        arr = _read_pil(source, label, kind)
+        arr = _read_pil(source, label, kind, _reserve)
         axes = "YX" if arr.ndim == 2 else ("YXS" if arr.ndim == 3 else None)
     if arr.size == 0:
         raise InputError(f"{label}: the image has no pixels (shape {arr.shape}).")
@@ -184,7 +184,7 @@ def _codec_error(label: str, exc: BaseException, compression: str | None) -> Inp
     return None
 
 
-def _read_tiff(source, label: str) -> tuple[np.ndarray, str | None]:
+def _read_tiff(source, label: str, reserve=None) -> tuple[np.ndarray, str | None]:
     import tifffile
 
     fh = _io.BytesIO(source) if isinstance(source, bytes) else source
@@ -207,6 +207,8 @@ def _read_tiff(source, label: str) -> tuple[np.ndarray, str | None]:
                 compression = getattr(tif.pages.first.compression, "name", None)
             except Exception:  # noqa: BLE001
                 compression = None
+            if reserve is not None:  # the memory the decoded image takes, known from the header
+                reserve(nbytes)
             arr = series.asarray()
             try:
                 axes = str(series.axes).upper() or None
@@ -237,7 +239,7 @@ _PIL_BYTES = {"1": 2, "L": 1, "P": 5, "LA": 3, "La": 3, "PA": 6, "I;16": 2, "I;1
               "YCbCr": 6, "LAB": 6, "HSV": 6}
 
 
-def _read_pil(source, label: str, kind: str) -> np.ndarray:
+def _read_pil(source, label: str, kind: str, reserve=None) -> np.ndarray:
     from PIL import Image
 
     fmt = "PNG" if kind == "png" else "JPEG"
@@ -255,6 +257,8 @@ def _read_pil(source, label: str, kind: str) -> np.ndarray:
             nbytes = int(w) * int(h) * _PIL_BYTES.get(im.mode, 8)
             if w * h > MAX_PIXELS or nbytes > MAX_IMAGE_BYTES:
                 raise _too_large(label, fmt, (h, w), nbytes)
+            if reserve is not None:
+                reserve(nbytes)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 im.load()
@@ -325,7 +329,7 @@ def image_nbytes(path_or_bytes) -> int | None:
     return None
 
 
-def read_pair(path, name: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def read_pair(path, name: str | None = None, *, _reserve=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a file and split it into (protein, DNA or None).
 
     2-channel files, (2, Y, X) or (Y, X, 2), hold protein in channel 0 and DNA in channel 1; a 2D
@@ -334,14 +338,16 @@ def read_pair(path, name: str | None = None) -> tuple[np.ndarray, np.ndarray | N
     Accepts a path or bytes (then give ``name``).
     """
     label = name or (printable(str(path)) if not isinstance(path, (bytes, bytearray, memoryview)) else "image bytes")
-    arr, axes = read_image_axes(path, name=label)
+    arr, axes = read_image_axes(path, name=label, _reserve=_reserve)
     return split_channels(arr, name=label, axes=axes)
 
 
-def _read_checked(path, dna_path=None) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_checked(path, dna_path=None, reserve=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``reserve(nbytes)``: called with the decoded size from the file's header before decoding
+    (one file only: without ``dna_path``)."""
     from .preprocess import validate_pair
 
-    protein, dna = read_pair(path)
+    protein, dna = read_pair(path, _reserve=reserve if dna_path is None else None)
     if dna_path is not None:
         dna = read_image(dna_path)
     return validate_pair(protein, dna)
@@ -410,9 +416,9 @@ def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | 
     if len(dnas) != len(files):
         raise InputError(f"Give one DNA file per protein file ({len(files)} protein, {len(dnas)} DNA).")
 
-    def job(i):
+    def job(i, reserve=None):
         try:
-            planes = _read_checked(files[i], dnas[i])
+            planes = _read_checked(files[i], dnas[i], reserve)
             return files[i], (planes if prepare is None else prepare(*planes, files[i])), None
         except InputError as exc:
             return files[i], None, exc
@@ -428,14 +434,31 @@ def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | 
     # in bytes (from each file's header, before it is decoded): MAX_IMAGE_BYTES in all.
     budget = _ReadBudget(MAX_IMAGE_BYTES)
 
+    def stopped(i):
+        return InputError(f"{printable(str(files[i]))}: not read (the run was stopped).")
+
     def budgeted(i):
-        nb = 0
-        for f in (files[i], dnas[i]):
-            if f is not None:
-                nb += image_nbytes(f) or 0
-        if not budget.reserve(i, nb):
-            return files[i], None, InputError(f"{printable(str(files[i]))}: not read (the run was stopped)."), 0
-        return (*job(i), nb)
+        if dnas[i] is not None:  # two files: both headers first, then one reservation for both
+            nb = sum(image_nbytes(f) or 0 for f in (files[i], dnas[i]))
+            if not budget.reserve(i, nb):
+                return files[i], None, stopped(i), 0
+            return (*job(i), nb)
+        # one file: the reader reserves its decoded size from the header it parses anyway, just
+        # before decoding (a file that fails before that takes its turn with 0 bytes)
+        state = {"nb": 0, "turn": False}
+
+        def reserve(nbytes):
+            state["turn"], state["nb"] = True, int(nbytes)
+            if not budget.reserve(i, int(nbytes)):
+                state["nb"] = 0
+                raise stopped(i)
+
+        try:
+            out = job(i, reserve)
+        finally:
+            if not state["turn"]:
+                budget.reserve(i, 0)
+        return (*out, state["nb"])
 
     with cf.ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="organelle-read") as pool:
         queue: collections.deque = collections.deque()
