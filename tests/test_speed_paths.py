@@ -485,3 +485,29 @@ def test_the_torch_free_architecture_table_matches_the_registry():
         for arch, cls in archs.items():
             sig = inspect.signature(cls.__init__).parameters
             assert {k: p.default for k, p in sig.items() if k != "self"} == ARCH_PARAMS[arch], arch
+
+
+def test_cells_prepared_in_parallel_keep_their_order_results_and_errors(sim_cells, tiny_checkpoints):
+    from napari_organelle import inference
+    from napari_organelle.checkpoints import load_checkpoint
+
+    clf = load_checkpoint(tiny_checkpoints["classifier"], expected_kind="classifier")
+    pairs = list(sim_cells[:30])
+    pairs[5] = (np.full((50, 50), 7, np.uint16), None)  # constant: refused when checked
+    one = inference.classify_batch(pairs, clf, batch_size=16, skip_unusable=True, threads=1)
+    seen = set()
+    real = inference.prepare_pair
+
+    def spy(*a, **k):
+        seen.add(threading.current_thread().name)
+        return real(*a, **k)
+
+    inference.prepare_pair = spy
+    try:
+        two = inference.classify_batch(pairs, clf, batch_size=16, skip_unusable=True, threads=2)
+    finally:
+        inference.prepare_pair = real
+    assert any(n.startswith("organelle-prep") for n in seen)  # really on two threads
+    assert [r.label for r in two] == [r.label for r in one] and not two[5].classified
+    np.testing.assert_array_equal([r.confidence for r in two if r.classified],
+                                  [r.confidence for r in one if r.classified])

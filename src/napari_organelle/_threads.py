@@ -41,11 +41,25 @@ ENV = "NAPARI_ORGANELLE_THREADS"
 
 
 def cores() -> int:
-    """CPUs this process may run on."""
+    """CPUs this process may run on: its affinity, and at most its cgroup's CPU quota (a container
+    limited to 2 CPUs of a 64-core host has 2)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        n = max(1, os.cpu_count() or 1)
+    quota = _cgroup_cpus()
+    return max(1, min(n, quota)) if quota else n
+
+
+def _cgroup_cpus() -> int | None:
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:  # cgroup v2: "max 100000" or "200000 100000"
+            q, period = fh.read().split()[:2]
+        if q == "max":
+            return None
+        return max(1, math.ceil(int(q) / int(period)))
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
 
 
 def _forced() -> int | None:

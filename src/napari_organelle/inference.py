@@ -542,7 +542,23 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
             x[idx] = prepare_batch(stack_for_batch([items[i] for i in idx]), size=size, device=dev)
         return x
 
+    def prepare_host():
+        """Prepare the batch's cells that wait for it (_HostCell), on the cores free for it."""
+        idx = [k for k, e in enumerate(entries) if isinstance(e, _HostCell)]
+        if not idx:
+            return
+        done = _prepare_many([entries[k] for k in idx], size, threads if threads is not None else
+                             (threads_for(len(idx)) if on_cpu else 1))
+        for k, got in zip(idx, done):
+            if isinstance(got, BaseException):
+                if not skip_unusable or not isinstance(got, Exception):
+                    raise got
+                entries[k] = Classification.not_classified(_unusable_note(got), clf.classes, has_dna[k], clf.name)
+            else:
+                entries[k] = got
+
     def flush():
+        prepare_host()
         todo = [k for k, e in enumerate(entries) if not isinstance(e, Classification)]
         out: list = list(entries)
         if todo:
@@ -581,9 +597,8 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
                 p, d = validate_pair(protein, dna)
                 if on_device and fits_batched(p, size) and (d is None or fits_batched(d, size)):
                     entry = (p, d)
-                else:
-                    with cpu_threads(1):
-                        entry = prepare_pair(p, d, size=size, check_signal=False)
+                else:  # prepared with the batch (prepare_host), several at a time when cores are free
+                    entry = _HostCell(p, d)
             ood = None
             if ae is not None:
                 with cpu_threads(None):  # one large plane through the autoencoder: large work
@@ -591,12 +606,7 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
         except Exception as exc:  # noqa: BLE001 - one unusable image is a 'not classified' row
             if not skip_unusable:
                 raise
-            if not isinstance(exc, InputError):
-                if isinstance(exc, MemoryError):
-                    exc = InputError("not enough memory to prepare this image")
-                else:
-                    exc = InputError(f"this image could not be prepared for the model ({type(exc).__name__}: {exc})")
-            entries.append(Classification.not_classified(str(exc), clf.classes, dna_given, clf.name))
+            entries.append(Classification.not_classified(_unusable_note(exc), clf.classes, dna_given, clf.name))
             oods.append(None)
         else:
             entries.append(entry)
@@ -606,6 +616,58 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
             yield from flush()
     if entries:
         yield from flush()
+
+
+class _HostCell:
+    """A checked (protein, dna) pair that iter_classify prepares on the host with its batch."""
+
+    __slots__ = ("p", "d")
+
+    def __init__(self, p, d):
+        self.p, self.d = p, d
+
+
+def _unusable_note(exc: BaseException) -> str:
+    if isinstance(exc, InputError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory to prepare this image"
+    return f"this image could not be prepared for the model ({type(exc).__name__}: {exc})"
+
+
+_PREP_POOL = None
+_PREP_POOL_LOCK = threading.Lock()
+
+
+def _prepare_many(cells: list, size: int, n_threads: int) -> list:
+    """prepare_pair of each _HostCell (an array, or the exception it raised), in order, on up to
+    ``n_threads`` threads (the caller's and a shared pool's: numpy and torch release the GIL for
+    most of the work). Each cell is prepared on one torch thread (see napari_organelle._threads)."""
+    def one(c):
+        try:
+            return prepare_pair(c.p, c.d, size=size, check_signal=False)
+        except BaseException as exc:  # noqa: BLE001 - handed back, raised or reported by the caller
+            return exc
+
+    n = max(1, min(int(n_threads), len(cells)))
+    if n == 1:
+        return [one(c) for c in cells]
+    global _PREP_POOL
+    with _PREP_POOL_LOCK:
+        if _PREP_POOL is None:
+            import concurrent.futures as cf
+
+            from ._threads import cores
+
+            _PREP_POOL = cf.ThreadPoolExecutor(max_workers=max(1, cores() - 1), thread_name_prefix="organelle-prep")
+        pool = _PREP_POOL
+    chunks = [cells[i::n] for i in range(n)]  # interleaved: cells of similar size spread evenly
+    futures = [pool.submit(lambda ch=ch: [one(c) for c in ch]) for ch in chunks[1:]]
+    parts = [[one(c) for c in chunks[0]]] + [f.result() for f in futures]
+    out: list = [None] * len(cells)
+    for i, part in enumerate(parts):
+        out[i::n] = part
+    return out
 
 
 def classify(protein, dna=None, model=None, *, channel: int | None = None,
