@@ -32,7 +32,7 @@ def test_widgets_and_samples_listed():
     assert mf.name == "napari-organelle"
     assert mf.display_name == "Organelle classifier"
     widgets = {w.display_name for w in mf.contributions.widgets}
-    assert widgets == {"Classify organelles", "Reconstruct with autoencoder", "Fine-tune models"}
+    assert widgets == {"Classify organelles", "Reconstruct images", "Fine-tune models"}
     samples = {s.display_name for s in mf.contributions.sample_data}
     assert {"Simulated cells (one per class)", "Simulated field of cells"} <= samples
     commands = {c.id: c.python_name for c in mf.contributions.commands}
