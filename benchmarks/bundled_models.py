@@ -1,18 +1,28 @@
-"""Reproduce the bundled models: train on simulated cells, test on fresh simulated cells, ship.
+"""Reproduce the bundled classifier: train on every renderer, measure on the ones left out, ship.
 
-    python benchmarks/bundled_models.py                 # train both, evaluate, write the weights
-    python benchmarks/bundled_models.py --annotate-only # evaluate existing checkpoints in --work
+    python benchmarks/bundled_models.py                  # everything (see the steps), then install
+    python benchmarks/bundled_models.py --quick          # a small run of every step (minutes)
+    python benchmarks/bundled_models.py --skip-loro      # reuse the leave-one-renderer-out table
 
-Steps (each one is a plain CLI command, printed before it runs):
-1. napari-organelle train simulated:300 --model classifier --epochs 40 --batch-size 64 --lr 2e-3 --seed 0
-2. napari-organelle train simulated:60 --model autoencoder --epochs 40 --batch-size 32 --lr 2e-3 --crop-size 96 --seed 0
-3. fresh test sets: 10 x 40 cells from the default renderer with an unseen seed (7), and 10 x 40 cells
-   from the second, independent renderer (style=alt, seed 11) that no model was trained on
-4. napari-organelle evaluate on both, protein + DNA and protein only; the figures go into the
-   checkpoints' metrics (with the data they were measured on) and the checkpoints are copied into
-   src/napari_organelle/weights/.
-On 2 CPU cores step 1 took 15 min (896 s) and step 2 19 min (1158 s, the machine shared with other
-jobs), as the checkpoints record; on a GPU it should take a minute or two (not measured).
+Steps (every sample is reproducible from its seed; see simulator/trainset.py):
+1. training, validation and test sets from each renderer in ``simulator.RENDERERS`` (independently
+   written: see docs/simulator.md), each cell through the shared randomised imaging model and the
+   product's per-cell crop (simulator/scene.py), at the classifier's input size;
+2. leave one renderer out (LORO): for each renderer R, a model trained on all the others (smaller:
+   --loro-per-class, --loro-epochs) is tested on R's test set, protein + DNA and protein only, and a
+   temperature is fitted on R's validation set: how the classifier does on a renderer it never saw,
+   and how over-confident it is there;
+3. the bundled model: trained on every renderer; its temperature is the median of the LORO
+   temperatures (the correction a never-seen domain needs); its feature statistics for the novelty
+   score are fitted on its training cells, with the threshold at the 99th percentile of the
+   validation cells (calibration.py);
+4. figures: each renderer's test set (in distribution), the classic phantoms test sets
+   (napari-organelle phantoms --seed 7, and --style alt --seed 11, 10 x 40 cells each, whole images
+   as before), and real cells (benchmarks/real_cells.py, when ../shared/realcells exists). All of
+   them go into the checkpoint's metrics with the data they were measured on; the LORO table goes
+   into docs/model_card.md.
+
+Training uses bf16 on CPUs that have it (training.cpu_bf16_fast) and the GPU when there is one.
 """
 
 from __future__ import annotations
@@ -20,118 +30,221 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 WEIGHTS = REPO / "src" / "napari_organelle" / "weights"
 
-TRAIN_CLASSIFIER = ("train simulated:300 --model classifier --epochs 40 --batch-size 64 --lr 2e-3 "
-                    "--device auto --seed 0 --out {out}")
-TRAIN_AUTOENCODER = ("train simulated:60 --model autoencoder --epochs 40 --batch-size 32 --lr 2e-3 "
-                     "--crop-size 96 --device auto --seed 0 --out {out}")
-TEST_SETS = {
-    "fresh": ("phantoms {out} --per-class 40 --seed 7",
-              "400 simulated cells (10 x 40), default renderer, unseen seed 7"),
-    "alt": ("phantoms {out} --per-class 40 --seed 11 --style alt",
-                     "400 simulated cells (10 x 40) from the second, independent renderer (style=alt, "
-                     "seed 11), never seen in training"),
-}
+FULL = dict(size=192, per_class=500, val_per_class=40, test_per_class=40, epochs=20, batch_size=64, lr=2e-3,
+            loro_per_class=200, loro_epochs=10, arch="organelle-cnn", arch_kwargs={})
+QUICK = dict(size=96, per_class=12, val_per_class=6, test_per_class=6, epochs=2, batch_size=32, lr=2e-3,
+             loro_per_class=8, loro_epochs=1, arch="organelle-cnn", arch_kwargs={})
+SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
-def cli(args: str) -> str:
-    cmd = [sys.executable, "-m", "napari_organelle.cli", *shlex.split(args)]
-    print("$ napari-organelle " + args, flush=True)
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sets(work: Path, renderer: str, split: str, per_class: int, size: int, workers: int):
+    """(X uint8, y) for one renderer and split, cached in ``work``."""
+    from napari_organelle.simulator import trainset
+
+    f = work / "sets" / f"{renderer}_{split}_{per_class}_{size}.npz"
+    if f.exists():
+        z = np.load(f)
+        return z["X"], z["y"]
+    f.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    X, y, _ = trainset.build(per_class, [renderer], seed=SEEDS[split], input_size=size, workers=workers)
+    tmp = f.with_suffix(".tmp.npz")
+    np.savez(tmp, X=X, y=y)
+    os.replace(tmp, f)
+    log(f"{f.name}: {len(X)} samples in {time.perf_counter() - t:.0f} s")
+    return X, y
+
+
+def first_per_class(X, y, n):
+    """The first ``n`` samples of each class (a smaller set is the start of a larger one: every
+    sample has its own seed)."""
+    idx = np.concatenate([np.nonzero(y == k)[0][:n] for k in np.unique(y)])
+    return X[idx], y[idx]
+
+
+def accuracy(model, X, y, protein_only=False) -> float:
+    import torch
+
+    from napari_organelle.calibration import features_and_logits
+
+    X = np.array(X)
+    if protein_only:
+        X[:, 1] = 0
+    _, logits = features_and_logits(model, X)
+    return float((logits.argmax(1).numpy() == y).mean())
+
+
+def train(X, y, Xv, yv, cfg: dict, epochs: int, classes, seed=0, label=""):
+    from napari_organelle import training
+
+    conf = training.TrainConfig(epochs=epochs, batch_size=cfg["batch_size"], lr=cfg["lr"], device="auto",
+                                seed=seed)
+    t = time.perf_counter()
+
+    def cb(ev):
+        if isinstance(ev, training.EpochEvent):
+            log(f"{label} {training.format_epoch(ev)}")
+
+    res = training.train("classifier", (X, y), (Xv, yv), conf, classes=list(classes), arch=cfg["arch"],
+                         arch_kwargs=dict(cfg["arch_kwargs"]), callback=cb)
+    log(f"{label} trained in {time.perf_counter() - t:.0f} s ({res.stop_reason})")
+    return res
+
+
+def loro(work: Path, renderers, cfg, workers, classes):
+    from napari_organelle.calibration import features_and_logits, fit_temperature
+
+    table = {}
+    for held in renderers:
+        others = [r for r in renderers if r != held]
+        parts = [first_per_class(*sets(work, r, "train", cfg["per_class"], cfg["size"], workers),
+                                 cfg["loro_per_class"]) for r in others]
+        vparts = [sets(work, r, "val", cfg["val_per_class"], cfg["size"], workers) for r in others]
+        X = np.concatenate([p[0] for p in parts]); y = np.concatenate([p[1] for p in parts])
+        Xv = np.concatenate([p[0] for p in vparts]); yv = np.concatenate([p[1] for p in vparts])
+        res = train(X, y, Xv, yv, cfg, cfg["loro_epochs"], classes, label=f"LORO -{held}")
+        Xt, yt = sets(work, held, "test", cfg["test_per_class"], cfg["size"], workers)
+        Xh, yh = sets(work, held, "val", cfg["val_per_class"], cfg["size"], workers)
+        _, lh = features_and_logits(res.model, Xh)
+        pc = {}
+        _, lt = features_and_logits(res.model, Xt)
+        pred = lt.argmax(1).numpy()
+        for k, c in enumerate(classes):
+            pc[c] = float((pred[yt == k] == k).mean())
+        table[held] = {"trained_on": others, "accuracy": accuracy(res.model, Xt, yt),
+                       "accuracy_protein_only": accuracy(res.model, Xt, yt, protein_only=True),
+                       "per_class": pc, "temperature": fit_temperature(lh, yh), "n_test": int(len(yt))}
+        log(f"LORO -{held}: {100 * table[held]['accuracy']:.1f} % / protein only "
+            f"{100 * table[held]['accuracy_protein_only']:.1f} %, T {table[held]['temperature']:.2f}")
+        (work / "loro.json").write_text(json.dumps(table, indent=1))
+    return table
+
+
+def classic_sets(work: Path):
+    """The earlier fixed test sets: 10 x 40 whole-image cells, default renderer seed 7 and alt seed 11."""
+    from napari_organelle.phantoms import write_dataset
+
+    out = {}
+    for key, (seed, style) in {"fresh": (7, "default"), "alt": (11, "alt")}.items():
+        d = work / f"test_{key}"
+        if not d.exists():
+            write_dataset(d, per_class=40, seed=seed, style=style)
+        out[key] = d
     return out
-
-
-def annotate(work: Path) -> dict:
-    import torch
-
-    from napari_organelle.checkpoints import write_checkpoint_dict
-
-    figures = {}
-    for key, (make, desc) in TEST_SETS.items():
-        folder = work / f"test_{key}"
-        if not folder.exists():
-            cli(make.format(out=folder))
-        for protein_only in (False, True):
-            extra = " --protein-only" if protein_only else ""
-            rep = json.loads(cli(f"evaluate {folder} --model {work / 'classifier.pt'} --json{extra}"))
-            name = f"{key}_accuracy" + ("_protein_only" if protein_only else "")
-            figures[name] = rep["accuracy"]
-            figures[name.replace("accuracy", "per_class")] = rep["per_class"]
-        figures[f"{key}_data"] = desc
-    ck = torch.load(work / "classifier.pt", map_location="cpu", weights_only=True)
-    ck["metrics"].update(figures)
-    write_checkpoint_dict(work / "classifier.pt", ck)
-    return figures
-
-
-def annotate_autoencoder(work: Path, per_set: int = 100) -> dict:
-    """PSNR / SSIM of the autoencoder on whole planes of the fresh and alt test cells (each plane
-    scaled to [0, 1] by its 1st/99.8th percentiles), and the protein-plane MSE that the
-    out-of-distribution score is measured against."""
-    import numpy as np
-    import torch
-
-    from napari_organelle.checkpoints import load_checkpoint, write_checkpoint_dict
-    from napari_organelle.inference import reconstruct
-    from napari_organelle.io import read_image
-
-    ae = load_checkpoint(work / "autoencoder.pt", expected_kind="autoencoder")
-    figures = {}
-    protein_mse = {}
-    for key, (_, desc) in TEST_SETS.items():
-        files = sorted((work / f"test_{key}").glob("*/*.tif"))
-        files = files[:: max(1, len(files) // per_set)][:per_set]
-        psnrs, ssims, mses, pm = [], [], [], []
-        for f in files:
-            img = read_image(f)  # (2, Y, X): protein, DNA
-            rec = reconstruct(img, ae)
-            for i, d in enumerate(rec.per_plane):
-                psnrs.append(d["psnr"]); ssims.append(d["ssim"]); mses.append(d["mse"])
-                if i == 0:
-                    pm.append(d["mse"])
-        figures[f"{key}_psnr"] = float(np.mean(psnrs))
-        figures[f"{key}_psnr_min"] = float(np.min(psnrs))
-        figures[f"{key}_ssim"] = float(np.mean(ssims))
-        figures[f"{key}_mse"] = float(np.mean(mses))
-        figures[f"{key}_data"] = f"{desc}; {len(files)} cells, protein and DNA planes, whole 382x382 planes"
-        protein_mse[key] = pm
-    ref = float(np.median(protein_mse["fresh"]))
-    figures["ood_reference_mse"] = ref
-    figures["fresh_ood_score_median"] = 1.0
-    figures["alt_ood_score_median"] = float(np.median(protein_mse["alt"]) / ref)
-    ck = torch.load(work / "autoencoder.pt", map_location="cpu", weights_only=True)
-    ck["metrics"].update(figures)
-    write_checkpoint_dict(work / "autoencoder.pt", ck)
-    return figures
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", default="bundled_work", help="working folder")
-    ap.add_argument("--annotate-only", action="store_true")
-    ap.add_argument("--no-install", action="store_true", help="do not copy into the package")
+    ap.add_argument("--work", default="bundled_work")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip-loro", action="store_true", help="reuse WORK/loro.json")
+    ap.add_argument("--renderers", default=None, help="comma-separated (default: all available)")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--no-install", action="store_true")
+    ap.add_argument("--set", action="append", default=[], help="override a setting, e.g. --set epochs=12")
     a = ap.parse_args()
+    import torch
+
+    from napari_organelle.calibration import calibrate
+    from napari_organelle.checkpoints import load_checkpoint, write_checkpoint_dict
+    from napari_organelle.classes import CLASSES
+    from napari_organelle.recipes import evaluate
+    from napari_organelle.simulator import available_renderers
+
+    cfg = dict(QUICK if a.quick else FULL)
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        cfg[k] = json.loads(v) if k != "arch" else v
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    if not a.annotate_only:
-        print(cli(TRAIN_CLASSIFIER.format(out=work / "classifier.pt")))
-        print(cli(TRAIN_AUTOENCODER.format(out=work / "autoencoder.pt")))
-    figures = annotate(work)
-    figures.update(annotate_autoencoder(work))
-    print(json.dumps({k: v for k, v in figures.items() if "per_class" not in k}, indent=1))
-    if not a.no_install:
-        for name in ("classifier.pt", "autoencoder.pt"):
-            shutil.copy2(work / name, WEIGHTS / name)
-            print(f"installed {WEIGHTS / name}")
+    renderers = a.renderers.split(",") if a.renderers else available_renderers()
+    workers = a.workers or len(os.sched_getaffinity(0))
+    classes = list(CLASSES)
+    log(f"renderers {renderers}; settings {cfg}")
+
+    # 2. leave one renderer out
+    if a.skip_loro and (work / "loro.json").exists():
+        table = json.loads((work / "loro.json").read_text())
+    else:
+        table = loro(work, renderers, cfg, workers, classes)
+
+    # 3. the bundled model
+    parts = [sets(work, r, "train", cfg["per_class"], cfg["size"], workers) for r in renderers]
+    vparts = [sets(work, r, "val", cfg["val_per_class"], cfg["size"], workers) for r in renderers]
+    X = np.concatenate([p[0] for p in parts]); y = np.concatenate([p[1] for p in parts])
+    Xv = np.concatenate([p[0] for p in vparts]); yv = np.concatenate([p[1] for p in vparts])
+    res = train(X, y, Xv, yv, cfg, cfg["epochs"], classes, label="bundled")
+    temps = [v["temperature"] for v in table.values()]
+    extra = calibrate(res.model, Xv, yv, X[:: max(1, len(X) // 4000)], y[:: max(1, len(X) // 4000)],
+                      n_classes=len(classes),
+                      fitted_on=f"validation cells of {', '.join(renderers)} ({len(yv)}); feature density on "
+                                f"training cells")
+    extra["calibration"].update(temperature=float(np.median(temps)), temperature_source=(
+        f"median of the leave-one-renderer-out temperatures {', '.join(f'{t:.2f}' for t in temps)}, each fitted on "
+        "the validation cells of the renderer its model never saw"), loro_temperatures=temps,
+        in_distribution_temperature=extra["calibration"]["temperature"])
+    data_desc = (f"simulated cells: {cfg['per_class']} per class from each of {len(renderers)} independently "
+                 f"written renderers ({', '.join(renderers)}), seed 0, through the randomised imaging model "
+                 f"and the per-cell crop, {cfg['size']} px")
+    ck = res.checkpoint(training={"data": data_desc, "renderers": renderers, "settings": cfg,
+                                  "command": "python benchmarks/bundled_models.py" + (" --quick" if a.quick else "")},
+                        metrics={})
+    ck["extra"] = extra
+    out = work / "classifier.pt"
+    write_checkpoint_dict(out, ck)
+
+    # 4. figures
+    model = load_checkpoint(out, expected_kind="classifier", name="bundled-classifier")
+    m = {"loro": table, "loro_data": (f"leave one renderer out: trained on the other renderers "
+                                      f"({cfg['loro_per_class']} per class each, {cfg['loro_epochs']} epochs), "
+                                      f"tested on {cfg['test_per_class']} per class of the one left out")}
+    for r in renderers:
+        Xt, yt = sets(work, r, "test", cfg["test_per_class"], cfg["size"], workers)
+        m[f"{r}_accuracy"] = accuracy(model.model, Xt, yt)
+        m[f"{r}_accuracy_protein_only"] = accuracy(model.model, Xt, yt, protein_only=True)
+        m[f"{r}_data"] = f"{len(yt)} fresh simulated cells of renderer {r} (seed 2, in distribution)"
+    for key, folder in classic_sets(work).items():
+        for po in (False, True):
+            rep = evaluate(folder, model, protein_only=po)
+            m[f"classic_{key}_accuracy" + ("_protein_only" if po else "")] = rep.accuracy
+        m[f"classic_{key}_data"] = (f"400 simulated whole-image cells (10 x 40), napari-organelle phantoms "
+                                    f"--style {'default --seed 7' if key == 'fresh' else 'alt --seed 11'}")
+    real_root = REPO.parent / "shared" / "realcells"
+    if real_root.is_dir() and not a.quick:
+        import real_cells
+
+        rows = real_cells.evaluate(real_root, list(real_cells.ALL_SETS), model, progress=log)
+        summ = real_cells.summarise(rows)
+        real_cells.print_report(summ, "bundled", real_cells.SEGMENTATION)
+        m["real_cells"] = {k: {kk: v[kk] for kk in ("cells", "accuracy", "class_balanced_accuracy",
+                                                     "uncertain_share", "accuracy_of_certain")}
+                           for k, v in summ.items()}
+        m["real_cells_data"] = ("benchmarks/real_cells.py on ../shared/realcells (public real micrographs, "
+                                f"never trained on); cells found by {real_cells.SEGMENTATION.get('method')}")
+        (work / "real_cells.json").write_text(json.dumps({"summary": summ, "rows": rows}, default=str))
+    ck = torch.load(out, map_location="cpu", weights_only=True)
+    ck["metrics"].update(m)
+    write_checkpoint_dict(out, ck)
+    log(json.dumps({k: v for k, v in m.items() if not isinstance(v, dict)}, indent=1))
+    if not a.no_install and not a.quick:
+        shutil.copy2(out, WEIGHTS / "classifier.pt")
+        log(f"installed {WEIGHTS / 'classifier.pt'}")
     return 0
 
 

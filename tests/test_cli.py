@@ -358,3 +358,65 @@ def test_ctrl_c_during_train_saves_the_best_weights_so_far(tmp_path):
     assert "Stopping after the current batch" in stderr and "Stopped by Ctrl-C" in stdout
     info = load_checkpoint(out).training_info
     assert info["stopped"] and "stopped by the user" in info["stop_reason"] and info["best_epoch"] >= 1
+
+
+@pytest.fixture(scope="module")
+def field_files(tmp_path_factory):
+    from napari_organelle.phantoms import simulate_field
+
+    out = tmp_path_factory.mktemp("field")
+    p, d, labels, classes = simulate_field(n_cells=4, seed=3, size=640)
+    tifffile.imwrite(out / "field.tif", np.stack([p, d]))
+    tifffile.imwrite(out / "field_cells.tif", labels)
+    return out, classes
+
+
+def test_classify_cells_auto_writes_a_row_per_cell_and_a_summary(field_files, tmp_path, capsys):
+    folder, classes = field_files
+    out = tmp_path / "cells.csv"
+    assert main(["classify", str(folder / "field.tif"), "--cells", "auto", "--output", str(out),
+                 "--save-cells", str(tmp_path / "masks")]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 4 and [r["cell"] for r in rows] == ["1", "2", "3", "4"]
+    assert {"file", "centroid_y", "centroid_x", "area", "label", "confidence", "uncertain"} <= set(rows[0])
+    assert all(r["label"] in CLASSES and int(r["area"]) > 1000 for r in rows)
+    summary = list(csv.DictReader(open(tmp_path / "cells_summary.csv")))
+    assert len(summary) == 1 and summary[0]["n_cells"] == "4"
+    counts = {c: int(summary[0][f"n_{c}"]) for c in CLASSES}
+    assert sum(counts.values()) == 4 and counts[summary[0]["majority"]] == max(counts.values())
+    assert "DNA" in summary[0]["method"]
+    masks = tifffile.imread(tmp_path / "masks" / "field_cells.tif")
+    assert masks.shape == (640, 640) and masks.max() == 4
+    assert "summary per image" in capsys.readouterr().out
+
+
+def test_classify_cells_from_a_labels_file(field_files, capsys):
+    folder, classes = field_files
+    assert main(["classify", str(folder / "field.tif"), "--cells", str(folder / "field_cells.tif")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\tcell ") == 4 and "4 cells" in out and "majority" in out
+
+
+def test_classify_whole_field_warns_and_suggests_cells_auto(field_files, tmp_path, capsys):
+    folder, _ = field_files
+    out = tmp_path / "whole.csv"
+    assert main(["classify", str(folder / "field.tif"), "--output", str(out)]) == 0
+    row = next(csv.DictReader(open(out)))
+    assert "several cells" in row["warning"] and "--cells auto" in row["warning"]
+    assert "--cells auto" in capsys.readouterr().err
+    assert main(["classify", str(folder / "field.tif"), "--output", str(out), "--no-cell-check"]) == 0
+    assert next(csv.DictReader(open(out)))["warning"] == ""
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--cells", "a.tif", "b.tif"], "one --cells labels file per image"),
+    (["--cells", "auto", "x.tif"], "either 'auto'"),
+    (["--diameter", "50"], "goes with --cells"),
+    (["--cells", "auto", "--diameter", "-5"], "positive"),
+    (["--cells", "LABELS", "--save-cells", "m"], "goes with --cells auto"),
+])
+def test_classify_cells_options_are_checked(field_files, extra, needle, capsys):
+    folder, _ = field_files
+    extra = [str(folder / "field_cells.tif") if x == "LABELS" else x for x in extra]
+    assert main(["classify", str(folder / "field.tif"), *extra]) == 2
+    assert needle in capsys.readouterr().err

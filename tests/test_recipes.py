@@ -227,3 +227,21 @@ def test_evaluate_lists_the_files_it_left_out(cells4, tiny_clf10, tmp_path):
     rep = evaluate(root, tiny_clf10)
     assert [str(f).endswith("broken.tif") for f, _ in rep.skipped] == [True]
     assert rep.to_dict()["skipped"][0][0].endswith("broken.tif")
+
+
+def test_evaluate_takes_a_single_class(cells4, tiny_clf10, tmp_path):
+    """A user's own ER cells: a folder holding one class folder, or the class folder itself."""
+    import shutil
+
+    from napari_organelle.recipes import evaluate
+
+    one = tmp_path / "mine"
+    shutil.copytree(cells4 / "ER", one / "ER")
+    rep = evaluate(one, tiny_clf10)
+    assert rep.n == 3 and list(rep.per_class) == ["ER"]
+    assert np.asarray(rep.confusion).sum() == 3 and np.asarray(rep.confusion)[rep.classes.index("ER")].sum() == 3
+    rep2 = evaluate(one / "ER", tiny_clf10)  # the class folder itself: its name is the class
+    assert rep2.n == 3 and list(rep2.per_class) == ["ER"] and rep2.accuracy == rep.accuracy
+    shutil.copytree(cells4 / "ER", tmp_path / "Foo")
+    with pytest.raises(InputError, match="no class folders, and its name 'Foo' is not a class"):
+        evaluate(tmp_path / "Foo", tiny_clf10)

@@ -5,6 +5,8 @@ Public API (imported lazily, so ``import napari_organelle`` stays light and neve
     from napari_organelle import classify, reconstruct, load_model, CLASSES
     result = classify(protein, dna)          # -> Classification(label, confidence, probabilities)
     rec = reconstruct(image)                 # -> Reconstruction(reconstruction, residual, mse, psnr, ssim)
+    field = classify_field(protein, dna)     # a field of many cells: find them, classify each
+    field.rows(), field.summary()            # one row per cell; cells per class, majority
     clf = model_on(load_model("my model"), "cuda")   # a store name or path; then classify_batch /
                                                      # iter_classify (lazy, batched) over many images
 
@@ -25,6 +27,10 @@ _LAZY = {
     "iter_classify": ("inference", "iter_classify"),
     "classify_stack": ("inference", "classify_stack"),
     "classify_cells": ("inference", "classify_cells"),
+    "classify_field": ("inference", "classify_field"),
+    "FieldResult": ("inference", "FieldResult"),
+    "find_cells": ("segmentation", "find_cells"),
+    "segment_cells": ("segmentation", "segment_cells"),
     "reconstruct": ("inference", "reconstruct"),
     "activation_map": ("inference", "activation_map"),
     "ood_score": ("inference", "ood_score"),
@@ -41,6 +47,7 @@ _LAZY = {
     "simulate_dataset": ("phantoms", "simulate_dataset"),
     "list_models": ("checkpoints", "list_models"),
     "save_user_model": ("checkpoints", "save_user_model"),
+    "export_bioimageio": ("export", "export_bioimageio"),
 }
 
 __all__ = ["CLASSES", "COLORS", "canonical_class", "InputError", "OrganelleError", *_LAZY]

@@ -12,9 +12,9 @@ import datetime as _dt
 import functools
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,33 +125,17 @@ def checkpoint_dict(model: nn.Module, *, kind: str, arch: str, classes=None, inp
     return ckpt
 
 
-def write_checkpoint_dict(path, ckpt: dict) -> Path:
+def write_checkpoint_dict(path, ckpt: dict, *, exclusive: bool = False) -> Path:
     """Atomically write an already-built checkpoint dict (temp file in the same folder, fsync,
-    os.replace). On any error the temp file is removed and an existing file at ``path`` is intact."""
+    rename). On any error (also Ctrl-C) the temp file is removed and an existing file at ``path`` is
+    intact. ``exclusive``: never replace an existing file (FileExistsError; of two writers at the
+    same moment exactly one succeeds). A link at ``path`` is kept: its target is replaced."""
+    from ._files import atomic_file, resolve
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename durable (POSIX); harmless to skip elsewhere
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
+    with atomic_file(path, "wb", exclusive=exclusive) as f:
+        torch.save(ckpt, f)
+    return path if not path.is_symlink() else resolve(path)
 
 
 def save_checkpoint(path, model: nn.Module, *, kind: str, arch: str, classes=None, input_size=None,
@@ -260,6 +244,8 @@ def _torch_load(path: Path) -> Any:
         # torch.save writes a zip (PK...) or, in old versions, a pickle (protocol >= 2 starts with 0x80)
         raise CheckpointError(f"{path.name} is not a model file (it is neither a zip nor a pickle). "
                               "Choose a .pt file saved by napari-organelle.")
+    if head.startswith(b"PK"):
+        _check_unpacked_size(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol ..." on foreign files
@@ -288,22 +274,283 @@ def _torch_load(path: Path) -> Any:
                               "or choose a .pt file saved by napari-organelle.") from None
 
 
+#: Most bytes a checkpoint may unpack to (its records as the zip declares them, checked before
+#: anything is read): a small file whose compressed weights would fill the memory is refused.
+MAX_CHECKPOINT_BYTES = 2 * 1024 ** 3
+
+
+def _check_unpacked_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(max(0, int(i.file_size)) for i in zf.infolist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # torch.load below says what is wrong with it
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"{path.name} declares {total / 1024 ** 3:.1f} GiB of contents once unpacked (the file is "
+            f"{path.stat().st_size / 1024 ** 2:.1f} MiB), more than the {MAX_CHECKPOINT_BYTES / 1024 ** 3:.0f} GiB "
+            "a napari-organelle model can take; it was not loaded. Choose a model file saved by napari-organelle.")
+
+
 def _short(msg: str, n: int = 160) -> str:
     msg = " ".join(str(msg).split())
     return msg if len(msg) <= n else msg[: n - 3] + "..."
 
 
 def read_checkpoint(path) -> dict:
-    """Read a checkpoint file safely (weights_only) and check it is ours; returns the raw dict."""
+    """Read a checkpoint file safely (weights_only) and check it is ours; returns the raw dict.
+
+    ``path`` may also be a bioimage.io model package that napari-organelle exported (the .zip, or
+    the folder it was unpacked into): the checkpoint it carries as an attachment is read, as safely
+    (see :func:`read_package_checkpoint`)."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"No model file at {p}.")
     if p.is_dir():
-        raise CheckpointError(f"{p} is a folder, not a model file (.pt).")
+        if _package_rdf_in_folder(p) is not None:
+            return read_package_checkpoint(p)
+        raise CheckpointError(f"{p} is a folder, not a model file (.pt) nor an unpacked bioimage.io "
+                              "package (it has no rdf.yaml).")
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p.name} is empty (0 bytes); the save was probably interrupted.")
+    kind = _zip_kind(p)
+    if kind == "package":
+        return read_package_checkpoint(p)
+    if kind == "other-zip":
+        raise CheckpointError(f"{p.name} is a zip archive, but neither a bioimage.io model package (it has no "
+                              "rdf.yaml at its top level) nor a napari-organelle checkpoint. Choose a .pt file "
+                              "saved by napari-organelle or a package made by 'napari-organelle export'.")
     ckpt = _torch_load(p)
     _check_format(ckpt, p.name)
+    _check_meta(ckpt, p.name)
+    return ckpt
+
+
+# --------------------------------------------------------------------------------------------------
+# bioimage.io model packages (written by napari_organelle.export) read back
+# --------------------------------------------------------------------------------------------------
+#: File names a bioimage.io package's description may have (at the top of the zip or folder).
+PACKAGE_RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
+#: The key under the description's ``config`` that marks a package napari-organelle exported.
+PACKAGE_CONFIG_KEY = "napari-organelle"
+#: Largest description (rdf.yaml) read; ours are a few kB.
+MAX_RDF_BYTES = 1 << 20
+#: Largest checkpoint read from a package (a ResNet-18 checkpoint is about 45 MB).
+MAX_PACKAGE_CHECKPOINT_BYTES = 2 << 30
+#: Refuse a zip member that claims to expand more than this many times (zip bombs); weights barely
+#: compress (about 1.1x).
+MAX_COMPRESSION_RATIO = 100
+#: A package with more members than this is not one napari-organelle wrote (ours have 9).
+MAX_PACKAGE_MEMBERS = 1000
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB" if n >= (1 << 20) else f"{n / 1024:.0f} kB"
+
+
+def _zip_kind(p: Path) -> str | None:
+    """"package" (a zip with rdf.yaml / bioimageio.yaml at its top), "checkpoint" (a torch.save zip),
+    "other-zip", or None (not a zip: old pickle checkpoints and junk go to torch.load's checks)."""
+    try:
+        if not zipfile.is_zipfile(p):
+            return None
+        with zipfile.ZipFile(p) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if any(n in PACKAGE_RDF_NAMES for n in names):
+        return "package"
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "checkpoint"
+    return "other-zip"
+
+
+def _package_rdf_in_folder(p: Path) -> Path | None:
+    for n in PACKAGE_RDF_NAMES:
+        if (p / n).is_file():
+            return p / n
+    return None
+
+
+def is_bioimageio_package(path) -> bool:
+    """True if ``path`` is a bioimage.io package (zip or unpacked folder), by its layout alone:
+    whether napari-organelle can load it is only known by reading it."""
+    p = Path(path)
+    if p.is_dir():
+        return _package_rdf_in_folder(p) is not None
+    return p.is_file() and _zip_kind(p) == "package"
+
+
+def _safe_member_name(name) -> bool:
+    """A plain file name at the top of the package: no folder part, no '..', no NUL, no drive."""
+    return (isinstance(name, str) and 0 < len(name) <= 255 and name not in (".", "..")
+            and not name.startswith(".") and not any(c in name for c in "/\\:\0"))
+
+
+def _parse_rdf(text: bytes, label: str) -> dict:
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML comes with napari
+        raise CheckpointError("Reading bioimage.io packages needs PyYAML (pip install pyyaml).") from None
+    try:
+        rdf = yaml.safe_load(text.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CheckpointError(f"{label}: its rdf.yaml is not valid YAML ({_short(str(exc))}); the package is "
+                              "damaged or not a bioimage.io package.") from None
+    if not isinstance(rdf, dict):
+        raise CheckpointError(f"{label}: its rdf.yaml does not describe a bioimage.io resource.")
+    return rdf
+
+
+def _package_checkpoint_entry(rdf: dict, label: str) -> tuple[str, str]:
+    """(checkpoint file name, its sha256) from an rdf.yaml napari-organelle wrote; a clear
+    CheckpointError for any other package."""
+    rtype, fv = rdf.get("type"), rdf.get("format_version")
+    rname = str(rdf.get("name") or "unnamed")[:80]
+    if rtype != "model":
+        raise CheckpointError(f"{label} is a bioimage.io {rtype or 'resource'} package ({rname!r}), not a model.")
+    config = rdf.get("config")
+    ours = config.get(PACKAGE_CONFIG_KEY) if isinstance(config, dict) else None
+    if not isinstance(ours, dict) or ours.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{label} is a bioimage.io model package ({rname!r}, format {fv}) that napari-organelle did not "
+            "export: it carries no napari-organelle checkpoint. napari-organelle only runs its own "
+            "architectures, with their class lists and preprocessing, so it cannot use this model; open it "
+            "with a bioimage.io consumer (bioimageio.core, deepImageJ, ilastik) instead. napari-organelle "
+            "loads .pt checkpoints and the packages 'napari-organelle export' writes.")
+    member = ours.get("checkpoint")
+    if not _safe_member_name(member):
+        raise CheckpointError(f"{label}: its rdf.yaml names the checkpoint {str(member)[:80]!r}, which is not a "
+                              "plain file name in the package; refused.")
+    sha = None
+    for a in rdf.get("attachments") or []:
+        if isinstance(a, dict) and a.get("source") == member:
+            sha = a.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise CheckpointError(f"{label}: its rdf.yaml lists no SHA-256 hash for {member}, so the checkpoint "
+                              "cannot be checked; export the model again.")
+    return member, sha.lower()
+
+
+def _copy_limited(src, dst, limit: int, label: str, member: str) -> str:
+    """Copy at most ``limit`` bytes from ``src`` to ``dst``; returns the sha256 of what was copied."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        chunk = src.read(1 << 20)
+        if not chunk:
+            break
+        n += len(chunk)
+        if n > limit:
+            raise CheckpointError(f"{label}: {member} is larger than {_size(limit)}; refused (no "
+                                  "napari-organelle model is that large).")
+        h.update(chunk)
+        if dst is not None:
+            dst.write(chunk)
+    return h.hexdigest()
+
+
+def _check_sha(got: str, want: str, label: str, member: str) -> None:
+    if got != want:
+        raise CheckpointError(f"{label}: {member} does not match the SHA-256 hash its rdf.yaml lists, so the "
+                              "package was changed or damaged after export; export or download it again.")
+
+
+def read_package_checkpoint(path) -> dict:
+    """The napari-organelle checkpoint inside a bioimage.io package that napari-organelle exported
+    (the .zip, or its unpacked folder).
+
+    The package is untrusted input: nothing is extracted by the names it gives (only the one plain
+    file name its rdf.yaml declares is read, and nothing is written outside a private temporary
+    folder), members larger than :data:`MAX_PACKAGE_CHECKPOINT_BYTES` or compressed more than
+    :data:`MAX_COMPRESSION_RATIO` times are refused, the checkpoint must match the SHA-256 hash the
+    rdf.yaml lists, and it is read with ``torch.load(weights_only=True)`` like any .pt file, so a
+    pickle that would run code is refused. Raises CheckpointError saying what is wrong."""
+    p = Path(path)
+    label = p.name
+    if p.is_dir():
+        rdf_path = _package_rdf_in_folder(p)
+        if rdf_path is None:
+            raise CheckpointError(f"{p} has no rdf.yaml; it is not an unpacked bioimage.io package.")
+        if rdf_path.stat().st_size > MAX_RDF_BYTES:
+            raise CheckpointError(f"{label}: its {rdf_path.name} is larger than {_size(MAX_RDF_BYTES)}; refused.")
+        member, sha = _package_checkpoint_entry(_parse_rdf(rdf_path.read_bytes(), label), label)
+        f = p / member
+        try:
+            inside = f.resolve().parent == p.resolve()
+        except OSError:
+            inside = False
+        if not inside or not f.is_file():
+            raise CheckpointError(f"{label}: the checkpoint {member} its rdf.yaml names is missing from the folder "
+                                  "(or lies outside it); unpack the package again.")
+        if f.stat().st_size > MAX_PACKAGE_CHECKPOINT_BYTES:
+            raise CheckpointError(f"{label}: {member} is larger than {_size(MAX_PACKAGE_CHECKPOINT_BYTES)}; refused.")
+        with open(f, "rb") as fh:
+            _check_sha(_copy_limited(fh, None, MAX_PACKAGE_CHECKPOINT_BYTES, label, member), sha, label, member)
+        return _load_packaged(f, label, member)
+    try:
+        zf = zipfile.ZipFile(p)
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"{label} is not a readable zip archive ({_short(str(exc))}).") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_PACKAGE_MEMBERS:
+            raise CheckpointError(f"{label} holds {len(infos)} files; a napari-organelle package holds about ten. "
+                                  "Refused.")
+        names = [i.filename for i in infos]
+        rdf_name = next((n for n in PACKAGE_RDF_NAMES if n in names), None)
+        if rdf_name is None:
+            raise CheckpointError(f"{label} has no rdf.yaml at its top level; it is not a bioimage.io package.")
+
+        def info_of(name: str) -> zipfile.ZipInfo:
+            found = [i for i in infos if i.filename == name]
+            if not found:
+                raise CheckpointError(f"{label} lacks {name}, which its rdf.yaml names; the package is incomplete.")
+            if len(found) > 1:
+                raise CheckpointError(f"{label} holds two files named {name}; refused.")
+            return found[0]
+
+        def check_size(info: zipfile.ZipInfo, limit: int) -> None:
+            if info.file_size > limit:
+                raise CheckpointError(f"{label}: {info.filename} expands to {_size(info.file_size)}, more than "
+                                      f"the {_size(limit)} allowed; refused.")
+            if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(1, info.compress_size):
+                raise CheckpointError(f"{label}: {info.filename} claims to expand {info.file_size // max(1, info.compress_size)} "
+                                      "times (a zip bomb?); refused.")
+
+        rinfo = info_of(rdf_name)
+        check_size(rinfo, MAX_RDF_BYTES)
+        try:
+            with zf.open(rinfo) as fh:
+                text = fh.read(MAX_RDF_BYTES + 1)
+        except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
+            raise CheckpointError(f"{label}: its {rdf_name} cannot be read ({_short(str(exc))}).") from None
+        member, sha = _package_checkpoint_entry(_parse_rdf(text[:MAX_RDF_BYTES], label), label)
+        cinfo = info_of(member)
+        check_size(cinfo, MAX_PACKAGE_CHECKPOINT_BYTES)
+        with tempfile.TemporaryDirectory(prefix="napari-organelle-package-") as d:
+            tmp = Path(d) / "model.pt"
+            try:
+                with zf.open(cinfo) as src, open(tmp, "wb") as dst:
+                    got = _copy_limited(src, dst, MAX_PACKAGE_CHECKPOINT_BYTES, label, member)
+            except CheckpointError:
+                raise
+            except (zipfile.BadZipFile, RuntimeError, ValueError, EOFError, zlib.error) as exc:
+                raise CheckpointError(f"{label}: {member} cannot be read from the zip ({_short(str(exc))}); the "
+                                      "package is damaged.") from None
+            _check_sha(got, sha, label, member)
+            return _load_packaged(tmp, label, member)
+
+
+def _load_packaged(f: Path, label: str, member: str) -> dict:
+    try:
+        ckpt = _torch_load(f)
+        _check_format(ckpt, member)
+    except CheckpointError as exc:
+        msg = str(exc).replace(f.name, member, 1) if f.name != member else str(exc)
+        raise CheckpointError(f"{label} (bioimage.io package): {msg}") from None
     return ckpt
 
 
@@ -321,6 +568,142 @@ def _check_format(ckpt, label: str) -> None:
                               "update napari-organelle to load it.")
 
 
+#: Bounds on the architecture settings a checkpoint may ask for (checked before anything is built).
+_MAX_SETTING_INT = 4096
+_MAX_SETTING_LIST = 16
+#: Settings of the known architectures: name -> (kind of value, low, high).
+_ARCH_SETTINGS: dict[str, dict[str, tuple]] = {
+    "organelle-cnn": {"num_classes": ("int", 1, 10000), "in_channels": ("int", 2, 2), "stem": ("int", 1, 1024),
+                      "widths": ("ints", 1, 2048), "blocks": ("ints", 1, 8), "dropout": ("float", 0.0, 0.99)},
+    "resnet18": {"num_classes": ("int", 1, 10000), "in_channels": ("int", 2, 2), "dropout": ("float", 0.0, 0.99)},
+    "organelle-ae": {"channels": ("ints", 1, 1024), "latent_channels": ("int", 1, 256),
+                     "in_channels": ("int", 1, 1), "norm": ("choice", "batch", "group")},
+}
+#: Input size bounds by kind (classifier: the size images are resized to; autoencoder: training crops).
+_INPUT_SIZE = {"classifier": (16, 1024), "autoencoder": (8, 4096)}
+#: Metrics the program computes with: they must be finite numbers >= 0.
+_NUMERIC_METRICS = ("ood_reference_mse", "test_mse", "val_mse")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_setting(label: str, arch: str, key: str, v, spec) -> None:
+    import math
+
+    bad = None
+    kind = spec[0] if spec else "any"
+    if kind == "int":
+        if not _is_int(v) or not spec[1] <= v <= spec[2]:
+            bad = (f"a whole number from {spec[1]} to {spec[2]}" if spec[1] != spec[2] else f"{spec[1]}")
+    elif kind == "ints":
+        if (not isinstance(v, (list, tuple)) or not 1 <= len(v) <= 8
+                or not all(_is_int(x) and spec[1] <= x <= spec[2] for x in v)):
+            bad = f"a list of 1 to 8 whole numbers from {spec[1]} to {spec[2]}"
+    elif kind == "float":
+        if not _is_number(v) or not math.isfinite(v) or not spec[1] <= v <= spec[2]:
+            bad = f"a number from {spec[1]} to {spec[2]}"
+    elif kind == "choice":
+        if v not in spec[1:]:
+            bad = " or ".join(repr(c) for c in spec[1:])
+    else:  # a setting this version does not describe: plain and small, or nothing is built
+        items = v if isinstance(v, (list, tuple)) else [v]
+        ok = len(items) <= _MAX_SETTING_LIST and all(
+            x is None or isinstance(x, (bool, str)) and len(str(x)) <= 100
+            or _is_int(x) and abs(x) <= _MAX_SETTING_INT
+            or isinstance(x, float) and math.isfinite(x) and abs(x) <= _MAX_SETTING_INT for x in items)
+        if not ok:
+            bad = f"a plain value (a whole number up to {_MAX_SETTING_INT}, a number, text) or a short list of them"
+    if bad is not None:
+        shown = _short(repr(v), 60)
+        if key == "in_channels":
+            want = "2 (protein, DNA)" if arch != "organelle-ae" else "1 (one plane at a time)"
+            raise CheckpointError(f"{label}: its first layer takes {shown} input channel(s), but this {arch} model "
+                                  f"must take {want}; it cannot be used here. Choose a napari-organelle model.")
+        raise CheckpointError(f"{label} has an unusable architecture setting {key} = {shown} (expected {bad}); "
+                              "the file was damaged or edited. Nothing was built from it.")
+
+
+def _check_meta(ckpt: dict, label: str) -> None:
+    """Validate a checkpoint's metadata by type and range, BEFORE any model is built from it:
+    architecture settings (so a tiny file cannot ask for a 6 GB network), input size, class list,
+    the training / metrics records and the metrics inference computes with. CheckpointError."""
+    import math
+
+    kind = ckpt.get("kind")
+    if kind not in KINDS:
+        raise CheckpointError(f"{label} has unknown model kind {kind!r}.")
+    arch = ckpt.get("arch")
+    if not isinstance(arch, str) or arch not in ARCHITECTURES[kind]:
+        raise CheckpointError(f"{label} uses the {kind} architecture {_short(repr(arch), 60)}, which this version "
+                              f"of napari-organelle does not know (known: {', '.join(ARCHITECTURES[kind])}).")
+    arch_kwargs = ckpt.get("arch_kwargs")
+    if arch_kwargs is None:
+        arch_kwargs = {}
+    if not isinstance(arch_kwargs, dict) or not all(isinstance(k, str) for k in arch_kwargs):
+        raise CheckpointError(f"{label} has invalid arch_kwargs (a dictionary of settings is expected).")
+    import inspect
+
+    params = inspect.signature(ARCHITECTURES[kind][arch].__init__).parameters
+    unknown = [k for k in arch_kwargs if k not in params]
+    if unknown:
+        raise CheckpointError(f"{label}: the {arch} architecture has no setting {', '.join(map(repr, unknown[:3]))}; "
+                              "the file was written by another version or edited. Nothing was built from it.")
+    schema = _ARCH_SETTINGS.get(arch, {})
+    for k, v in arch_kwargs.items():
+        _check_setting(label, arch, k, v, schema.get(k))
+    if "in_channels" not in arch_kwargs and "in_channels" in schema:  # the default must be what we feed
+        _check_setting(label, arch, "in_channels", params["in_channels"].default, schema["in_channels"])
+    if arch == "organelle-cnn" and "widths" in arch_kwargs and "blocks" in arch_kwargs \
+            and len(arch_kwargs["widths"]) != len(arch_kwargs["blocks"]):
+        raise CheckpointError(f"{label}: its settings list {len(arch_kwargs['widths'])} widths but "
+                              f"{len(arch_kwargs['blocks'])} block counts; the file was damaged or edited.")
+
+    size = ckpt.get("input_size")
+    if size is not None:
+        lo, hi = _INPUT_SIZE[kind]
+        integral = _is_int(size) or (isinstance(size, float) and math.isfinite(size) and size == int(size))
+        if not integral or not lo <= int(size) <= hi:
+            raise CheckpointError(
+                f"{label} records an input size of {_short(repr(size), 40)}; a {kind} needs a whole number of "
+                f"pixels from {lo} to {hi}. The file was damaged or edited; it was not used.")
+    for key in ("training", "metrics", "extra", "normalization"):
+        v = ckpt.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise CheckpointError(f"{label}: its {key!r} record is {type(v).__name__} {_short(repr(v), 40)}, not a "
+                                  "dictionary; the file was damaged or edited.")
+    classes = ckpt.get("classes")
+    if kind == "classifier" and isinstance(classes, list):
+        if len(classes) > 10000:
+            raise CheckpointError(f"{label} lists {len(classes)} classes; at most 10000 are supported.")
+        if any(isinstance(c, str) and (not c.strip() or len(c) > 200) for c in classes):
+            raise CheckpointError(f"{label} has an empty or over-long class name (at most 200 characters).")
+    metrics = ckpt.get("metrics") or {}
+    for key in _NUMERIC_METRICS:
+        if key in metrics and metrics[key] is not None:
+            v = metrics[key]
+            if not _is_number(v) or not math.isfinite(v) or v < 0:
+                raise CheckpointError(
+                    f"{label} records {key} = {_short(repr(v), 40)}; it must be a number >= 0 (the reconstruction "
+                    "error on the autoencoder's own cells, which the out-of-distribution check divides by). The "
+                    "file was damaged or edited; it was not used.")
+
+
+def _check_state(state: dict, label: str) -> None:
+    """Weights that would make every answer NaN: non-finite values, negative batch-norm variances."""
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{label} contains NaN or infinite weights ({k}); the training diverged.")
+        if k.endswith("running_var") and v.is_floating_point() and bool((v < 0).any()):
+            raise CheckpointError(f"{label} has negative batch-norm variances ({k}), which make every output "
+                                  "NaN; the file is damaged. Choose another model.")
+
+
 def _article(kind: str) -> str:
     return "an" if kind[0] in "aeiou" else "a"
 
@@ -332,6 +715,7 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
     if isinstance(path_or_dict, dict):
         ckpt, path, label = path_or_dict, None, "The checkpoint"
         _check_format(ckpt, label)
+        _check_meta(ckpt, label)
     else:
         path = Path(path_or_dict)
         ckpt = read_checkpoint(path)
@@ -379,12 +763,15 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
     else:
         classes = None
 
+    # Built first on the "meta" device (shapes only, no memory), so the stored weights are checked
+    # against the architecture before a single real parameter is allocated.
     try:
-        model = build_model(kind, arch, **arch_kwargs)
+        with torch.device("meta"):
+            shape_model = build_model(kind, arch, **arch_kwargs)
     except Exception as exc:
         raise CheckpointError(f"{label}: the {arch} model could not be rebuilt from its settings "
-                              f"{arch_kwargs} ({exc}).") from None
-    expected = model.state_dict()
+                              f"{_short(repr(arch_kwargs))} ({_short(str(exc))}).") from None
+    expected = shape_model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k} {tuple(state[k].shape)} (model needs {tuple(v.shape)})" for k, v in expected.items()
@@ -398,12 +785,16 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
         if wrong:
             parts.append(f"{len(wrong)} with the wrong shape (e.g. {'; '.join(wrong[:3])})")
         raise CheckpointError(f"{label}'s weights do not match the {arch} architecture: " + ", ".join(parts) + ".")
-    if kind == "classifier" and int(model.head.out_features) != len(classes):
-        raise CheckpointError(f"{label}: the head has {model.head.out_features} outputs for {len(classes)} classes.")
-    for k, v in state.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-            raise CheckpointError(f"{label} contains NaN or infinite weights ({k}); the training diverged.")
+    if kind == "classifier" and int(shape_model.head.out_features) != len(classes):
+        raise CheckpointError(f"{label}: the head has {shape_model.head.out_features} outputs for {len(classes)} classes.")
+    _check_state(state, label)
+    del shape_model, expected
+    model = build_model(kind, arch, **arch_kwargs)  # as large as the weights just checked
     model.load_state_dict(state, strict=True)
+    for k, v in model.state_dict().items():  # e.g. float64 weights beyond float32's range became inf
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{label} has weights that are not finite once loaded ({k}: values beyond "
+                                  "float32's range); the file is damaged. Choose another model.")
     model.eval()
     if device is not None and str(device) != "cpu":
         from .training import resolve_device
@@ -414,7 +805,7 @@ def load_checkpoint(path_or_dict, *, expected_kind: str | None = None,
     if name is None:
         name = path.stem if path is not None else str((meta.get("training") or {}).get("name", "checkpoint"))
     return LoadedModel(model=model, kind=kind, arch=arch, classes=list(classes) if classes else None,
-                       input_size=int(input_size) if isinstance(input_size, (int, float)) else None,
+                       input_size=int(input_size) if _is_number(input_size) else None,
                        meta=meta, path=path, name=name)
 
 
@@ -484,6 +875,9 @@ def _info(path: Path, name: str, bundled: bool, kind: str | None) -> ModelInfo |
         return ModelInfo(name, k, path, bundled, _summary(ckpt))
     except CheckpointError as exc:
         return ModelInfo(name, None, path, bundled, f"unreadable: {exc}", error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one odd file must not break the listing
+        msg = f"{path.name} cannot be read ({type(exc).__name__}: {_short(str(exc))})."
+        return ModelInfo(name, None, path, bundled, f"unreadable: {msg}", error=msg)
 
 
 def list_models(kind: str | None = None) -> list[ModelInfo]:
@@ -543,6 +937,9 @@ def resolve_model(name_or_path=None, kind: str | None = "classifier") -> LoadedM
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise CheckpointError(f"A model is given by name, path or LoadedModel, not by a "
                               f"{type(name_or_path).__name__}.")
+    if "\0" in os.fspath(name_or_path):
+        raise CheckpointError(f"{os.fspath(name_or_path)!r} is not a usable model name or path (it holds a NUL "
+                              "character).")
     if isinstance(name_or_path, str):
         s = name_or_path.strip()
         for k, bname in BUNDLED_NAMES.items():
@@ -652,9 +1049,13 @@ def save_user_model(result_or_loaded, name: str, *, overwrite: bool = False,
     if isinstance(ckpt["training"], dict):
         ckpt["training"] = {**ckpt["training"], "name": name}
     path = user_models_dir() / f"{name}{SUFFIX}"
+    exists = CheckpointError(f"A model named {name!r} already exists ({path}); choose another name or overwrite it.")
     if path.exists() and not overwrite:
-        raise CheckpointError(f"A model named {name!r} already exists ({path}); choose another name or overwrite it.")
-    return write_checkpoint_dict(path, ckpt)
+        raise exists
+    try:  # exclusive creation: of two saves under one new name at the same moment, one fails here
+        return write_checkpoint_dict(path, ckpt, exclusive=not overwrite)
+    except FileExistsError:
+        raise exists from None
 
 
 def clear_cache() -> None:

@@ -1,4 +1,4 @@
-"""The ``napari-organelle`` command: simulate, train, evaluate, classify, reconstruct, list models.
+"""The ``napari-organelle`` command: simulate, train, evaluate, classify, reconstruct, list and export models.
 
 Every user-fixable problem prints one clear ``error: ...`` line and exits with status 2; no
 traceback. Long work shows a progress bar on stderr.
@@ -7,6 +7,7 @@ traceback. Long work shows a progress bar on stderr.
 from __future__ import annotations
 
 import argparse
+import codecs as _codecs
 import csv
 import json
 import shlex
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._text import EscapingStream, printable, raw_stream
 from .preprocess import OrganelleError
 
 
@@ -37,11 +39,12 @@ class Progress:
         frac = done / total
         bar = "#" * int(30 * frac)
         msg = f"{self.label} [{bar:<30}] {done}/{total} ({now - self._t0:.0f}s)"
+        err = raw_stream(sys.stderr)  # the bar's own carriage return is not escaped
         if self.tty:
-            sys.stderr.write("\r" + msg + ("\n" if done >= total else ""))
+            err.write("\r" + printable(msg) + ("\n" if done >= total else ""))
         else:
-            sys.stderr.write(msg + "\n")
-        sys.stderr.flush()
+            err.write(printable(msg) + "\n")
+        err.flush()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,6 +117,24 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (auto: a GPU if there is one)")
     s.add_argument("--workers", type=int, default=None,
                    help="threads reading files (default: the CPU count, at most 8)")
+    s.add_argument("--cells", nargs="+", default=None, metavar="auto|LABELS",
+                   help="classify each cell of a field of view instead of the whole image: 'auto' finds "
+                        "the cells (nuclei from the DNA channel, cells grown over the protein), or give "
+                        "one labels image per file (0 = background). Writes one row per cell and a "
+                        "summary per image (--summary)")
+    s.add_argument("--summary", default=None,
+                   help="with --cells: the per-image summary CSV (cells per class, majority); default "
+                        "<output>_summary.csv next to --output, or printed")
+    s.add_argument("--diameter", type=float, default=None,
+                   help="with --cells auto: expected cell diameter in pixels (default: measured from the nuclei)")
+    s.add_argument("--pixel-size", type=float, default=None,
+                   help="with --cells auto: micrometres per pixel (gives the cell diameter when --diameter is not given)")
+    s.add_argument("--keep-border-cells", action="store_true",
+                   help="with --cells auto: keep cells cut by the image border (left out by default)")
+    s.add_argument("--save-cells", default=None, metavar="FOLDER",
+                   help="with --cells auto: write the cells found as <FOLDER>/<file>_cells.tif (int32 labels)")
+    s.add_argument("--no-cell-check", action="store_true",
+                   help="whole-image mode: skip the quick check that warns about images holding several cells")
 
     s = sub.add_parser("reconstruct", help="reconstruct an image with the autoencoder")
     s.add_argument("file")
@@ -122,6 +143,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None)
 
     sub.add_parser("models", help="list bundled and user models")
+
+    s = sub.add_parser("export", help="write a model as a bioimage.io model package (.zip) to share it",
+                       description="Write MODEL as a bioimage.io model package (format 0.5): rdf.yaml, TorchScript "
+                       "and PyTorch state-dict weights, test tensors, a cover and a README model card, with the "
+                       "napari-organelle checkpoint inside so that --model OUT.zip loads it back exactly. Check the "
+                       "package with 'bioimageio test OUT.zip' (the optional extra napari-organelle[bioimageio]).")
+    s.add_argument("model", help="a model name that 'napari-organelle models' lists (bundled-classifier, "
+                                 "bundled-autoencoder, your own), or a path to a .pt checkpoint")
+    s.add_argument("out", help="the package to write (.zip)")
+    s.add_argument("--name", default=None, help="the package's name (default: napari-organelle MODEL)")
+    s.add_argument("--description", default=None, help="one paragraph saying what the model does")
+    s.add_argument("--author", action="append", default=None,
+                   help="an author's name (repeat for several; default: 'napari-organelle user', or the "
+                        "developers for the bundled models)")
+    s.add_argument("--license", default="BSD-3-Clause", help="SPDX identifier of the weights' license")
+    s.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
     s = sub.add_parser("demo", help="open napari with simulated cells and the three docks")
     s.add_argument("--no-block", action="store_true", help=argparse.SUPPRESS)
@@ -146,8 +183,13 @@ def _cmd_phantoms(a) -> int:
     from .classes import CLASSES
     from .phantoms import check_dataset_args, write_dataset
 
+    from .phantoms import check_seed
+
     out = Path(a.out)
+    check_seed(a.seed)
     check_dataset_args(out, a.per_class, a.size, a.style)
+    if a.per_class > 100_000:
+        raise OrganelleError(f"--per-class {a.per_class} is far too many (at most 100000 cells per class).")
     if out.is_dir():
         planned = _phantom_paths(out, a.per_class, not a.separate_files, CLASSES)
         others = sorted(p for p in out.rglob("*") if (p.is_file() or p.is_symlink()) and p not in planned
@@ -175,22 +217,15 @@ def _cmd_phantoms(a) -> int:
 def _output_path(path, what: str, suffixes: tuple[str, ...] | None = None, hint: str = "") -> Path:
     """Check an output file before the work starts: a known suffix (when ``suffixes``), not a folder,
     and its folder exists or can be created (nearest existing folder writable). Creates nothing
-    (:func:`_parent_made` does, when the file is written). OrganelleError saying what to do."""
-    import os
+    (:func:`_parent_made` does, when the file is written; a probe file is created and removed to
+    be sure the folder takes files). OrganelleError saying what to do."""
+    from ._files import check_output
 
     p = Path(path).expanduser()
     if suffixes is not None and p.suffix.lower() not in suffixes:
-        got = f"the extension '{p.suffix}'" if p.suffix else "no extension"
-        raise OrganelleError(f"{what} {path} has {got}; {hint or 'use one of ' + ', '.join(suffixes)}.")
-    if p.is_dir():
-        raise OrganelleError(f"{what} {path} is a folder; give a file name in it.")
-    anc = p.parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if anc.exists() and not anc.is_dir():
-        raise OrganelleError(f"Cannot write {what} {path}: {anc} is a file, not a folder.")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise OrganelleError(f"Cannot write {what} {path}: the folder {anc} is not writable.")
+        got = f"the extension '{printable(p.suffix)}'" if p.suffix else "no extension"
+        raise OrganelleError(f"{what} {printable(path)} has {got}; {hint or 'use one of ' + ', '.join(suffixes)}.")
+    check_output(p, what)  # not a folder or device; its folder exists or can be made; really writable
     return p
 
 
@@ -212,7 +247,41 @@ def _image_formats() -> tuple[str, ...]:
 
 
 def _same_file(a, b) -> bool:
-    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    from ._files import resolve
+
+    return resolve(a) == resolve(b)
+
+
+def _model_file(spec) -> str | None:
+    """The file a --model / --from value names, when it names an existing file (else None)."""
+    if spec is None:
+        return None
+    try:
+        p = Path(str(spec)).expanduser()
+        return str(p) if p.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _refuse_inputs_as_outputs(outputs: dict, inputs) -> None:
+    """Before any work: an output must not be an input (same file through links, a file inside an
+    input folder, an input archive) nor another output."""
+    from ._files import check_outputs
+
+    import os
+    import re
+
+    def real(i) -> bool:  # "simulated:N" is no file (unless a file of that name exists)
+        return i is not None and str(i) != "" and (
+            not re.fullmatch(r"simulated(?::\d+)?", str(i).strip()) or os.path.exists(str(i)))
+
+    check_outputs(outputs, [i for i in inputs if real(i)])
+
+
+def _check_int(value, opt: str, lo: int, hi: int) -> int:
+    if not lo <= value <= hi:
+        raise OrganelleError(f"{opt} must be a whole number from {lo} to {hi} (got {value}).")
+    return value
 
 
 def _print_data_problems(d) -> None:
@@ -220,15 +289,80 @@ def _print_data_problems(d) -> None:
     if d.skipped:
         print(f"Skipped {len(d.skipped)} file(s):", file=sys.stderr)
         for f, why in d.skipped[:20]:
-            print(f"  {f}: {why}", file=sys.stderr)
+            print(f"  {printable(f)}: {printable(why)}", file=sys.stderr)
         if len(d.skipped) > 20:
             print(f"  ... and {len(d.skipped) - 20} more", file=sys.stderr)
     for w in d.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {printable(w)}", file=sys.stderr)
+
+
+def _rescue_folders(out: Path) -> list[Path]:
+    """Where trained weights go when --out cannot be written: its folder, the model store, the
+    temporary folder, the home folder (other disks, with luck)."""
+    import tempfile
+
+    from .checkpoints import user_models_dir
+
+    seen, out_list = set(), []
+    for f in (out.parent, user_models_dir(), Path(tempfile.gettempdir()), Path.home()):
+        try:
+            key = str(f.expanduser().resolve())
+        except (OSError, RuntimeError):
+            continue
+        if key not in seen:
+            seen.add(key)
+            out_list.append(Path(key))
+    return out_list
+
+
+def _save_final(out: Path, ck: dict) -> int | None:
+    """Write the trained checkpoint to ``out``. If that fails (a full disk, Ctrl-C), ``out`` is
+    untouched (atomic write) and the weights are saved under another name in another folder;
+    one line says what happened and where they are. Returns None on success, else the exit code."""
+    import signal
+    import threading
+
+    from .checkpoints import now_iso, write_checkpoint_dict
+
+    existed = out.exists()
+    try:
+        write_checkpoint_dict(out, ck)
+        return None
+    except KeyboardInterrupt:
+        problem, code = "the save was interrupted (Ctrl-C)", 130
+    except OSError as exc:
+        problem, code = f"it could not be written ({exc.strerror or exc})", 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # the rescue copy is not interrupted
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    saved, tried = None, []
+    try:
+        stamp = now_iso()[:19].replace(":", "").replace("-", "")
+        for folder in _rescue_folders(out):
+            target = folder / f"{out.stem[:80]}-rescued-{stamp}.pt"
+            try:
+                write_checkpoint_dict(target, ck, exclusive=True)
+                saved = target
+                break
+            except (OSError, OrganelleError) as exc:
+                tried.append(f"{folder} ({getattr(exc, 'strerror', None) or exc})")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    kept = f"{out} is unchanged" if existed else f"{out} was not created"
+    if saved is not None:
+        msg = (f"error: training finished but saving {out} failed: {problem}; {kept}. The trained weights are "
+               f"safe in {saved}: move that file where you want it (or use it with --model / --from).")
+    else:
+        msg = (f"error: training finished but saving {out} failed: {problem}; {kept}, and the trained weights "
+               f"could not be saved anywhere else either (tried {'; '.join(tried)}). Free some disk space and "
+               "train again.")
+    print(printable(msg), file=sys.stderr, flush=True)
+    return code
 
 
 def _cmd_train(a) -> int:
-    from .checkpoints import resolve_model, write_checkpoint_dict
+    from .checkpoints import resolve_model
     from .recipes import train_model
     from .training import TrainConfig, format_epoch, resolve_device
 
@@ -252,17 +386,23 @@ def _cmd_train(a) -> int:
     if frac_train <= 0:
         raise OrganelleError("--val-fraction plus --test-fraction must leave something to train on.")
     check_fractions((frac_train, a.val_fraction, a.test_fraction))
+    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                      device=a.device, seed=a.seed, patience=a.patience, augment=not a.no_augment,
+                      freeze_backbone=a.freeze_backbone, crop_size=a.crop_size)
+    cfg.validate()  # absurd numbers (--seed -1, --crop-size 100000) are refused before anything runs
     _output_path(a.out, "--out")
     if a.resume_file:
         _output_path(a.resume_file, "--resume-file")
         if _same_file(a.resume_file, a.out):
             raise OrganelleError("--resume-file and --out name the same file; give two names.")
+    # Outputs never replace inputs: not the data (folder, archive), not the model fine-tuned from.
+    _refuse_inputs_as_outputs({"--out": a.out, "--resume-file": a.resume_file},
+                              [a.data, _model_file(a.init)])
     dev = resolve_device(a.device)
     print(f"Device: {dev}")
     init = resolve_model(a.init, kind=a.model) if a.init else None
-    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                      device=a.device, seed=a.seed, patience=a.patience, augment=not a.no_augment,
-                      freeze_backbone=a.freeze_backbone, crop_size=a.crop_size)
+    if init is not None and init.path is not None:
+        _refuse_inputs_as_outputs({"--out": a.out, "--resume-file": a.resume_file}, [init.path])
     bar = Progress("batches")
 
     def on_event(ev):
@@ -302,9 +442,15 @@ def _cmd_train(a) -> int:
             signal.signal(signal.SIGINT, previous)
     ck = outcome.checkpoint
     r = outcome.result
+    if getattr(r, "checkpoint_errors", None):
+        print(f"warning: --resume-file {printable(a.resume_file)} could not be written during training "
+              f"({printable('; '.join(r.checkpoint_errors[:3]))}); the run went on, and it holds an older "
+              "checkpoint or none.", file=sys.stderr)
     if stop.is_set() and r.best_epoch == 0 and r.baseline is None:
         raise OrganelleError(f"Stopped before the first epoch finished; nothing was saved to {a.out}.")
-    write_checkpoint_dict(a.out, ck)
+    failed = _save_final(Path(a.out).expanduser(), ck)
+    if failed is not None:
+        return failed
     if stop.is_set():
         print(f"Stopped by Ctrl-C: {r.stop_reason}. Saved to {a.out}.")
     if r.baseline is not None and not r.improved:  # fine-tuning that did not beat the starting model
@@ -330,10 +476,10 @@ def _cmd_train(a) -> int:
               f"{m['val_n_planes']} validation planes (they also chose the best epoch)")
     kept = ck.get("training", {})
     if kept.get("classes_kept"):
-        print(f"Classes kept from {a.init}" + (f"; added: {', '.join(kept['classes_added'])}"
+        print(f"Classes kept from {a.init}" + (f"; added: {', '.join(printable(c) for c in kept['classes_added'])}"
                                                if kept.get("classes_added") else "")
               + f" ({len(ck.get('classes') or [])} classes)")
-    print(f"Data: {outcome.data.description}")
+    print(f"Data: {printable(outcome.data.description)}")
     print(f"Saved {a.out}")
     return 0
 
@@ -351,7 +497,11 @@ def _cmd_evaluate(a) -> int:
         _output_path(a.predictions, "--predictions")
     if a.confusion_png and a.predictions and _same_file(a.confusion_png, a.predictions):
         raise OrganelleError("--confusion-png and --predictions name the same file; give two names.")
+    outputs = {"--confusion-png": a.confusion_png, "--predictions": a.predictions}
+    _refuse_inputs_as_outputs(outputs, [a.data, _model_file(a.model)])
     clf = load_model(a.model, "classifier")
+    if clf.path is not None:
+        _refuse_inputs_as_outputs(outputs, [clf.path])
     rep = evaluate(a.data, clf, protein_only=a.protein_only, progress=Progress("classifying", not a.json))
     if a.predictions:
         _write_csv(_parent_made(a.predictions), rep.predictions)
@@ -363,33 +513,64 @@ def _cmd_evaluate(a) -> int:
         _print_data_problems(rep)  # the files left out and the loader's warnings (stderr)
         print(rep.table())
         if a.confusion_png:
-            print(f"Confusion matrix saved to {a.confusion_png}")
+            print(f"Confusion matrix saved to {printable(a.confusion_png)}")
     return 0
 
 
+def _bytes_as_escapes(exc):
+    """Codec error handler: an undecodable byte of a file name (a lone surrogate U+DC80-U+DCFF, as
+    os.fsdecode makes it) is written as the escape backslash-x-NN of that byte; anything else
+    unencodable as a backslash escape."""
+    if isinstance(exc, UnicodeEncodeError):
+        out = []
+        for ch in exc.object[exc.start:exc.end]:
+            o = ord(ch)
+            out.append(f"\\x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else
+                       (f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}"))
+        return "".join(out), exc.end
+    raise exc
+
+
+_codecs.register_error("napari-organelle-escape", _bytes_as_escapes)
+
+#: How CSV files are written: UTF-8, and a file name that is not valid UTF-8 (an undecodable byte)
+#: is written with that byte as an escape (a backslash, x, two hex digits), so every row can be written.
+CSV_ENCODING = {"encoding": "utf-8", "errors": "napari-organelle-escape", "newline": ""}
+
+
 def _write_csv(path, rows: list[dict]) -> None:
+    """Write rows as CSV atomically (temporary file beside ``path``, then renamed)."""
+    from ._files import atomic_file
+
     cols: list[str] = []
     for r in rows:
         for k in r:
             if k not in cols:
                 cols.append(k)
-    tmp = Path(str(path) + ".part")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_file(path, "w", **CSV_ENCODING) as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)
 
 
 def _cmd_classify(a) -> int:
     import os
 
-    from .inference import iter_classify, load_model
+    from .inference import iter_classify, load_model, several_cells_warning
     from .io import iter_read_pairs
     from .training import resolve_device
 
+    if a.cells is None:
+        for opt, val in (("--summary", a.summary), ("--diameter", a.diameter), ("--pixel-size", a.pixel_size),
+                         ("--save-cells", a.save_cells), ("--keep-border-cells", a.keep_border_cells or None)):
+            if val is not None:
+                raise OrganelleError(f"{opt} goes with --cells (auto, or labels files): give --cells auto to "
+                                     "classify each cell of a field.")
     if a.batch_size < 1:
         raise OrganelleError(f"--batch-size must be at least 1 (got {a.batch_size}).")
+    if a.batch_size > 4096:
+        raise OrganelleError(f"--batch-size {a.batch_size} is too large (at most 4096 images at a time; "
+                             "64 is the default).")
     for f in [*a.files, *(a.dna or [])]:
         if Path(f).is_dir():
             raise OrganelleError(f"{f} is a folder; give its image files, e.g. {Path(f) / '*' / '*.tif'} "
@@ -399,17 +580,26 @@ def _cmd_classify(a) -> int:
     workers = a.workers if a.workers is not None else min(8, os.cpu_count() or 1)
     if workers < 1:
         raise OrganelleError(f"--workers must be at least 1 (got {workers}).")
+    if workers > 64:
+        raise OrganelleError(f"--workers {workers} is too many (at most 64 reading threads).")
     if a.output:
         _output_path(a.output, "--output")
-        if any(_same_file(a.output, f) for f in [*a.files, *(a.dna or [])]):
-            raise OrganelleError(f"--output {a.output} is one of the input files; give another name.")
+        _refuse_inputs_as_outputs({"--output": a.output}, [*a.files, *(a.dna or []), _model_file(a.model)])
+    if a.cells is not None:
+        _check_cells_args(a)
     dev = resolve_device(a.device)
     clf = load_model(a.model, "classifier")
+    if a.output and clf.path is not None:
+        _refuse_inputs_as_outputs({"--output": a.output}, [clf.path])
     clf.model.to(dev)
     ae = load_model(None, "autoencoder") if a.ood else None
     if ae is not None:
         ae.model.to(dev)
+    if a.cells is not None:
+        return _classify_fields(a, clf, ae, dev)
     from .inference import Classification
+
+    warnings_: dict[int, str] = {}  # input index -> "several cells" warning
 
     skipped: list = []   # (input index, file, reason), in input order
     names: list[tuple[int, str]] = []  # (input index, file) of the images handed to the classifier
@@ -421,6 +611,11 @@ def _cmd_classify(a) -> int:
                 skipped.append((i, str(f), str(err)))
                 continue
             names.append((i, str(f)))
+            if not a.no_cell_check:
+                w = several_cells_warning(*planes, command=f"napari-organelle classify {shlex.quote(str(f))} "
+                                                            "--cells auto")
+                if w:
+                    warnings_[i] = w
             yield planes
 
     bar = Progress("classifying")
@@ -439,9 +634,10 @@ def _cmd_classify(a) -> int:
             writer.writerow(row)
         elif r.classified:
             flag = "  (uncertain)" if r.uncertain else ""
-            print(f"{row['file']}\t{r.label}\t{100 * r.confidence:.1f}%{flag}")
+            flag += "  (several cells: see the warning below)" if r.warning else ""
+            print(f"{printable(row['file'])}\t{printable(r.label)}\t{100 * r.confidence:.1f}%{flag}")
         else:
-            print(f"{row['file']}\t{r.label}\t({r.note})")
+            print(f"{printable(row['file'])}\t{r.label}\t({printable(r.note)})")
 
     def emit_skipped(upto: int):
         nonlocal n_skip_out
@@ -454,10 +650,11 @@ def _cmd_classify(a) -> int:
     try:
         if a.output:
             tmp = Path(str(_parent_made(a.output)) + ".part")
-            out_fh = open(tmp, "w", newline="")
-        for r in iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae):
+            out_fh = open(tmp, "w", **CSV_ENCODING)
+        for r in iter_classify(pairs(), clf, batch_size=a.batch_size, autoencoder=ae, skip_unusable=True):
             idx, f = names[n]
             emit_skipped(idx)  # rows stay in input order
+            r.warning = warnings_.get(idx, "") if r.classified else ""
             emit({"file": f, **r.as_row()}, r)
             n += 1
             bar(n + len(skipped), len(a.files))
@@ -473,14 +670,207 @@ def _cmd_classify(a) -> int:
         raise
     finally:
         if out_fh is not None:
+            out_fh.flush()
+            os.fsync(out_fh.fileno())
             out_fh.close()
     if tmp is not None:
-        tmp.replace(a.output)
-        print(f"Classified {n} images with {clf.name} on {dev}; results in {a.output}"
+        from ._files import resolve
+
+        os.replace(tmp, resolve(a.output))  # a link named by --output keeps pointing at the results
+        print(f"Classified {n} images with {printable(clf.name)} on {dev}; results in {printable(a.output)}"
               + (f" ({len(skipped)} not classified: see their 'note')" if skipped else ""))
     for _, f, why in skipped:
-        print(f"skipped {f}: {why}", file=sys.stderr)
+        print(f"skipped {printable(f)}: {printable(why)}", file=sys.stderr)
+    if warnings_:
+        multi = [f for i, f in names if i in warnings_]
+        eg = ", ".join(multi[:3]) + (f" and {len(multi) - 3} more" if len(multi) > 3 else "")
+        print(f"warning: {len(multi)} image(s) seem to hold several cells ({eg}); one label for a whole "
+              "field means little. Classify each cell with --cells auto (their 'warning' column says more).",
+              file=sys.stderr)
     if n == 0:
+        raise OrganelleError("No image could be classified (see the skipped files above).")
+    return 0
+
+
+def _check_cells_args(a) -> None:
+    """--cells and its options, checked before any work."""
+    auto = len(a.cells) == 1 and a.cells[0].lower() == "auto"
+    if not auto:
+        if any(c.lower() == "auto" for c in a.cells):
+            raise OrganelleError("--cells takes either 'auto' or one labels file per image, not both.")
+        if len(a.cells) != len(a.files):
+            raise OrganelleError(f"Give one --cells labels file per image ({len(a.files)} image(s), "
+                                 f"{len(a.cells)} labels file(s)), or --cells auto to find the cells.")
+        for f in a.cells:
+            if Path(f).is_dir():
+                raise OrganelleError(f"--cells {f} is a folder; give one labels image per file.")
+        for opt, val in (("--diameter", a.diameter), ("--pixel-size", a.pixel_size), ("--save-cells", a.save_cells),
+                         ("--keep-border-cells", a.keep_border_cells or None)):
+            if val is not None:
+                raise OrganelleError(f"{opt} goes with --cells auto (the cells given as labels are used as they are).")
+    for opt, val in (("--diameter", a.diameter), ("--pixel-size", a.pixel_size)):
+        if val is not None and not (val > 0 and val < float("inf")):
+            raise OrganelleError(f"{opt} must be a positive number (got {val:g}).")
+    inputs = [*a.files, *(a.dna or []), *([] if auto else a.cells), _model_file(a.model)]
+    outputs = {}
+    if a.output:
+        outputs["--output"] = a.output
+    if a.summary:
+        _output_path(a.summary, "--summary")
+        outputs["--summary"] = a.summary
+    elif a.output:
+        outputs["the summary"] = _summary_path(a)
+    _refuse_inputs_as_outputs(outputs, inputs)
+    if a.save_cells and Path(a.save_cells).exists() and not Path(a.save_cells).is_dir():
+        raise OrganelleError(f"--save-cells {printable(a.save_cells)} is a file; give a folder to write the "
+                             "cells into.")
+    if a.save_cells:
+        _refuse_inputs_as_outputs({"--save-cells": Path(a.save_cells) / "x_cells.tif"},
+                                  [i for i in inputs if i is not None and Path(i).is_dir()])
+    a.cells_auto = auto
+
+
+def _summary_path(a) -> Path | None:
+    if a.summary:
+        return Path(a.summary).expanduser()
+    if a.output:
+        out = Path(a.output).expanduser()
+        return out.with_name(out.stem + "_summary.csv")
+    return None
+
+
+def _classify_fields(a, clf, ae, dev) -> int:
+    """``classify --cells``: each image is a field of view; find (or read) its cells and classify each.
+    One row per cell (--output, or printed) and one summary row per image (--summary)."""
+    import os
+
+    import numpy as np
+
+    from .inference import classify_field
+    from .io import read_image, read_pair
+    from .preprocess import InputError, validate_pair
+
+    summary_path = _summary_path(a)
+    if summary_path is not None and a.output and _same_file(summary_path, a.output):
+        raise OrganelleError("The summary would replace --output; give --summary another name.")
+    cells_fh = None
+    writer = None
+    tmp = None
+    summary_rows: list[dict] = []
+    n_cells = n_images = 0
+    problems: list[tuple[str, str]] = []
+
+    def cell_row(f, row):
+        nonlocal writer
+        if cells_fh is not None:
+            if writer is None:
+                writer = csv.DictWriter(cells_fh, fieldnames=list(row))
+                writer.writeheader()
+            writer.writerow(row)
+        elif row["label"] != "not classified":
+            flag = "  (uncertain)" if row["uncertain"] else ""
+            print(f"{printable(f)}\tcell {row['cell']}\t({row['centroid_y']:.0f}, {row['centroid_x']:.0f})\t"
+                  f"{row['area']} px\t{printable(row['label'])}\t{100 * row['confidence']:.1f}%{flag}")
+        else:
+            print(f"{printable(f)}\tcell {row['cell']}\t{row['label']}\t({printable(row['note'])})")
+
+    def summary_row(f, res=None, why=""):
+        row = {"file": f}
+        if res is not None:
+            sm = res.summary()
+            row.update({"n_cells": sm["n_cells"], "n_classified": sm["n_classified"],
+                        "n_uncertain": sm["n_uncertain"], "majority": sm["majority"],
+                        "majority_fraction": sm["majority_fraction"]})
+            row.update({f"n_{c}": k for c, k in sm["per_class"].items()})
+            seg = res.segmentation
+            row["dropped_border"] = seg.dropped_border if seg is not None else 0
+            row["method"] = sm["method"]
+            row["note"] = res.note
+        else:
+            row.update({"n_cells": 0, "n_classified": 0, "n_uncertain": 0, "majority": "",
+                        "majority_fraction": float("nan")})
+            row.update({f"n_{c}": 0 for c in clf.classes})
+            row.update({"dropped_border": 0, "method": "", "note": why})
+        summary_rows.append(row)
+        if summary_path is None:
+            if res is None:
+                print(f"{printable(f)}: not classified ({printable(why)})")
+            else:
+                counts = ", ".join(f"{c} {k}" for c, k in sorted(res.summary()["per_class"].items(),
+                                                                 key=lambda kv: -kv[1]) if k)
+                print(f"{printable(f)}: {row['n_cells']} cells" + (f", majority {printable(row['majority'])} "
+                      f"({100 * row['majority_fraction']:.0f} %): {counts}" if row["n_classified"] else "")
+                      + (f" - {res.note}" if res.note else ""))
+
+    try:
+        if a.output:
+            tmp = Path(str(_parent_made(a.output)) + ".part")
+            cells_fh = open(tmp, "w", **CSV_ENCODING)
+        for i, f in enumerate(a.files):
+            f = str(f)
+            try:
+                protein, dna = read_pair(f)
+                if a.dna:
+                    dna = read_image(a.dna[i])
+                protein, dna = validate_pair(protein, dna)
+                labels = None
+                if not a.cells_auto:
+                    labels = read_image(a.cells[i])
+                    labels = np.squeeze(labels)
+                    if labels.ndim != 2 or labels.dtype.kind not in "iu":
+                        raise InputError(f"{a.cells[i]}: a labels image must be one 2D plane of whole numbers "
+                                         f"(0 = background), not shape {labels.shape}, {labels.dtype}.")
+                res = classify_field(protein, dna, clf, labels=labels, diameter=a.diameter,
+                                     pixel_size_um=a.pixel_size, exclude_border=not a.keep_border_cells,
+                                     autoencoder=ae, batch_size=a.batch_size,
+                                     progress=Progress(f"{Path(f).name}"))
+            except InputError as exc:
+                problems.append((f, str(exc)))
+                summary_row(f, why=str(exc))
+                continue
+            n_images += 1
+            for row in res.rows():
+                cell_row(f, {"file": f, **row})
+                n_cells += 1
+            summary_row(f, res)
+            if a.save_cells and res.segmentation is not None:
+                import tifffile
+
+                folder = Path(a.save_cells).expanduser()
+                folder.mkdir(parents=True, exist_ok=True)
+                dest = folder / f"{Path(f).stem}_cells.tif"
+                if any(_same_file(dest, x) for x in [*a.files, *(a.dna or [])]):
+                    raise OrganelleError(f"--save-cells would replace the input {printable(dest)}; give another "
+                                         "folder.")
+                from ._files import atomic_path
+
+                with atomic_path(dest) as part:
+                    tifffile.imwrite(part, res.labels.astype(np.int32), photometric="minisblack")
+    except BaseException:
+        if cells_fh is not None:
+            cells_fh.close()
+            cells_fh = None
+            if n_cells:
+                print(f"Stopped after {n_images} of {len(a.files)} images; their cells are in {tmp}", file=sys.stderr)
+            else:
+                tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if cells_fh is not None:
+            cells_fh.close()
+    if tmp is not None:
+        from ._files import resolve
+
+        os.replace(tmp, resolve(a.output))
+    if summary_path is not None:
+        _write_csv(_parent_made(summary_path), summary_rows)
+    if a.output or summary_path is not None:
+        print(f"Classified {n_cells} cells in {n_images} image(s) with {printable(clf.name)} on {dev}"
+              + (f"; cells in {printable(a.output)}" if a.output else "")
+              + (f"; summary per image in {printable(summary_path)}" if summary_path is not None else ""))
+    for f, why in problems:
+        print(f"skipped {printable(f)}: {printable(why)}", file=sys.stderr)
+    if n_images == 0:
         raise OrganelleError("No image could be classified (see the skipped files above).")
     return 0
 
@@ -502,16 +892,29 @@ def _cmd_reconstruct(a) -> int:
         if _same_file(a.out, a.residual):
             raise OrganelleError("--out and --residual name the same file; give two names.")
     if _same_file(a.out, a.file) or (a.residual and _same_file(a.residual, a.file)):
-        raise OrganelleError(f"The output would replace the input {a.file}; give another name.")
+        raise OrganelleError(f"The output would replace the input {printable(a.file)}; give another name.")
+    outputs = {"--out": a.out, "--residual": a.residual}
+    _refuse_inputs_as_outputs(outputs, [a.file, _model_file(a.model)])
     ae = load_model(a.model, "autoencoder")
+    if ae.path is not None:
+        _refuse_inputs_as_outputs(outputs, [ae.path])
     img = read_image(a.file)
     rec = reconstruct(img, ae, progress=Progress("planes"))
-    tifffile.imwrite(_parent_made(a.out), rec.reconstruction.astype(np.float32))
+    from ._files import atomic_file
+
+    # float32 as a rule; float64 when the image needs it (reconstruct says which): never +inf
+    dt = np.float64 if rec.reconstruction.dtype == np.float64 else np.float32
+    with atomic_file(_parent_made(a.out), "wb") as fh:  # never a truncated file on a full disk
+        tifffile.imwrite(fh, rec.reconstruction.astype(dt, copy=False))
     if a.residual:
-        tifffile.imwrite(_parent_made(a.residual), rec.residual.astype(np.float32))
-        print(f"Saved the residual to {a.residual}")
+        with atomic_file(_parent_made(a.residual), "wb") as fh:
+            tifffile.imwrite(fh, rec.residual.astype(dt, copy=False))
+        print(f"Saved the residual to {printable(a.residual)}")
+    if dt == np.float64:
+        print("The image's values do not fit float32 faithfully (an offset or an extreme scale), so the "
+              "output TIFFs are float64.")
     print(f"MSE {rec.mse:.5f}  PSNR {rec.psnr:.2f} dB  SSIM {rec.ssim:.4f} (on [0,1]-scaled planes)")
-    print(f"Saved {a.out}")
+    print(f"Saved {printable(a.out)}")
     return 0
 
 
@@ -521,8 +924,25 @@ def _cmd_models(a) -> int:
     infos = list_models()
     for m in infos:
         where = "bundled" if m.bundled else "user"
-        print(f"{m.name:<28} {m.kind:<12} {where:<8} {m.summary}")
+        print(f"{printable(m.name):<28} {str(m.kind or '-'):<12} {where:<8} {printable(m.summary)}")
     print(f"\nUser models folder: {user_models_dir()}")
+    return 0
+
+
+def _cmd_export(a) -> int:
+    from .export import export_bioimageio
+
+    r = export_bioimageio(a.model, a.out, name=a.name, description=a.description, authors=a.author,
+                          license=a.license, overwrite=a.overwrite)
+    print(f"Wrote the bioimage.io package {r.path} ({r.kind}, name {r.name!r}; {len(r.files)} files)")
+    print("On the test input it reproduces napari-organelle to within "
+          + ", ".join(f"{v:.1g} ({k})" for k, v in r.max_abs_difference.items())
+          + f"; it declares a tolerance of {r.declared_tolerance['absolute']:g} absolute + "
+          f"{r.declared_tolerance['relative']:g} relative.")
+    for n in r.notes:
+        print(f"note: {n}")
+    print(f"Check it offline: bioimageio test {r.path} (needs the extra napari-organelle[bioimageio]); load it back "
+          f"with --model {r.path}.")
     return 0
 
 
@@ -576,6 +996,7 @@ COMMANDS = {
     "classify": _cmd_classify,
     "reconstruct": _cmd_reconstruct,
     "models": _cmd_models,
+    "export": _cmd_export,
     "demo": _cmd_demo,
 }
 
@@ -584,15 +1005,36 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.command_line = "napari-organelle " + " ".join(shlex.quote(x) for x in argv)
+    # Everything printed goes through an escaping stream: user-derived text (file and class names,
+    # checkpoint metadata) cannot move the cursor, recolour the terminal or fake a result line, and
+    # names that are not valid UTF-8 print as escapes instead of failing.
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(out), EscapingStream(err)
+    try:
+        return _run(args)
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except OrganelleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file that could not be written (disk full, permissions, ...)
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"error: could not read or write{where}: {exc.strerror or exc}. Check the path, the free "
+        where = f" {printable(exc.filename)}" if getattr(exc, "filename", None) else ""
+        print(f"error: could not read or write{where}: {printable(exc.strerror or exc)}. Check the path, the free "
               "space and the permissions, then run the command again.", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: not enough memory for this; use smaller images (or fewer at a time: --batch-size, "
+              "--workers).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

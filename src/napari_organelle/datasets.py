@@ -40,7 +40,7 @@ import numpy as np
 
 from . import classes as _classes
 from . import preprocess
-from .io import IMAGE_SUFFIXES, is_image_name, read_image_axes
+from .io import IMAGE_SUFFIXES, _unexpected, is_image_name, read_image_axes
 from .preprocess import InputError
 
 Progress = Callable[[int, int], None]
@@ -63,8 +63,22 @@ PROTEIN_TOKENS = frozenset({
 })
 #: Archive suffixes read as archives.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".tbz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
-#: Archive members larger than this are skipped (a guard against zip bombs).
-MAX_MEMBER_BYTES = 4 * 1024 ** 3
+#: Archive members larger than this many bytes (as the archive declares them, before anything is
+#: decompressed) are skipped, a guard against zip bombs. None: the memory budget of one image,
+#: :data:`napari_organelle.io.MAX_IMAGE_BYTES` (1 GiB unless NAPARI_ORGANELLE_MAX_IMAGE_BYTES says).
+MAX_MEMBER_BYTES: int | None = None
+
+
+def _member_limit() -> int:
+    from . import io as _io
+
+    return int(MAX_MEMBER_BYTES) if MAX_MEMBER_BYTES is not None else int(_io.MAX_IMAGE_BYTES)
+
+
+def _too_big_member(size: int) -> str:
+    return (f"member is {size / 1024 ** 3:.1f} GiB uncompressed, more than the {_member_limit() / 1024 ** 3:.1f} GiB "
+            "allowed for one image (a guard against archive bombs); not read. Set NAPARI_ORGANELLE_MAX_IMAGE_BYTES "
+            "to raise the limit if it is a real image")
 
 _IGNORED_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 
@@ -184,16 +198,73 @@ class _DirTree(_Tree):
     def __init__(self, path: Path):
         super().__init__(str(path))
         self.path = path
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in _IGNORED_NAMES)
-            rel = Path(dirpath).relative_to(path).as_posix()
-            if rel not in ("", "."):
+        try:
+            st = os.stat(path)
+            root_key = {(st.st_dev, st.st_ino)}
+        except OSError:
+            root_key = set()
+        try:
+            self._root = path.resolve()
+        except (OSError, RuntimeError):
+            self._root = path
+        self._walk(path, "", root_key)
+
+    def _walk(self, folder: Path, rel: str, ancestors: set) -> None:
+        """Files and folders under ``folder``, in sorted order (files first, then sub-folders).
+        Links to folders are followed (a class folder may be a link), except a link back to a folder
+        it lies in (a loop); an unreadable folder is reported, never silently left out."""
+        shown = str(folder)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            where = f"{rel}/" if rel else "the folder itself"
+            self.skipped.append((shown, f"folder cannot be read ({why})"))
+            self.warnings.append(f"{shown} ({where}) cannot be read ({why}); its images are left out. Check its "
+                                 "permissions (it must be readable and searchable: chmod u+rx).")
+            if rel:
                 self.dirs.add(rel)
-            for f in sorted(filenames):
-                name = f if rel in ("", ".") else f"{rel}/{f}"
-                if _is_ignored(name):
-                    continue
-                self.files.append(name)
+            return
+        subdirs: list[tuple[str, os.DirEntry]] = []
+        for e in entries:
+            name = e.name
+            if name.startswith(".") or name.lower() in _IGNORED_NAMES:
+                continue
+            relname = name if not rel else f"{rel}/{name}"
+            try:
+                is_dir = e.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append((relname, e))
+            else:
+                self.files.append(relname)
+        for relname, e in subdirs:
+            key = None
+            try:
+                st = os.stat(e.path)
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                pass
+            try:
+                real = Path(e.path).resolve()
+            except (OSError, RuntimeError):
+                real = None
+            # a link back to a folder it lies in, or to one holding the whole set (e.g. "/"): a loop,
+            # or the whole disk: not followed
+            holds_root = e.is_symlink() and real is not None and real != self._root and self._root.is_relative_to(real)
+            if key is not None and key in ancestors or holds_root:
+                try:
+                    target = os.readlink(e.path)
+                except OSError:
+                    target = "?"
+                self.skipped.append((str(Path(e.path)), "link to a folder that contains it (a loop); not followed"))
+                self.warnings.append(f"{Path(e.path)} is a link back to a folder it lies in ({target}), which would "
+                                     "loop forever; it was not followed. Remove the link.")
+                continue
+            self.dirs.add(relname)
+            self._walk(Path(e.path), relname, ancestors | ({key} if key else set()))
 
     def source(self, name: str) -> str:
         return str(self.path / name)
@@ -202,9 +273,12 @@ class _DirTree(_Tree):
         total = len(names)
         for i, name in enumerate(names):
             try:
-                yield name, read_image_axes(self.path / name, name=self.source(name))
+                got = read_image_axes(self.path / name, name=self.source(name))
             except InputError as exc:
-                yield name, exc
+                got = exc
+            except Exception as exc:  # noqa: BLE001 - one unreadable file is skipped, never fatal
+                got = _unexpected(self.source(name), exc)
+            yield name, got
             if progress is not None:
                 progress(i + 1, total)
 
@@ -229,10 +303,13 @@ class _ArchiveTree(_Tree):
                 yield name, InputError(f"{src}: the archive member cannot be read ({exc}).")
             else:
                 try:
-                    yield name, read_image_axes(data, name=src)
+                    got = read_image_axes(data, name=src)
                 except InputError as exc:
-                    yield name, exc
+                    got = exc
+                except Exception as exc:  # noqa: BLE001 - one unreadable member is skipped, never fatal
+                    got = _unexpected(src, exc)
                 del data
+                yield name, got
             if progress is not None:
                 progress(i + 1, total)
 
@@ -260,9 +337,8 @@ class _ZipTree(_ArchiveTree):
             self._note_dirs(clean)
             if _is_ignored(clean) or clean in self.infos:
                 continue
-            if info.file_size > MAX_MEMBER_BYTES:
-                self.skipped.append((f"{path}::{info.filename}",
-                                     f"member is {info.file_size / 1e9:.1f} GB, larger than allowed"))
+            if info.file_size > _member_limit():
+                self.skipped.append((f"{path}::{info.filename}", _too_big_member(info.file_size)))
                 continue
             self.infos[clean] = info
             self.files.append(clean)
@@ -320,8 +396,8 @@ class _TarTree(_ArchiveTree):
                 if is_image_name(clean):
                     self.skipped.append((f"{path}::{m.name}", "link or special file in archive (not followed)"))
                 continue
-            if m.size > MAX_MEMBER_BYTES:
-                self.skipped.append((f"{path}::{m.name}", f"member is {m.size / 1e9:.1f} GB, larger than allowed"))
+            if m.size > _member_limit():
+                self.skipped.append((f"{path}::{m.name}", _too_big_member(m.size)))
                 continue
             if clean not in self.members:
                 self.files.append(clean)
@@ -894,7 +970,14 @@ def load_labelled(path, *, min_per_class: int = 2, min_classes: int = 2,
     sim = re.fullmatch(r"simulated(?::(\d+))?", str(text).strip())
     if sim and not os.path.exists(text):
         return _load_simulated(int(sim.group(1)) if sim.group(1) else 40, progress)
+    if "\0" in str(text):
+        raise InputError(f"{text!r} is not a usable path (it holds a NUL character).")
     p = Path(text).expanduser()
+    from ._files import link_problem
+
+    why = link_problem(p)
+    if why:
+        raise InputError(f"{p}: {why}. Give a folder or archive of labelled images.")
     if not p.exists():
         raise InputError(f"{p}: no such file or folder. Give a folder or archive of labelled images. {_EXPECTED}")
 
@@ -930,6 +1013,8 @@ def load_labelled(path, *, min_per_class: int = 2, min_classes: int = 2,
                 planes[name] = (prot, dna)
             except InputError as exc:
                 planes[name] = _reason(exc, src)
+            except Exception as exc:  # noqa: BLE001 - one odd image is skipped, never fatal
+                planes[name] = _reason(_unexpected(src, exc), src)
             del result, arr
 
         samples: list[Sample] = []
@@ -1016,9 +1101,17 @@ def load_labelled(path, *, min_per_class: int = 2, min_classes: int = 2,
     return data
 
 
+#: Most cells per class "simulated:N" makes (each class's cells are held in memory: about 0.6 MB a cell).
+MAX_SIMULATED_PER_CLASS = 1000
+
+
 def _load_simulated(per_class: int, progress: Progress | None) -> LabelledImages:
     if per_class < 1:
         raise InputError("simulated:N needs N >= 1 (cells per class).")
+    if per_class > MAX_SIMULATED_PER_CLASS:
+        raise InputError(f"simulated:{per_class} would hold {per_class * 10 * 0.58 / 1024:.0f} GB of simulated cells "
+                         f"in memory; use at most simulated:{MAX_SIMULATED_PER_CLASS} (or write a larger set to disk "
+                         "with 'napari-organelle phantoms' and train on the folder).")
     from . import phantoms  # lazy: phantoms imports this module
 
     data = phantoms.simulate_dataset(per_class, seed=0, progress=progress)
@@ -1035,6 +1128,8 @@ def stratified_split(labels: Sequence, fractions: Sequence[float] = (0.7, 0.15, 
     a class with 2 images goes to train and val (or test if there is no val part); 1 image: train.
     Returns sorted int64 index arrays.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
+        raise InputError(f"The split seed must be a whole number from 0 to {2 ** 32 - 1} (got {seed!r}).")
     fr = np.asarray(list(fractions), dtype=np.float64)
     if fr.shape != (3,) or np.any(fr < 0) or not np.isfinite(fr).all() or fr.sum() <= 0 or fr[0] <= 0:
         raise InputError(f"fractions must be three non-negative numbers (train > 0), got {tuple(fractions)}.")

@@ -17,8 +17,12 @@ from .classes import NOT_CLASSIFIED
 from .preprocess import (
     InputError,
     MAX_NATIVE_SIDE,
+    _offset_float64,
     as_plane,
     block_reduce_to,
+    channel_last_count,
+    check_dtype,
+    float32_faithful,
     fits_batched,
     normalize,
     prepare_batch,
@@ -27,10 +31,17 @@ from .preprocess import (
     validate_pair,
 )
 
-#: A cell is flagged "uncertain" below this top-class probability ...
+#: A cell is flagged "uncertain" below this top-class probability (calibrated, where the model has
+#: a temperature) ...
 CONFIDENCE_THRESHOLD = 0.5
+#: ... or when its features are further from every class than 99 % of held-out training-like cells
+#: (``novelty`` above this, see :mod:`napari_organelle.calibration`) ...
+NOVELTY_THRESHOLD = 1.0
+#: ... or when the image has no spatial structure, like noise: the share of its variance left
+#: after a 3x3 box blur of the prepared input (iid noise keeps ~11 %, a micrograph most of it) ...
+STRUCTURE_THRESHOLD = 0.3
 #: ... or when its autoencoder reconstruction error is this many times the error measured on the
-#: autoencoder's own validation cells (see :func:`ood_score`).
+#: autoencoder's own validation cells (see :func:`ood_score`; only when an autoencoder is given).
 OOD_THRESHOLD = 3.0
 #: Reconstruction runs on tiles of this side (plus context) for planes larger than MAX_NATIVE_SIDE.
 _TILE = 1024
@@ -50,6 +61,13 @@ class Classification:
     uncertain: bool = False
     model_name: str = ""
     note: str = ""
+    #: Distance of the cell's features from the training cells (1 = the edge of 99 % of held-out
+    #: training-like cells; None when the model carries no feature statistics).
+    novelty: float | None = None
+    #: Why a classified result is flagged uncertain (empty when it is not).
+    why_uncertain: str = ""
+    #: set by :func:`classify` when the image seems to hold several cells (see :func:`several_cells_warning`)
+    warning: str = ""
 
     @property
     def classified(self) -> bool:
@@ -65,15 +83,19 @@ class Classification:
                    model_name=model_name, note=reason)
 
     def as_row(self) -> dict:
-        """A flat dict: label, confidence, one ``p_<class>`` column per class, ood_score, uncertain,
-        note (why an image was not classified; empty otherwise)."""
+        """A flat dict: label, confidence, one ``p_<class>`` column per class, novelty, ood_score,
+        uncertain, why_uncertain, note (why an image was not classified; empty otherwise), warning (e.g.
+        the image holds several cells; empty otherwise)."""
         row: dict = {"label": self.label, "confidence": round(self.confidence, 6)}
         for c in self.classes:
             row[f"p_{c}"] = round(self.probabilities[c], 6)
         row["has_dna"] = self.has_dna
+        row["novelty"] = None if self.novelty is None else round(self.novelty, 4)
         row["ood_score"] = None if self.ood_score is None else round(self.ood_score, 4)
         row["uncertain"] = self.uncertain
+        row["why_uncertain"] = self.why_uncertain
         row["note"] = self.note
+        row["warning"] = self.warning
         return row
 
 
@@ -161,6 +183,11 @@ def model_on(model, device="auto", kind: str | None = None):
     return moved
 
 
+def _input_size(clf) -> int:
+    """The classifier's input size (checked when its checkpoint was loaded); 128 if not recorded."""
+    return int(clf.input_size) if clf.input_size else 128
+
+
 def _as_loaded(model, kind: str):
     from .checkpoints import LoadedModel
 
@@ -195,17 +222,28 @@ def _stop_requested(should_stop) -> bool:
     return bool(should_stop())
 
 
-def _softmax_rows(logits) -> np.ndarray:
-    import torch
-
-    return torch.softmax(logits.float(), dim=1).cpu().numpy()
+#: The note of an image whose model output is not a number.
+BROKEN_OUTPUT_NOTE = ("the model's output for this image is not a number (NaN or infinite): the model is "
+                      "broken (NaN weights, negative batch-norm variances, or values out of range); no "
+                      "answer is given. Choose another model, or retrain this one.")
 
 
 def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str,
-                 ood: float | None) -> Classification:
+                 ood: float | None, novelty: float | None = None,
+                 structure: float | None = None) -> Classification:
+    if not np.isfinite(probs).all():  # never a label with "nan %": no answer, and why
+        return Classification.not_classified(BROKEN_OUTPUT_NOTE, classes, has_dna, name)
     k = int(np.argmax(probs))
     conf = float(probs[k])
-    uncertain = conf < CONFIDENCE_THRESHOLD or (ood is not None and ood > OOD_THRESHOLD)
+    why = []
+    if structure is not None and structure < STRUCTURE_THRESHOLD:
+        why.append("the image has no cell-like structure (it looks like noise)")
+    if novelty is not None and not novelty <= NOVELTY_THRESHOLD:
+        why.append(f"unlike the cells the model was trained on (novelty {novelty:.1f})")
+    if ood is not None and not ood <= OOD_THRESHOLD:
+        why.append(f"the autoencoder does not recognise it (OOD score {ood:.1f})")
+    if not conf >= CONFIDENCE_THRESHOLD:
+        why.append(f"low confidence ({100 * conf:.0f} %)" if np.isfinite(conf) else "no confidence")
     return Classification(
         label=classes[k],
         confidence=conf,
@@ -213,9 +251,59 @@ def _make_result(probs: np.ndarray, classes: list[str], has_dna: bool, name: str
         classes=list(classes),
         has_dna=has_dna,
         ood_score=ood,
-        uncertain=bool(uncertain),
+        uncertain=bool(why),
         model_name=name,
+        novelty=novelty,
+        why_uncertain="; ".join(why),
     )
+
+
+def _calibration(clf) -> tuple[float, dict | None]:
+    """(temperature, feature statistics or None) stored with a classifier (calibration.py)."""
+    extra = (clf.meta or {}).get("extra") or {}
+    cal = extra.get("calibration") or {}
+    t = cal.get("temperature", 1.0)
+    t = float(t) if isinstance(t, (int, float)) and math.isfinite(t) and 0.01 <= t <= 100 else 1.0
+    fo = extra.get("feature_ood")
+    ok = (isinstance(fo, dict) and isinstance(fo.get("means"), _tensor_type())
+          and isinstance(fo.get("precision"), _tensor_type()) and isinstance(fo.get("threshold"), (int, float))
+          and fo["threshold"] > 0 and fo["means"].ndim == 2 and fo["precision"].ndim == 2
+          and fo["means"].shape[0] == len(clf.classes or []) and fo["precision"].shape[0] == fo["means"].shape[1]
+          and fo["precision"].shape[1] == fo["means"].shape[1])
+    return t, (fo if ok else None)
+
+
+def _tensor_type():
+    import torch
+
+    return torch.Tensor
+
+
+def _scores(clf, x):
+    """Calibrated probabilities (N, K), novelty (N,) or None, and structure (N,) of a prepared batch."""
+    import torch
+    import torch.nn.functional as F
+
+    from .calibration import mahalanobis_min
+
+    t, fo = _calibration(clf)
+    net = clf.model
+    if hasattr(net, "features") and hasattr(net, "head"):
+        f = torch.flatten(F.adaptive_avg_pool2d(net.features(x), 1), 1)
+        logits = net.head(f)
+    else:  # pragma: no cover - every registered classifier has features/head
+        f, logits = None, net(x)
+    probs = torch.softmax(logits.float() / t, dim=1).cpu().numpy()
+    novelty = None
+    if fo is not None and f is not None and f.shape[1] == fo["means"].shape[1]:
+        d = mahalanobis_min(f.float().cpu(), fo["means"], fo["precision"])
+        novelty = (d / float(fo["threshold"])).numpy()
+    # structure: variance left after a 3x3 box blur of the protein channel
+    p = x[:, :1].float()
+    blurred = F.avg_pool2d(p, 3, stride=1, padding=1, count_include_pad=False)
+    v_raw = p.flatten(1).var(1)
+    structure = (blurred.flatten(1).var(1) / v_raw.clamp_min(1e-12)).cpu().numpy()
+    return probs, novelty, structure
 
 
 def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
@@ -245,7 +333,7 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
         raise InputError(f"The batch size must be at least 1 (got {batch_size}).")
     clf = _as_loaded(model, "classifier")
     ae = _as_loaded(autoencoder, "autoencoder") if autoencoder is not None else None
-    size = int(clf.input_size)
+    size = _input_size(clf)
     dev = _device_of(clf.model)
     on_device = preprocess == "device" or (preprocess == "auto" and dev.type == "cuda")
     # One entry per input, in order: a not-classified result, a prepared (2, S, S) array, or the raw
@@ -276,9 +364,10 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
         if todo:
             x = prepared([entries[k] for k in todo])
             with torch.inference_mode():
-                probs = _softmax_rows(clf.model(x))
-            for k, pr in zip(todo, probs):
-                out[k] = _make_result(pr, clf.classes, has_dna[k], clf.name, oods[k])
+                probs, novelty, structure = _scores(clf, x)
+            for j, (k, pr) in enumerate(zip(todo, probs)):
+                out[k] = _make_result(pr, clf.classes, has_dna[k], clf.name, oods[k],
+                                      None if novelty is None else float(novelty[j]), float(structure[j]))
         entries.clear()
         oods.clear()
         has_dna.clear()
@@ -289,17 +378,24 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
             return
         try:
             p, d = validate_pair(protein, dna)
-        except InputError as exc:
+            if on_device and fits_batched(p, size) and (d is None or fits_batched(d, size)):
+                entry = (p, d)
+            else:
+                entry = prepare_pair(p, d, size=size, check_signal=False)
+            ood = ood_score(p, autoencoder=ae) if ae is not None else None
+        except Exception as exc:  # noqa: BLE001 - one unusable image is a 'not classified' row
             if not skip_unusable:
                 raise
+            if not isinstance(exc, InputError):
+                if isinstance(exc, MemoryError):
+                    exc = InputError("not enough memory to prepare this image")
+                else:
+                    exc = InputError(f"this image could not be prepared for the model ({type(exc).__name__}: {exc})")
             entries.append(Classification.not_classified(str(exc), clf.classes, dna is not None, clf.name))
             oods.append(None)
         else:
-            if on_device and fits_batched(p, size) and (d is None or fits_batched(d, size)):
-                entries.append((p, d))
-            else:
-                entries.append(prepare_pair(p, d, size=size, check_signal=False))
-            oods.append(ood_score(p, autoencoder=ae) if ae is not None else None)
+            entries.append(entry)
+            oods.append(ood)
         has_dna.append(dna is not None)
         if len(entries) >= batch_size:
             yield from flush()
@@ -308,19 +404,46 @@ def iter_classify(pairs: Iterable, model=None, *, batch_size: int = 64, autoenco
 
 
 def classify(protein, dna=None, model=None, *, channel: int | None = None,
-             dna_channel: int | None = None, autoencoder=None) -> Classification:
+             dna_channel: int | None = None, autoencoder=None, check_cells: bool = True) -> Classification:
     """Which organelle does this protein label?
 
     ``protein``: a 2D image (or channel-first with ``channel``, or RGB); ``dna``: the DNA (DAPI) image
     of the same cell, optional. ``model``: a LoadedModel, a store name, a path, or None for the bundled
     classifier (trained on simulated cells). ``autoencoder``: when given (or "bundled"), adds an
-    out-of-distribution score from its reconstruction error.
+    out-of-distribution score from its reconstruction error. ``check_cells``: when the image seems
+    to hold several cells (a quick count of its nuclei), say so in the result's ``warning`` (one
+    label for a field of cells means little; :func:`classify_field` classifies each cell).
     """
     if isinstance(autoencoder, str) and autoencoder == "bundled":
         autoencoder = load_model(None, kind="autoencoder")
     p = as_plane(protein, channel=channel, name="protein")
     d = as_plane(dna, channel=dna_channel, name="DNA") if dna is not None else None
-    return next(iter_classify([(p, d)], model, batch_size=1, autoencoder=autoencoder))
+    r = next(iter_classify([(p, d)], model, batch_size=1, autoencoder=autoencoder))
+    if check_cells and r.classified:
+        r.warning = several_cells_warning(p, d)
+    return r
+
+
+def several_cells_warning(protein, dna=None, *, command: str = "") -> str:
+    """"" when the image looks like one cell; otherwise a sentence saying it seems to hold several
+    cells and how to classify each one (``command``: the command line to suggest, if any).
+
+    A cheap check (:func:`napari_organelle.segmentation.count_cells`: nuclei in the DNA image, or
+    separate objects of the protein image, on a copy at most 64 pixels a side).
+    """
+    from .segmentation import count_cells
+
+    try:
+        n = count_cells(protein, dna)
+    except InputError:
+        return ""
+    if n < 2:
+        return ""
+    what = f"{n} nuclei in the DNA image" if dna is not None else f"{n} separate objects in the protein image"
+    how = command or "classify_field() in Python, napari-organelle classify FILE --cells auto"
+    return (f"this image seems to hold several cells ({what}); the classifier expects one cell, so one "
+            f"label for the whole image means little. Classify each cell instead ({how}, or the "
+            "Classify dock's per-cell mode).")
 
 
 def classify_batch(pairs: Iterable, model=None, *, batch_size: int = 64, autoencoder=None,
@@ -373,12 +496,29 @@ def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[t
     d = as_plane(dna, name="DNA") if dna is not None else None
     if d is not None and d.shape != p.shape:
         raise InputError(f"The DNA image is {d.shape} but the protein image is {p.shape}; they must match.")
-    objects = ndimage.find_objects(lab.astype(np.int64, copy=False))
+    if lab.dtype.kind == "i" and lab.size and int(lab.min()) < 0:
+        raise InputError("The labels have negative values; a Labels layer holds 0 (background) and positive cell ids.")
+    ids = lab.astype(np.int64, copy=False)
+    if ids.size and int(ids.max()) > max(2 ** 20, ids.size):  # find_objects makes a list as long as the largest id
+        uniq, inv = np.unique(ids, return_inverse=True)
+        dense = inv.reshape(ids.shape).astype(np.int64) + (0 if uniq[0] == 0 else 1)
+        objects = ndimage.find_objects(dense)
+        ids_of = [int(u) for u in uniq if u != 0]
+    else:
+        dense, ids_of = ids, None
+        objects = ndimage.find_objects(ids)
     if not any(o is not None for o in objects):
         raise InputError("The Labels layer has no labelled cells (all pixels are 0). Paint or segment cells first.")
-    for i, sl in enumerate(objects, start=1):
+    # float32 crops, as always, unless float32 would lose the cell (an offset, an extreme scale)
+    def crop_dtype_of(a):
+        return np.float32 if float32_faithful(a) else (a.dtype if a.dtype.kind in "iu" else np.float64)
+
+    crop_dtype = crop_dtype_of(p)
+    dna_dtype = crop_dtype_of(d) if d is not None else None
+    for k, sl in enumerate(objects, start=1):
         if sl is None:
             continue
+        i = ids_of[k - 1] if ids_of is not None else k
         (y0, y1), (x0, x1) = (sl[0].start, sl[0].stop), (sl[1].start, sl[1].stop)
         pad_y = max(4, int((y1 - y0) * margin))
         pad_x = max(4, int((x1 - x0) * margin))
@@ -388,12 +528,12 @@ def cell_crops(protein, labels, dna=None, *, margin: float = 0.15) -> Iterator[t
             continue
         lab_c = lab[y0:y1, x0:x1]
         others = (lab_c != i) & (lab_c != 0)
-        pc = np.array(p[y0:y1, x0:x1], dtype=np.float32)
+        pc = np.array(p[y0:y1, x0:x1], dtype=crop_dtype)
         if others.any():
             pc[others] = np.percentile(pc, 1)
         dc = None
         if d is not None:
-            dc = np.array(d[y0:y1, x0:x1], dtype=np.float32)
+            dc = np.array(d[y0:y1, x0:x1], dtype=dna_dtype)
             if others.any():
                 dc[others] = np.percentile(dc, 1)
         yield i, pc, dc
@@ -408,6 +548,144 @@ def classify_cells(protein, labels, dna=None, model=None, *, autoencoder=None, b
                              autoencoder=autoencoder, progress=progress, should_stop=should_stop,
                              skip_unusable=skip_unusable)
     return {i: r for (i, _, _), r in zip(crops, results)}
+
+
+# --------------------------------------------------------------------------------------------
+# fields of view: find the cells, then classify each one
+
+
+@dataclass
+class FieldResult:
+    """The cells of a field of view and the classifier's answer for each (:func:`classify_field`).
+
+    ``labels``: the cell labels (0 = background) in the image's shape, found (int32; ``segmentation``
+    says how) or as given; ``cells``: cell id -> Classification; ``geometry``: cell id ->
+    (centroid y, centroid x, area in pixels); ``note``: what the caller should know (no cells
+    found, cells left out at the border).
+    """
+
+    labels: np.ndarray
+    cells: dict[int, Classification]
+    classes: list[str]
+    geometry: dict[int, tuple[float, float, int]]
+    segmentation: object | None = None  # segmentation.CellSegmentation, None when labels were given
+    model_name: str = ""
+    note: str = ""
+
+    @property
+    def method(self) -> str:
+        """How the cells were found, in words (for reports)."""
+        if self.segmentation is None:
+            return "cells as labelled by the user (Labels image given)"
+        return self.segmentation.describe()
+
+    def rows(self) -> list[dict]:
+        """One dict per cell, in cell-id order: cell id, centroid y/x, area (pixels), then
+        :meth:`Classification.as_row` (label, confidence, one ``p_<class>`` per class, has_dna,
+        ood_score, uncertain, note, ...)."""
+        out = []
+        for i in sorted(self.cells):
+            cy, cx, area = self.geometry.get(i, (float("nan"), float("nan"), 0))
+            out.append({"cell": int(i), "centroid_y": round(cy, 1), "centroid_x": round(cx, 1),
+                        "area": int(area), **self.cells[i].as_row()})
+        return out
+
+    def summary(self) -> dict:
+        """Cells per class and the majority class: ``n_cells``, ``n_classified``, ``n_uncertain``,
+        ``per_class`` (class -> number of cells given that label, every class listed),
+        ``majority`` (the most frequent label among the classified cells; ties go to the higher
+        summed confidence; "" when no cell was classified), ``majority_fraction``, ``method``."""
+        per = {c: 0 for c in self.classes}
+        conf = {c: 0.0 for c in self.classes}
+        done = [r for r in self.cells.values() if r.classified]
+        for r in done:
+            per[r.label] = per.get(r.label, 0) + 1
+            conf[r.label] = conf.get(r.label, 0.0) + float(r.confidence)
+        majority = max(per, key=lambda c: (per[c], conf[c])) if done else ""
+        return {"n_cells": len(self.cells), "n_classified": len(done),
+                "n_uncertain": sum(bool(r.uncertain) for r in done), "per_class": per,
+                "majority": majority,
+                "majority_fraction": round(per[majority] / len(done), 4) if done else float("nan"),
+                "method": self.method}
+
+
+def _cell_geometry(labels: np.ndarray) -> dict[int, tuple[float, float, int]]:
+    """Cell id -> (centroid y, centroid x, area), computed cell by cell inside its bounding box."""
+    from scipy import ndimage
+
+    lab = np.asarray(labels)
+    out = {}
+    for i, sl in enumerate(ndimage.find_objects(lab.astype(np.int64, copy=False)), start=1):
+        if sl is None:
+            continue
+        m = lab[sl] == i
+        ys, xs = np.nonzero(m)
+        out[i] = (float(ys.mean() + sl[0].start), float(xs.mean() + sl[1].start), int(ys.size))
+    return out
+
+
+def classify_field(protein, dna=None, model=None, *, labels=None, diameter=None, autoencoder=None,
+                   progress=None, should_stop=None, pixel_size_um=None, exclude_border: bool = True,
+                   batch_size: int = 32) -> FieldResult:
+    """Classify each cell of a field of view: find the cells (or take ``labels``), then classify them.
+
+    ``protein``: the protein image of the field (2D); ``dna``: its DNA image, optional (nuclei are
+    the seeds of the cell finder, so it helps a lot). ``labels``: int cell labels to use instead
+    of finding cells (0 = background, e.g. a napari Labels layer, corrected by hand). ``diameter``
+    (pixels) or ``pixel_size_um``: the expected cell size, by default measured from the nuclei;
+    ``exclude_border``: leave out cells cut by the image border (see
+    :func:`napari_organelle.segmentation.find_cells` for the method). ``model``/``autoencoder``
+    as in :func:`classify`. ``progress(done, total)`` runs from 0 to 100 over both steps;
+    ``should_stop`` (a callable or an Event) stops the work with InterruptedError.
+    """
+    from .segmentation import segment_cells
+
+    if isinstance(autoencoder, str) and autoencoder == "bundled":
+        autoencoder = load_model(None, kind="autoencoder")
+    clf = _as_loaded(model, "classifier")
+    seg = None
+    share = 0 if labels is not None else 30  # percent of the progress bar the cell finder gets
+
+    def seg_progress(done, total):
+        if progress is not None:
+            progress(int(share * done / max(1, total)), 100)
+
+    def clf_progress(done, total):
+        if progress is not None:
+            progress(share + int((100 - share) * done / max(1, total)), 100)
+
+    if labels is None:
+        seg = segment_cells(protein, dna, diameter=diameter, pixel_size_um=pixel_size_um,
+                            exclude_border=exclude_border, progress=seg_progress, should_stop=should_stop)
+        lab = seg.labels
+    else:
+        lab = np.asarray(labels)
+        p_shape = as_plane(protein, name="protein").shape
+        if lab.shape != p_shape:
+            raise InputError(f"The labels are {lab.shape} but the protein image is {p_shape}; they must match.")
+        if lab.dtype.kind not in "iub":
+            raise InputError("The labels must be an integer image (a napari Labels layer), 0 = background.")
+    notes = []
+    if seg is not None and seg.dropped_border:
+        notes.append(f"{seg.dropped_border} cell(s) cut by the image border were left out")
+    if not lab.any():
+        why = ("no cells were found" + (f" ({'; '.join(seg.notes)})" if seg is not None and seg.notes else "")
+               if seg is not None else "the labels hold no cell (all 0)")
+        notes.insert(0, why)
+        if progress is not None:
+            progress(100, 100)
+        return FieldResult(labels=lab, cells={}, classes=list(clf.classes),
+                           geometry={}, segmentation=seg, model_name=clf.name, note="; ".join(notes))
+    cells = classify_cells(protein, lab, dna, clf, autoencoder=autoencoder, batch_size=batch_size,
+                           progress=clf_progress, should_stop=should_stop)
+    if _stop_requested(should_stop):
+        raise InterruptedError("Classifying the cells stopped by the user.")
+    geometry = _cell_geometry(lab)
+    if progress is not None:
+        progress(100, 100)
+    return FieldResult(labels=lab, cells=cells,
+                       classes=list(clf.classes), geometry=geometry, segmentation=seg, model_name=clf.name,
+                       note="; ".join(notes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,7 +734,7 @@ def activation_map(protein, dna=None, model=None, *, target: str | int | None = 
     clf = _as_loaded(model, "classifier")
     p = as_plane(protein, name="protein")
     d = as_plane(dna, name="DNA") if dna is not None else None
-    size = int(clf.input_size)
+    size = _input_size(clf)
     x = torch.from_numpy(prepare_pair(p, d, size=size))[None].to(_device_of(clf.model))
     with torch.inference_mode():
         feats = clf.model.features(x)
@@ -597,35 +875,72 @@ def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
     return total / a.size
 
 
-def _percentiles(plane: np.ndarray) -> tuple[float, float]:
+def _percentiles(plane: np.ndarray, base=None) -> tuple[float, float]:
+    """1st / 99.8th percentiles of a strided sample of ``plane`` (of ``plane - base``, computed
+    exactly in integers, when ``base`` is given)."""
     from .preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 
     flat = plane.reshape(-1)
     sample = flat[:: max(1, flat.size // 1_000_000)]  # a strided view: no copy of a large plane
+    if base is not None:
+        sample = _offset_float64(sample, base)
     if sample.dtype.kind == "f":
         sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
     lo, hi = np.percentile(sample, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    lo, hi = float(lo), float(hi)
     if not hi > lo:
         hi = lo + 1.0
-    return float(lo), float(hi)
+        if not hi > lo:  # a huge value (1e20 + 1 == 1e20): one part in a million of it
+            hi = lo + abs(lo) * 1e-6
+    return lo, hi
 
 
-def _scale01(p: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """(p - lo) / (hi - lo) clipped to [0, 1] as float32, NaN/Inf -> 0; one output array, no full temporaries."""
+def _scale01(p: np.ndarray, lo: float, hi: float, *, wide: bool = False, base=None) -> np.ndarray:
+    """(p - lo) / (hi - lo) clipped to [0, 1] as float32, NaN/Inf -> 0; one output array, no full temporaries.
+
+    ``wide``: computed in float64 (``p - base`` exactly in integers first, when ``base`` is given),
+    for images float32 cannot hold (an offset such as 1e8 + cell, values such as 1e39 or 1e-46)."""
     out = np.empty(p.shape, np.float32)
     h, w = p.shape
     rows = max(1, _METRIC_BLOCK // max(1, w))
-    scale = np.float32(1.0 / (hi - lo))
+    scale = None if wide else np.float32(1.0 / (hi - lo))
     for y in range(0, h, rows):
         o = out[y:y + rows]
-        np.subtract(p[y:y + rows], np.float32(lo), out=o, casting="unsafe")
-        o *= scale
+        if wide:
+            block = _offset_float64(p[y:y + rows], base) if base is not None else \
+                np.asarray(p[y:y + rows], np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf -> clipped / zeroed below
+                o[...] = (block - np.float64(lo)) / (np.float64(hi) - np.float64(lo))
+        else:
+            np.subtract(p[y:y + rows], np.float32(lo), out=o, casting="unsafe")
+            o *= scale
         np.clip(o, 0.0, 1.0, out=o)
         if p.dtype.kind == "f":
             o[~np.isfinite(o)] = 0.0
     return out
+
+
+def _reconstruct_refusals(a: np.ndarray) -> None:
+    check_dtype(a, "input")
+    if a.size == 0:
+        raise InputError(f"The image is empty (shape {a.shape}); load an image with pixels in it.")
+    if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[-3] > 4 and a.ndim == 3:
+        raise InputError("This is an RGB image; convert it to a single channel (or split the channels) to reconstruct it.")
+    if a.ndim >= 3:
+        last3 = a[(0,) * (a.ndim - 3)]
+        c = channel_last_count(last3)
+        if c and (c not in (3, 4) or a.ndim >= 4) and last3.shape[0] > 16:
+            n = int(np.prod(a.shape[:-2]))
+            raise InputError(
+                f"The image has shape {'x'.join(str(k) for k in a.shape)}: it looks like "
+                f"{'one image' if a.ndim == 3 else 'images'} with {c} channels stored last (Y, X, C), not {n} "
+                f"planes of {a.shape[-2]}x{c}, and would be reconstructed as such. Reconstruct one channel "
+                "(image[..., c]), or move the channel axis first (np.moveaxis(image, -1, 0)) to reconstruct "
+                "each channel as a plane.")
+    if a.ndim < 2:
+        raise InputError(f"Expected a 2D image or a stack of planes, got shape {a.shape}.")
 
 
 def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Reconstruction:
@@ -637,23 +952,28 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
     are, marked ``constant`` in ``per_plane`` and left out of the means; a constant image is refused).
     Planes larger than 2048 pixels a side
     are processed tile by tile at full resolution, so memory stays bounded by a tile.
+
+    The reconstruction and residual are float32, or float64 for an image float32 cannot hold
+    faithfully (an offset such as 1e8 + cell, values beyond float32's range such as 1e39 or 1e-46):
+    the result is then computed and returned in float64. A (Y, X, C) array with its channels last is
+    refused with a message, not reconstructed as Y planes; a model whose output is not finite is
+    refused, never reported with a PSNR.
     """
     ae = _as_loaded(model, "autoencoder")
     a = np.asarray(image)
-    if a.dtype == object or np.iscomplexobj(a) or a.dtype.kind in "USV":
-        raise InputError(f"The image has dtype {a.dtype}; give a numeric (integer, float or bool) image.")
-    if a.size == 0:
-        raise InputError(f"The image is empty (shape {a.shape}); load an image with pixels in it.")
-    if a.ndim >= 3 and a.shape[-1] in (3, 4) and a.shape[-3] > 4 and a.ndim == 3:
-        raise InputError("This is an RGB image; convert it to a single channel (or split the channels) to reconstruct it.")
-    if a.ndim < 2:
-        raise InputError(f"Expected a 2D image or a stack of planes, got shape {a.shape}.")
+    shape = a.shape
+    if a.ndim >= 3 and a.shape[-1] == 1:  # (Y, X, 1): one plane, its channel axis last
+        a = a[..., 0]
+    _reconstruct_refusals(a)
     planes = a.reshape((-1,) + a.shape[-2:])
     # Memory: the float32 reconstruction (4 bytes a pixel, returned) plus one float32 working plane
     # (4 bytes a pixel of the plane being processed) plus a model tile; the residual (4 bytes a
     # pixel, returned) is allocated after the working plane is freed. Metrics run in row blocks /
     # tiles. So a 20000 x 20000 uint8 plane needs about 8 bytes a pixel (3.2 GB) beyond its input.
-    out = np.empty(planes.shape, np.float32)
+    # (Twice that for the rare image that needs float64, see above.)
+    wide = not float32_faithful(a)
+    out_dtype = np.float64 if wide else np.float32
+    out = np.empty(planes.shape, out_dtype)
     per_plane = []
     for i, pl in enumerate(planes):
         if _stop_requested(should_stop):
@@ -674,28 +994,42 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
             if progress is not None:
                 progress(i + 1, len(planes))
             continue
-        lo, hi = _percentiles(p)
-        p01 = _scale01(p, lo, hi)
+        base = p.min() if wide and p.dtype.kind in "iu" else None
+        lo, hi = _percentiles(p, base)
+        p01 = _scale01(p, lo, hi, wide=wide, base=base)
         r01 = _reconstruct_plane01(ae.model, p01, out=out[i], should_stop=should_stop)
         if _stop_requested(should_stop):
             raise InterruptedError("Reconstruction stopped by the user.")
+        if not np.isfinite(r01).all():
+            raise InputError(
+                f"The autoencoder's output for {'plane %d' % i if len(planes) > 1 else 'this image'} is not a "
+                "number (NaN or infinite): the model is broken (NaN weights or negative batch-norm "
+                "variances); nothing is reported. Choose another autoencoder, or retrain this one.")
         mse = _mse(r01, p01)
         per_plane.append({"plane": i, "mse": mse, "psnr": float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse),
                           "ssim": ssim(p01, r01)})
         del p01
-        r01 *= np.float32(hi - lo)  # back to the input's intensity range, in place
-        r01 += np.float32(lo)
+        t = out.dtype.type
+        r01 *= t(hi - lo)  # back to the input's intensity range, in place
+        r01 += t(lo)
+        if base is not None:
+            r01 += t(base)
+        if not np.isfinite(r01).all():
+            raise InputError(
+                f"The reconstruction of {'plane %d' % i if len(planes) > 1 else 'this image'} overflows "
+                f"{out.dtype} (the image's values reach {max(abs(lo), abs(hi)):.3g}); nothing is reported. "
+                "Divide the image by a constant (e.g. 1e30) first.")
         if progress is not None:
             progress(i + 1, len(planes))
     used = [d for d in per_plane if not d.get("constant")]
     if not used:
         raise InputError(f"Every one of the {len(planes)} planes is constant; there is nothing to reconstruct.")
     rec = out.reshape(a.shape)
-    residual = np.empty(a.shape, np.float32)
+    residual = np.empty(a.shape, out_dtype)
     np.subtract(a, rec, out=residual, casting="unsafe")
     return Reconstruction(
-        reconstruction=rec,
-        residual=residual,
+        reconstruction=rec.reshape(shape),
+        residual=residual.reshape(shape),
         mse=float(np.mean([d["mse"] for d in used])),
         psnr=float(np.mean([d["psnr"] for d in used])),
         ssim=float(np.mean([d["ssim"] for d in used])),

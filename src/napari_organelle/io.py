@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._files import link_problem
+from ._text import printable
 from .preprocess import InputError, split_channels
 
 #: File suffixes (lower case) that are read as images.
@@ -26,6 +28,23 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 #: Images with more pixels than this (per plane) are refused instead of exhausting memory.
 MAX_PIXELS = 1_000_000_000
+
+
+def _budget_from_env(default: int) -> int:
+    raw = os.environ.get("NAPARI_ORGANELLE_MAX_IMAGE_BYTES", "").strip()
+    try:
+        v = int(float(raw)) if raw else default
+    except ValueError:
+        v = default
+    return v if v > 0 else default
+
+
+#: Memory budget of one decoded image, in bytes (shape x bytes per value, all planes, as the file
+#: header declares it), checked BEFORE anything is decoded: a small file that declares a huge
+#: image (a "decompression bomb") is refused with a message instead of exhausting memory. Also the
+#: limit for one archive member. 1 GiB by default (e.g. 23000 x 23000 16-bit pixels); set the
+#: environment variable NAPARI_ORGANELLE_MAX_IMAGE_BYTES to change it.
+MAX_IMAGE_BYTES = _budget_from_env(1024 ** 3)
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -99,11 +118,18 @@ def read_image_axes(path_or_bytes, name: str | None = None) -> tuple[np.ndarray,
         source = data
     else:
         p = Path(os.fspath(path_or_bytes))
-        label = name or str(p)
+        label = name or printable(str(p))
+        if "\0" in str(p):
+            raise InputError(f"{label}: is not a usable file name (it holds a NUL character).")
+        why = link_problem(p)
+        if why:
+            raise InputError(f"{label}: {why}.")
         if not p.exists():
             raise InputError(f"{label}: no such file.")
         if p.is_dir():
             raise InputError(f"{label}: is a folder, not an image file.")
+        if not p.is_file():
+            raise InputError(f"{label}: is not a regular file (a device, pipe or socket); give an image file.")
         try:
             size = p.stat().st_size
             if size == 0:
@@ -134,21 +160,53 @@ def read_image_axes(path_or_bytes, name: str | None = None) -> tuple[np.ndarray,
     return arr, axes
 
 
+def _too_large(label: str, what: str, shape, nbytes: int) -> InputError:
+    dims = "x".join(str(int(n)) for n in shape)
+    return InputError(
+        f"{label}: the {what} image is {dims} ({nbytes / 1024 ** 3:.1f} GiB once decoded), more than the "
+        f"{MAX_IMAGE_BYTES / 1024 ** 3:.1f} GiB allowed for one image; it was not read. Crop or downsample "
+        "it (or save one plane or channel per file). If it is a real image and this machine has the memory, "
+        "raise the limit with the environment variable NAPARI_ORGANELLE_MAX_IMAGE_BYTES (in bytes)."
+    )
+
+
+def _codec_error(label: str, exc: BaseException, compression: str | None) -> InputError | None:
+    """The message for a compressed TIFF whose codec is not installed, or None."""
+    msg = f"{type(exc).__name__}: {exc}"
+    if "imagecodecs" in msg or isinstance(exc, ImportError):
+        comp = f" ({compression})" if compression else ""
+        return InputError(
+            f"{label}: the TIFF file is compressed{comp} and the codec to decode it is not installed: "
+            "install the 'imagecodecs' package (pip install imagecodecs, or conda install -c conda-forge "
+            "imagecodecs), then read it again. (Or save the image uncompressed: in Fiji, File > Save As > "
+            "Tiff... writes it uncompressed.)"
+        )
+    return None
+
+
 def _read_tiff(source, label: str) -> tuple[np.ndarray, str | None]:
     import tifffile
 
     fh = _io.BytesIO(source) if isinstance(source, bytes) else source
+    compression = None
     try:
         with tifffile.TiffFile(fh) as tif:
             if not tif.series:
                 raise InputError(f"{label}: the TIFF file is corrupt or truncated; it holds no readable image.")
             series = tif.series[0]
-            n = int(np.prod(series.shape)) if series.shape else 0
-            if n > MAX_PIXELS * 4:
-                raise InputError(
-                    f"{label}: the TIFF image is {series.shape} ({n / 1e9:.1f} G values), too large "
-                    "to read into memory; crop or downsample it first."
-                )
+            shape = tuple(int(n) for n in series.shape) if series.shape else ()
+            n = int(np.prod(shape, dtype=np.float64)) if shape else 0
+            try:
+                itemsize = int(np.dtype(series.dtype).itemsize)
+            except Exception:  # noqa: BLE001 - an odd or missing sample format
+                itemsize = 8
+            nbytes = n * max(1, itemsize)
+            if nbytes > MAX_IMAGE_BYTES or n > MAX_PIXELS * 4:
+                raise _too_large(label, "TIFF", shape, nbytes)
+            try:
+                compression = getattr(tif.pages.first.compression, "name", None)
+            except Exception:  # noqa: BLE001
+                compression = None
             arr = series.asarray()
             try:
                 axes = str(series.axes).upper() or None
@@ -159,11 +217,24 @@ def _read_tiff(source, label: str) -> tuple[np.ndarray, str | None]:
     except MemoryError as exc:
         raise InputError(f"{label}: not enough memory to read this TIFF image.") from exc
     except Exception as exc:  # tifffile raises many kinds for damaged files
+        codec = _codec_error(label, exc, compression)
+        if codec is not None:
+            raise codec from None
         raise InputError(
             f"{label}: the TIFF file is corrupt or truncated and cannot be read "
-            f"({type(exc).__name__}: {exc})."
+            f"({type(exc).__name__}: {printable(exc)})."
         ) from exc
-    return np.asarray(arr), axes
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{label}: the TIFF image holds {arr.dtype} values (not integer or floating-point "
+                         "pixel values); save it as an integer or float image.")
+    return arr, axes
+
+
+#: Bytes a decoded pixel takes, per Pillow mode (with the conversion _read_pil makes).
+_PIL_BYTES = {"1": 2, "L": 1, "P": 5, "LA": 3, "La": 3, "PA": 6, "I;16": 2, "I;16B": 2, "I;16L": 2,
+              "I;16N": 2, "I": 4, "F": 4, "RGB": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 7,
+              "YCbCr": 6, "LAB": 6, "HSV": 6}
 
 
 def _read_pil(source, label: str, kind: str) -> np.ndarray:
@@ -181,11 +252,9 @@ def _read_pil(source, label: str, kind: str) -> np.ndarray:
                 Image.MAX_IMAGE_PIXELS = old
         with im:
             w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise InputError(
-                    f"{label}: the {fmt} image is {w}x{h} pixels, too large to read into memory; "
-                    "crop or downsample it (or save it as a tiled TIFF)."
-                )
+            nbytes = int(w) * int(h) * _PIL_BYTES.get(im.mode, 8)
+            if w * h > MAX_PIXELS or nbytes > MAX_IMAGE_BYTES:
+                raise _too_large(label, fmt, (h, w), nbytes)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 im.load()
@@ -208,16 +277,52 @@ def _read_pil(source, label: str, kind: str) -> np.ndarray:
     except MemoryError as exc:
         raise InputError(f"{label}: not enough memory to read this {fmt} image.") from exc
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as exc:
-        msg = str(exc)
+        msg = printable(exc)
         what = "truncated (the file ends early)" if "truncated" in msg.lower() else "corrupt"
         raise InputError(f"{label}: the {fmt} file is {what} and cannot be read ({msg}).") from exc
     except Exception as exc:  # pragma: no cover - anything else Pillow throws for broken data
-        raise InputError(f"{label}: the {fmt} file cannot be read ({type(exc).__name__}: {exc}).") from exc
+        raise InputError(f"{label}: the {fmt} file cannot be read ({type(exc).__name__}: {printable(exc)}).") from exc
     if not arr.flags.writeable and arr.nbytes <= _WRITEABLE_COPY_LIMIT:
         # np.asarray on a Pillow image is a read-only view of a bytes buffer. Small images are
         # copied so callers may write in place; huge ones stay read-only rather than be held twice.
         arr = arr.copy()
     return arr
+
+
+def image_nbytes(path_or_bytes) -> int | None:
+    """The bytes a file's image takes once decoded, from its header alone (nothing is decoded), or
+    None when the header cannot say (the file is then reported by :func:`read_image`)."""
+    try:
+        if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+            data = bytes(path_or_bytes)
+            head, src = data[:16], _io.BytesIO(data)
+        else:
+            p = Path(os.fspath(path_or_bytes))
+            with open(p, "rb") as fh:
+                head = fh.read(16)
+            src = p
+        kind = _sniff(head)
+        if kind == "tiff":
+            import tifffile
+
+            with tifffile.TiffFile(src) as tif:
+                s = tif.series[0]
+                return int(np.prod(s.shape, dtype=np.float64)) * int(np.dtype(s.dtype).itemsize)
+        if kind in ("png", "jpeg"):
+            from PIL import Image
+
+            with _PIL_LOCK:
+                old = Image.MAX_IMAGE_PIXELS
+                Image.MAX_IMAGE_PIXELS = None
+                try:
+                    im = Image.open(src, formats=["PNG" if kind == "png" else "JPEG"])
+                finally:
+                    Image.MAX_IMAGE_PIXELS = old
+            with im:
+                return int(im.size[0]) * int(im.size[1]) * _PIL_BYTES.get(im.mode, 8)
+    except Exception:  # noqa: BLE001 - the reader says what is wrong
+        return None
+    return None
 
 
 def read_pair(path, name: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -228,7 +333,7 @@ def read_pair(path, name: str | None = None) -> tuple[np.ndarray, np.ndarray | N
     metadata), they decide: a z-stack or time series is refused, not split into protein and DNA.
     Accepts a path or bytes (then give ``name``).
     """
-    label = name or (str(path) if not isinstance(path, (bytes, bytearray, memoryview)) else "image bytes")
+    label = name or (printable(str(path)) if not isinstance(path, (bytes, bytearray, memoryview)) else "image bytes")
     arr, axes = read_image_axes(path, name=label)
     return split_channels(arr, name=label, axes=axes)
 
@@ -240,6 +345,47 @@ def _read_checked(path, dna_path=None) -> tuple[np.ndarray, np.ndarray | None]:
     if dna_path is not None:
         dna = read_image(dna_path)
     return validate_pair(protein, dna)
+
+
+class _ReadBudget:
+    """Bytes of decoded images the reading threads may hold ahead of the consumer. Files reserve
+    their share in input order (so a file never waits for one that comes after it: no deadlock) and
+    the consumer gives it back when it takes the next file."""
+
+    def __init__(self, limit: int):
+        self.limit = int(limit)
+        self.held = 0
+        self.turn = 0
+        self.closed = False
+        self.cond = threading.Condition()
+
+    def reserve(self, i: int, nbytes: int) -> bool:
+        with self.cond:
+            while not self.closed and (self.turn != i or (self.held and self.held + nbytes > self.limit)):
+                self.cond.wait(0.5)
+            if self.closed:
+                return False
+            self.held += nbytes
+            self.turn += 1
+            self.cond.notify_all()
+            return True
+
+    def release(self, nbytes: int) -> None:
+        with self.cond:
+            self.held = max(0, self.held - nbytes)
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+def _unexpected(f, exc: BaseException) -> InputError:
+    label = printable(str(f))
+    if isinstance(exc, MemoryError):
+        return InputError(f"{label}: not enough memory to read this image.")
+    return InputError(f"{label}: could not be read ({type(exc).__name__}: {printable(exc)}).")
 
 
 def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | None = None):
@@ -265,21 +411,41 @@ def iter_read_pairs(files, dna_files=None, *, workers: int = 1, prefetch: int | 
             return files[i], _read_checked(files[i], dnas[i]), None
         except InputError as exc:
             return files[i], None, exc
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not end the run
+            return files[i], None, _unexpected(files[i], exc)
 
     if workers <= 1:
         for i in range(len(files)):
             yield job(i)
         return
     ahead = max(1, int(prefetch) if prefetch is not None else 2 * int(workers))
+    # Memory: besides the prefetch count, the decoded images held ahead of the consumer are bounded
+    # in bytes (from each file's header, before it is decoded): MAX_IMAGE_BYTES in all.
+    budget = _ReadBudget(MAX_IMAGE_BYTES)
+
+    def budgeted(i):
+        nb = 0
+        for f in (files[i], dnas[i]):
+            if f is not None:
+                nb += image_nbytes(f) or 0
+        if not budget.reserve(i, nb):
+            return files[i], None, InputError(f"{printable(str(files[i]))}: not read (the run was stopped)."), 0
+        return (*job(i), nb)
+
     with cf.ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="organelle-read") as pool:
         queue: collections.deque = collections.deque()
         nxt = 0
         try:
             while nxt < len(files) or queue:
                 while nxt < len(files) and len(queue) < ahead:
-                    queue.append(pool.submit(job, nxt))
+                    queue.append(pool.submit(budgeted, nxt))
                     nxt += 1
-                yield queue.popleft().result()
+                f, planes, err, nb = queue.popleft().result()
+                try:
+                    yield f, planes, err
+                finally:
+                    budget.release(nb)
         finally:  # the consumer stopped early: drop what is queued
+            budget.close()
             for f in queue:
                 f.cancel()

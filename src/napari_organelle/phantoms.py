@@ -835,6 +835,8 @@ def _dna(cell, R, rng):
 
 #: Smallest image side simulate_cell draws a cell in.
 MIN_SIZE = 32
+#: Largest simulated image side (pixels).
+MAX_SIZE = 4096
 
 
 def _check(cls: str, style: str, size: int) -> None:
@@ -850,6 +852,19 @@ def _check(cls: str, style: str, size: int) -> None:
         raise InputError(f"The image size must be a whole number of pixels (got {size!r}).")
     if int(size) < MIN_SIZE:
         raise InputError(f"size={size} is too small to draw a cell; use at least {MIN_SIZE} pixels.")
+    if int(size) > MAX_SIZE:
+        raise InputError(f"size={size} is too large: simulated cells are at most {MAX_SIZE} pixels a side "
+                         "(382 is the size of a 2D HeLa cell image; one cell of 100000 pixels would need tens "
+                         "of GB).")
+
+
+def check_seed(seed) -> int:
+    """A seed: a whole number from 0 to 2**32 - 1; else InputError."""
+    from .preprocess import InputError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
+        raise InputError(f"The seed must be a whole number from 0 to {2 ** 32 - 1} (got {seed!r}).")
+    return int(seed)
 
 
 def check_dataset_args(out_dir, per_class, size, style, classes=CLASSES) -> None:
@@ -902,6 +917,7 @@ def _child_rng(seed: int, cls: str, index: int, style: str) -> np.random.Generat
 
 
 def _iter_cells(per_class, seed, size, style, classes):
+    check_seed(seed)
     for cls in classes:
         _check(cls, style, size)
     for cls in classes:
@@ -934,17 +950,38 @@ def simulate_dataset(per_class: int, seed: int = 0, size: int = 382, style: str 
     )
 
 
-def simulate_field(n_cells: int = 6, seed: int = 0, size: int = 768, classes=None):
+def simulate_field(n_cells: int = 6, seed: int = 0, size: int = 768, classes=None, *,
+                   touching: float = 0.0, illumination: float = 0.0, debris: int = 0):
     """A field of view with ``n_cells`` non-overlapping cells.
 
     Returns (protein uint16, dna uint16, labels int32 with 0 = background and i = cell i, list of the
     class of each cell i-1). ``classes``: None draws each cell's class from the ten at random; a
     sequence of exactly ``n_cells`` names assigns them in order; any other sequence is drawn from.
+
+    Harder fields (the defaults give the plain field, unchanged):
+
+    * ``touching`` (0-1): the fraction of the cells (after the first) placed in contact with an
+      earlier cell, their bodies touching without overlap, so that clusters of touching cells form.
+    * ``illumination`` (0-0.9): uneven illumination; the field (cells and background) is dimmed
+      by a vignette around an off-centre optical axis, down to ``1 - illumination`` at the far
+      corner, and a background gradient (``illumination`` x 4 % of a cell's brightness across the
+      field) is added.
+    * ``debris``: that many small bright specks in the background, no cells (dust, cell fragments;
+      about half also carry DNA, like micronuclei or apoptotic bodies).
     """
     n_cells = int(n_cells)
     if n_cells < 1:
         raise ValueError("n_cells must be at least 1.")
+    touching, illumination, debris = float(touching), float(illumination), int(debris)
+    if not 0.0 <= touching <= 1.0:
+        raise ValueError(f"touching is a fraction of the cells, between 0 and 1 (got {touching}).")
+    if not 0.0 <= illumination <= 0.9:
+        raise ValueError(f"illumination must be between 0 (even) and 0.9 (got {illumination}).")
+    if debris < 0:
+        raise ValueError(f"debris must be a number of specks, 0 or more (got {debris}).")
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0xF1E1D,)))
+    # the harder fields draw from their own generator, so the plain field stays as it always was
+    hrng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0xF1E1D, 0x4A4D)))
     if classes is None:
         names = [CLASSES[i] for i in rng.integers(0, len(CLASSES), n_cells)]
     else:
@@ -959,6 +996,8 @@ def simulate_field(n_cells: int = 6, seed: int = 0, size: int = 768, classes=Non
     dna = np.zeros((size, size), np.float32)
     labels = np.zeros((size, size), np.int32)
     occupied = np.zeros((size, size), bool)
+    bodies = np.zeros((size, size), bool)  # the cells themselves, without the gap around them
+    centres: list[tuple[float, float]] = []
     gap = max(2, size // 150)
     for i, cls in enumerate(names):
         crng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0xF1E1D, i + 1)))
@@ -969,7 +1008,11 @@ def simulate_field(n_cells: int = 6, seed: int = 0, size: int = 768, classes=Non
             p, d, cell, _ = _render_signal(cls, crng, c, "default", scale_range=(0.75, 0.97), unit=1.0)
             body = cell.body
             grown = ndi.binary_dilation(body, iterations=gap)
-            for _ in range(300):
+            if centres and touching > 0 and hrng.uniform() < touching:
+                at = _touching_position(hrng, bodies, body, (cell.cy, cell.cx), centres)
+                if at is not None:
+                    (y0, x0), placed = at, True
+            for _ in range(0 if placed else 300):
                 y0, x0 = rng.integers(0, size - c + 1, 2)
                 if not (occupied[y0:y0 + c, x0:x0 + c] & grown).any():
                     placed = True
@@ -985,8 +1028,75 @@ def simulate_field(n_cells: int = 6, seed: int = 0, size: int = 768, classes=Non
         dna[sl] += crng.uniform(0.8, 1.2) * d / _ref_level(d, body)
         labels[sl][body] = i + 1
         occupied[sl] |= grown
+        bodies[sl] |= body
+        centres.append((y0 + cell.cy, x0 + cell.cx))
+    if debris:
+        _add_debris(hrng, prot, dna, occupied, debris)
+    if illumination > 0:
+        yy, xx = _grid(size)
+        oy, ox = hrng.uniform(0.25, 0.75, 2) * size
+        far = max(math.hypot(cy - oy, cx - ox) for cy in (0, size) for cx in (0, size))
+        vignette = 1 - illumination * ((yy - oy) ** 2 + (xx - ox) ** 2) / far ** 2
+        ang = hrng.uniform(0, 2 * np.pi)
+        ramp = ((yy - size / 2) * math.sin(ang) + (xx - size / 2) * math.cos(ang)) / size + 0.5
+        level = float(np.percentile(prot[labels > 0], 99.5)) if (labels > 0).any() else 1.0
+        prot = prot * vignette + np.float32(0.04 * illumination * level) * ramp
+        dna = dna * vignette
     p16, d16 = _DefaultRenderer(rng, size, unit=1.0).acquire(prot, dna, labels > 0)
     return p16, d16, labels, list(names)
+
+
+def _touching_position(rng, bodies, body, centre, centres, tries: int = 40):
+    """Top-left corner for a cell ``body`` (centre ``centre`` in its canvas) so that it touches an
+    already placed cell without overlapping any: slide it along a random ray from a placed cell's
+    centre until it no longer overlaps. None if no such position is found in the field."""
+    size = bodies.shape[0]
+    c = body.shape[0]
+    cy, cx = centre
+    edge = body & ~ndi.binary_erosion(body)
+    ey, ex = np.nonzero(edge)
+    for _ in range(tries):
+        ty, tx = centres[int(rng.integers(len(centres)))]
+        th = rng.uniform(0, 2 * np.pi)
+        dy, dx = math.sin(th), math.cos(th)
+        last_overlap = None
+        for t in range(0, 2 * c, 1):
+            y0 = int(round(ty + t * dy - cy))
+            x0 = int(round(tx + t * dx - cx))
+            if y0 < 0 or x0 < 0 or y0 + c > size or x0 + c > size:
+                break
+            if (bodies[y0:y0 + c, x0:x0 + c] & body).any():
+                last_overlap = t
+                continue
+            if last_overlap is not None:
+                # touching: some edge pixel of the new cell is next to a placed cell
+                near = ndi.binary_dilation(bodies[max(0, y0 - 1):y0 + c + 1, max(0, x0 - 1):x0 + c + 1])
+                oy, ox = y0 - max(0, y0 - 1), x0 - max(0, x0 - 1)
+                if near[ey + oy, ex + ox].any():
+                    return y0, x0
+            break
+    return None
+
+
+def _add_debris(rng, prot, dna, occupied, n):
+    """``n`` small bright specks (radius 1.5-5 px) in the background; about half also in the DNA."""
+    size = prot.shape[0]
+    level = float(np.percentile(prot[occupied], 99)) if occupied.any() else 1.0
+    free = np.argwhere(~ndi.binary_dilation(occupied, iterations=8))
+    if free.size == 0:
+        return
+    pts = free[rng.integers(0, len(free), n)].astype(np.float64)
+    r = rng.uniform(1.5, 5.0, n)
+    k = int(math.ceil(r.max() * 3))
+    yy, xx = np.mgrid[-k:k + 1, -k:k + 1]
+    for (y, x), ri in zip(pts, r):
+        y, x = int(y), int(x)
+        blob = np.exp(-0.5 * (yy ** 2 + xx ** 2) / ri ** 2).astype(np.float32)
+        y0, y1, x0, x1 = max(0, y - k), min(size, y + k + 1), max(0, x - k), min(size, x + k + 1)
+        b = blob[y0 - y + k:y1 - y + k, x0 - x + k:x1 - x + k]
+        prot[y0:y1, x0:x1] += rng.uniform(0.3, 1.5) * level * b
+        if rng.uniform() < 0.5:
+            dna[y0:y1, x0:x1] += rng.uniform(0.3, 1.0) * b
 
 
 def write_dataset(out_dir, per_class: int, seed: int = 0, size: int = 382, style: str = "default",
@@ -1004,6 +1114,9 @@ def write_dataset(out_dir, per_class: int, seed: int = 0, size: int = 382, style
     import tifffile
 
     check_dataset_args(out_dir, per_class, size, style, classes)
+    check_seed(seed)
+    from ._files import atomic_file
+
     out = Path(out_dir)
     digits = max(3, len(str(max(int(per_class) - 1, 0))))
     written: list[Path] = []
@@ -1013,11 +1126,13 @@ def write_dataset(out_dir, per_class: int, seed: int = 0, size: int = 382, style
         stem = f"{cls}_{i:0{digits}d}"
         if two_channel:
             path = folder / f"{stem}.tif"
-            tifffile.imwrite(path, np.stack([p, d]), photometric="minisblack")
+            with atomic_file(path, "wb") as fh:  # never a truncated file (full disk, Ctrl-C)
+                tifffile.imwrite(fh, np.stack([p, d]), photometric="minisblack")
             written.append(path)
         else:
             for name, arr in (("protein", p), ("dna", d)):
                 path = folder / f"{stem}_{name}.tif"
-                tifffile.imwrite(path, arr, photometric="minisblack")
+                with atomic_file(path, "wb") as fh:
+                    tifffile.imwrite(fh, arr, photometric="minisblack")
                 written.append(path)
     return written

@@ -14,6 +14,7 @@ Every problem the user can fix raises :class:`InputError` with a message that sa
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -26,6 +27,14 @@ MIN_SIDE = 8
 MAX_NATIVE_SIDE = 2048
 #: Before percentiles are computed, planes larger than this many pixels are subsampled.
 _PERCENTILE_SAMPLE = 1_000_000
+#: Images more than this many times longer than wide (or the other way round) are refused: resized
+#: to a model's input the cell would be a line a pixel or two wide.
+MAX_ASPECT = 50
+#: dtypes whose every value float32 holds exactly: these are prepared in float32 as they always
+#: were. Wider ones (int32/64, uint32/64, float64) are prepared in float64, with integer offsets
+#: removed exactly first, so an offset or an extreme scale (1e39, 1e-46) never hides the cell.
+_FLOAT32_EXACT = frozenset(np.dtype(t) for t in (np.bool_, np.uint8, np.int8, np.uint16, np.int16,
+                                                 np.float16, np.float32))
 
 CHANNELS = ("protein", "dna")
 
@@ -43,6 +52,88 @@ def describe(array) -> str:
     return f"shape {tuple(a.shape)}, dtype {a.dtype}"
 
 
+def is_wide(dtype) -> bool:
+    """True for dtypes float32 cannot hold exactly (int32/64, uint32/64, float64, ...)."""
+    return np.dtype(dtype) not in _FLOAT32_EXACT
+
+
+def float32_faithful(a: np.ndarray) -> bool:
+    """True if casting ``a`` to float32 keeps what normalising needs: for the dtypes float32 holds
+    exactly (float32 itself unless its values pass +-1e37, where differences overflow); for wider
+    ones when integers stay within +-2**24, and floats are within float32's normal range with their
+    spread not drowned by an offset (float32's spacing at the largest magnitude is at most 2**-16 of
+    the min-max range). NaN and Inf are ignored."""
+    if a.size == 0 or a.dtype == np.float32 and not _float32_huge(a):
+        return True
+    if not is_wide(a.dtype):
+        return a.dtype != np.float32
+    k = a.dtype.kind
+    if k in "iu":
+        return -(2 ** 24) <= int(a.min()) and int(a.max()) <= 2 ** 24
+    if k != "f":
+        return False
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanmin(a), np.nanmax(a)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        fin = a[np.isfinite(a)]
+        if fin.size == 0:
+            return True
+        lo, hi = fin.min(), fin.max()
+    lo, hi = float(lo), float(hi)
+    m, span = max(abs(lo), abs(hi)), hi - lo
+    if m > 1e37:
+        return False
+    if span == 0:
+        return m == 0 or m >= 1e-37
+    if span < 1e-30:
+        return False
+    return float(np.spacing(np.float32(m))) <= span * 2.0 ** -16
+
+
+def _float32_huge(a: np.ndarray) -> bool:
+    """A float32 image with values beyond +-1e37, where differences of values overflow float32."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = max(abs(float(np.nanmin(a))), abs(float(np.nanmax(a))))
+    if not math.isfinite(m):
+        fin = a[np.isfinite(a)]
+        m = max(abs(float(fin.min())), abs(float(fin.max()))) if fin.size else 0.0
+    return m > 1e37
+
+
+def check_dtype(a: np.ndarray, name: str = "image") -> None:
+    """InputError unless ``a`` holds numbers a fluorescence image can be made of (integer, float or
+    bool): not text, objects, complex numbers, dates or time spans, nor structured records."""
+    k = a.dtype.kind
+    if a.dtype == object or k in "cUSVmMO":
+        what = {"c": "complex numbers", "U": "text", "S": "bytes", "V": "records or raw bytes",
+                "m": "time spans (timedelta64)", "M": "dates (datetime64)", "O": "Python objects"}.get(k, str(a.dtype))
+        raise InputError(f"The {name} image holds {what} (dtype {a.dtype}); give a numeric (integer, float or "
+                         "bool) image of pixel intensities.")
+
+
+def channel_last_count(a: np.ndarray) -> int | None:
+    """C when ``a`` looks like a (Y, X, C) image with a few channels stored last (2 <= C <= 16,
+    both other sides at least 4 C and 8 pixels), else None. RGB(A) (C = 3 or 4) counts too."""
+    if a.ndim != 3:
+        return None
+    y, x, c = a.shape
+    if 2 <= c <= 16 and y >= max(MIN_SIDE, 4 * c) and x >= max(MIN_SIDE, 4 * c):
+        return int(c)
+    return None
+
+
+def _channel_last_error(a: np.ndarray, name: str, what: str = "") -> InputError:
+    c = a.shape[-1]
+    return InputError(
+        f"The {name} image has shape {'x'.join(str(n) for n in a.shape)} ({a.dtype}): it looks like one "
+        f"image with {c} channels stored last (Y, X, C), not {a.shape[0]} planes of {a.shape[1]}x{c}. "
+        f"{what or 'Pick one channel'} (image[..., c], e.g. in napari: split the channels or load it "
+        "with channel_axis=-1); for protein + DNA give channel 0 and channel 1 as two images."
+    )
+
+
 def as_plane(image, *, channel: int | None = None, name: str = "protein") -> np.ndarray:
     """Return one float32 (Y, X) plane from ``image``.
 
@@ -56,13 +147,14 @@ def as_plane(image, *, channel: int | None = None, name: str = "protein") -> np.
         a = np.asarray(image)
     except Exception as exc:  # pragma: no cover - exotic array-likes
         raise InputError(f"The {name} image could not be read as an array ({exc}).") from exc
-    if a.dtype == object or np.iscomplexobj(a) or a.dtype.kind in "USV":
-        raise InputError(f"The {name} image has dtype {a.dtype}; give a numeric (integer, float or bool) image.")
+    check_dtype(a, name)
     if a.size == 0:
         raise InputError(f"The {name} image is empty ({describe(a)}). Load an image with pixels in it.")
-    # Drop singleton axes (napari often gives (1, Y, X)).
+    # Drop singleton axes (napari often gives (1, Y, X); some readers (Y, X, 1)).
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
+    while a.ndim > 2 and a.shape[-1] == 1:
+        a = a[..., 0]
     if a.ndim == 3 and channel is not None:
         if not -a.shape[0] <= channel < a.shape[0]:
             raise InputError(f"The {name} image has {a.shape[0]} channels; channel {channel} does not exist.")
@@ -75,6 +167,8 @@ def as_plane(image, *, channel: int | None = None, name: str = "protein") -> np.
             f"The {name} image has two channels ({describe(a)}). Pick the protein channel "
             "(channel 0 in 2-channel files) and pass the other one as the DNA image."
         )
+    elif a.ndim == 3 and channel_last_count(a) and a.shape[0] > 16:
+        raise _channel_last_error(a, name)
     if a.ndim == 1:
         raise InputError(f"The {name} image is one-dimensional ({describe(a)}); give a 2D (Y, X) image.")
     if a.ndim > 2:
@@ -87,31 +181,82 @@ def as_plane(image, *, channel: int | None = None, name: str = "protein") -> np.
             f"The {name} image is {a.shape[0]}x{a.shape[1]} pixels; at least {MIN_SIDE}x{MIN_SIDE} are "
             "needed. Is this a single-cell crop or a thumbnail?"
         )
+    if max(a.shape) > MAX_ASPECT * min(a.shape):
+        raise InputError(
+            f"The {name} image is {a.shape[0]}x{a.shape[1]} pixels, {max(a.shape) // min(a.shape)} times "
+            f"longer than wide (at most {MAX_ASPECT} is accepted); a cell image is expected, and resized to "
+            "a model's input this one would be a line about a pixel wide. Crop the cell (or the region) "
+            "you want classified."
+        )
     if a.dtype == bool:
         a = a.astype(np.float32)
     return a
 
 
+def _offset_float64(a: np.ndarray, base) -> np.ndarray:
+    """(a - base) as float64, the subtraction done exactly in integers (no overflow: uint64)."""
+    if a.dtype.kind == "u":
+        return (np.asarray(a, np.uint64) - np.uint64(base)).astype(np.float64)
+    if a.dtype.kind == "i":
+        # two's complement: the uint64 difference is exact whenever a >= base
+        return (np.asarray(a, np.int64).astype(np.uint64) - np.uint64(np.int64(base))).astype(np.float64)
+    return np.asarray(a, np.float64) - np.float64(base)
+
+
 def block_reduce_to(plane: np.ndarray, max_side: int) -> np.ndarray:
-    """Integer block-mean reduction so that neither side exceeds ``max_side`` (keeps memory bounded)."""
+    """Integer block-mean reduction so that neither side exceeds ``max_side`` (keeps memory bounded).
+
+    NaN and Inf pixels are left out of their block's mean (a block with no finite pixel is NaN), so a
+    few missing pixels do not spread. A side shorter than the factor keeps one pixel (block = side).
+    float32 result, or float64 for images float32 cannot hold faithfully (:func:`float32_faithful`;
+    integer images then have their minimum subtracted first, exactly: the result is offset, which
+    normalising ignores).
+    """
     f = math.ceil(max(plane.shape) / max_side)
     if f <= 1:
         return plane
-    h, w = (plane.shape[0] // f) * f, (plane.shape[1] // f) * f
-    out = np.zeros((h // f, w // f), np.float64)
+    fy, fx = min(f, plane.shape[0]), min(f, plane.shape[1])
+    h, w = (plane.shape[0] // fy) * fy, (plane.shape[1] // fx) * fx
+    wide = not float32_faithful(plane)
+    base = plane.min() if wide and plane.dtype.kind in "iu" else None
+    check_finite = plane.dtype.kind == "f"
+    out = np.zeros((h // fy, w // fx), np.float64)
     # Row blocks one at a time: never materialises a float copy of the whole image.
-    for i in range(h // f):
-        rows = np.asarray(plane[i * f:(i + 1) * f, :w], dtype=np.float64)
-        out[i] = rows.reshape(f, w // f, f).mean(axis=(0, 2))
-    return out.astype(np.float32)
+    for i in range(h // fy):
+        sl = plane[i * fy:(i + 1) * fy, :w]
+        rows = _offset_float64(sl, base) if base is not None else np.asarray(sl, dtype=np.float64)
+        blocks = rows.reshape(fy, w // fx, fx)
+        if check_finite:
+            good = np.isfinite(blocks)
+            if not good.all():
+                n = good.sum(axis=(0, 2))
+                total = np.where(good, blocks, 0.0).sum(axis=(0, 2))
+                out[i] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+                continue
+        out[i] = blocks.mean(axis=(0, 2))
+    return out if wide else out.astype(np.float32)
 
 
 def normalize(plane: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE) -> np.ndarray:
     """Scale a plane to [0, 1] by its ``low`` and ``high`` percentiles, clipping outside values.
 
     NaN and Inf are ignored for the percentiles and become 0. A constant plane becomes all zeros.
+    Computed in float32 for dtypes float32 holds exactly (uint8, uint16, float32, ...); in float64,
+    with an integer offset removed exactly first, for wider ones (int64, uint64, float64, ...), so
+    that ``1e8 + cell``, ``2**40 + cell``, ``cell * 1e39`` or ``cell * 1e-46`` keep the cell.
     """
-    p = np.asarray(plane, dtype=np.float32)
+    a = np.asarray(plane)
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    if not float32_faithful(a):
+        if a.dtype.kind in "iu":
+            p = _offset_float64(a, a.min()) if a.size else a.astype(np.float64)
+        else:
+            p = np.asarray(a, dtype=np.float64)
+        work = np.float64
+    else:
+        p = np.asarray(a, dtype=np.float32)
+        work = np.float32
     finite = np.isfinite(p)
     all_finite = bool(finite.all())
     values = p if all_finite else p[finite]
@@ -125,7 +270,11 @@ def normalize(plane: np.ndarray, low: float = LOW_PERCENTILE, high: float = HIGH
         hi = float(flat.max())
         if not hi > lo:
             return np.zeros(p.shape, np.float32)
-    out = (p - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    if work is np.float32:
+        out = (p - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: inf, clipped below
+            out = ((p - np.float64(lo)) / (np.float64(hi) - np.float64(lo))).astype(np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     if not all_finite:
         out[~finite] = 0.0
@@ -220,9 +369,11 @@ def fits_batched(plane: np.ndarray, size: int) -> bool:
     subsampling. Other planes take the one-at-a-time path."""
     if plane.ndim != 2 or plane.size > _PERCENTILE_SAMPLE or max(plane.shape) > 4 * size:
         return False
+    if plane.dtype.kind not in "uif" or not float32_faithful(plane):  # int64 offsets, float64 1e8 + cell ...
+        return False
     if plane.dtype.kind in "ui":
         return True
-    return plane.dtype.kind == "f" and bool(np.isfinite(plane).all())
+    return bool(np.isfinite(plane).all())
 
 
 def _batch_dtype(planes) -> np.dtype:
@@ -436,6 +587,14 @@ def split_channels(array, *, name: str = "image",
         return a, None
     if a.ndim < 2:
         raise InputError(f"{name} is not a 2D image ({_shape_text(a)}).")
+    if a.ndim == 3 and channel_last_count(a) and a.shape[0] > 16:
+        c = a.shape[-1]
+        raise InputError(
+            f"{name} looks like one image with {c} channels stored last ({_shape_text(a)}: Y, X, C), not "
+            f"{a.shape[0]} planes of {a.shape[1]}x{c}; expected 1 channel (protein) or 2 (channel 0 protein, "
+            "channel 1 DNA). Save the protein channel (and the DNA channel) as separate files or as a "
+            "2-channel file with the protein channel first."
+        )
     if a.ndim == 3:
         n = a.shape[0]
         raise InputError(

@@ -28,9 +28,10 @@ MIN_INPUT_SIZE = 16
 MAX_INPUT_SIZE = 1024
 
 
-def _load(source, progress=None, kind: str = "classifier"):
+def _load(source, progress=None, kind: str = "classifier", min_classes: int | None = None):
     """``source`` as LabelledImages. For the autoencoder, which needs no labels, one class (or a
-    plain folder of images) is enough; a classifier needs two or more."""
+    plain folder of images) is enough; training a classifier needs two or more; evaluating one
+    (``min_classes=1``) takes a single class too."""
     from .datasets import LabelledImages, load_labelled
 
     if isinstance(source, LabelledImages):
@@ -38,7 +39,7 @@ def _load(source, progress=None, kind: str = "classifier"):
     if isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(".pt") and Path(source).is_file():
         raise InputError(f"{source} is a model file, not labelled images. To fine-tune it, give it as the "
                          "model to start from (--from / init=) and give your images' folder as the data.")
-    if kind == "autoencoder":
+    if kind == "autoencoder" or min_classes == 1:
         return load_labelled(source, progress=progress, min_classes=1)
     return load_labelled(source, progress=progress)
 
@@ -77,21 +78,29 @@ class EvaluationReport:
         return d
 
     def table(self) -> str:
-        w = max(len(c) for c in self.classes)
-        lines = [f"Data: {self.data}", f"Model: {self.model}",
+        from ._text import printable
+
+        names = [printable(c) for c in self.classes]
+        w = max(len(c) for c in names)
+        lines = [f"Data: {printable(self.data)}", f"Model: {printable(self.model)}",
                  f"Accuracy: {100 * self.accuracy:.2f}% on {self.n} images"
                  + (" (protein only)" if self.protein_only else ""), ""]
-        short = [c[:6] for c in self.classes]
+        short = [c[:6] for c in names]
         lines.append(" " * (w + 2) + " ".join(f"{s:>6}" for s in short) + "   acc")
-        for c, row in zip(self.classes, self.confusion):
+        for c, shown, row in zip(self.classes, names, self.confusion):
             acc = self.per_class.get(c)
             acc_s = "   n/a" if acc is None else f"{100 * acc:5.1f}%"
-            lines.append(f"{c:<{w}}  " + " ".join(f"{v:>6d}" for v in row) + f"  {acc_s}")
+            lines.append(f"{shown:<{w}}  " + " ".join(f"{v:>6d}" for v in row) + f"  {acc_s}")
         lines.append("(rows: true class, columns: predicted class)")
         return "\n".join(lines)
 
     def save_confusion_png(self, path) -> None:
+        """Save the confusion matrix as an image (format from the suffix: .png, .pdf, .svg ...),
+        written to a temporary file beside ``path`` and renamed (never a truncated file)."""
         import matplotlib
+
+        from ._files import atomic_file
+        from ._text import printable
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
@@ -105,18 +114,23 @@ class EvaluationReport:
                 if cm[i, j]:
                     ax.text(j, i, int(cm[i, j]), ha="center", va="center",
                             color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-        ax.set_xticks(range(len(self.classes)), self.classes, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(len(self.classes)), self.classes, fontsize=8)
+        names = [printable(c) for c in self.classes]
+        ax.set_xticks(range(len(self.classes)), names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(self.classes)), names, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         import textwrap
 
-        data = textwrap.fill(textwrap.shorten(self.data, 160, placeholder=" ..."), 90)
-        ax.set_title(f"{self.model}: {100 * self.accuracy:.1f}% on {self.n} cells"
+        data = textwrap.fill(textwrap.shorten(printable(self.data), 160, placeholder=" ..."), 90)
+        ax.set_title(f"{printable(self.model)}: {100 * self.accuracy:.1f}% on {self.n} cells"
                      + (" (protein only)" if self.protein_only else "") + f"\n{data}", fontsize=8)
         fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
+        fmt = Path(path).suffix.lower().lstrip(".") or "png"
+        try:
+            with atomic_file(path, "wb") as fh:
+                fig.savefig(fh, format=fmt)
+        finally:
+            plt.close(fig)
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
@@ -132,11 +146,25 @@ def evaluate(source, model=None, *, protein_only: bool = False, batch_size: int 
     from .inference import iter_classify, load_model
 
     clf = model if hasattr(model, "classes") and hasattr(model, "model") else load_model(model, "classifier")
-    data = _load(source)
+    data = _load(source, min_classes=1)  # a folder of one class (a user's own ER cells) is fine
     model_classes = list(clf.classes)
     lookup = {c: i for i, c in enumerate(model_classes)}
     for c in model_classes:
         lookup.setdefault(canonical_class(c) or c, lookup[c])
+    if {s.label for s in data.samples} == {"unlabelled"} and isinstance(source, (str, os.PathLike)):
+        # the class folder itself (ER/ holding images): its name is the class
+        own = Path(str(source).split("::")[0]).name
+        for suffix in (".zip", ".tar", ".tgz", ".tar.gz"):
+            own = own[: -len(suffix)] if own.lower().endswith(suffix) else own
+        name = canonical_class(own) or own
+        if name not in lookup:
+            raise InputError(
+                f"{source} holds images but no class folders, and its name {own!r} is not a class of the "
+                f"model ({', '.join(model_classes)}). Put the images in a folder named after their class "
+                "(e.g. ER/), or one sub-folder per class.")
+        for s in data.samples:
+            s.label = name
+        data.description += f"; all of class {name} (the folder's name)"
     unknown = sorted({s.label for s in data.samples if (canonical_class(s.label) or s.label) not in lookup})
     if unknown:
         raise InputError(
@@ -145,12 +173,23 @@ def evaluate(source, model=None, *, protein_only: bool = False, batch_size: int 
         )
     true = np.array([lookup[canonical_class(s.label) or s.label] for s in data.samples], np.int64)
     pairs = ((s.protein, None if protein_only else s.dna) for s in data.samples)
-    preds, rows = [], []
-    for i, r in enumerate(iter_classify(pairs, clf, batch_size=batch_size)):
-        preds.append(model_classes.index(r.label))
+    preds, rows, kept = [], [], []
+    skipped = list(data.skipped)
+    # One image the model cannot be given (or whose output is not a number) is a skipped row, never
+    # the end of the run and never counted as an answer.
+    for i, r in enumerate(iter_classify(pairs, clf, batch_size=batch_size, skip_unusable=True)):
         rows.append({"source": data.samples[i].source, "true": model_classes[true[i]], **r.as_row()})
+        if r.classified:
+            preds.append(model_classes.index(r.label))
+            kept.append(i)
+        else:
+            skipped.append((data.samples[i].source, r.note))
         if progress is not None:
             progress(i + 1, len(data.samples))
+    if not kept and len(data.samples):
+        raise InputError(f"None of the {len(data.samples)} images could be classified (e.g. "
+                         f"{skipped[-1][0]}: {skipped[-1][1]}).")
+    true = true[np.asarray(kept, np.int64)] if kept else true[:0]
     pred = np.array(preds, np.int64)
     cm = confusion_matrix(true, pred, len(model_classes))
     per_class = {}
@@ -167,7 +206,7 @@ def evaluate(source, model=None, *, protein_only: bool = False, batch_size: int 
         model=clf.name,
         protein_only=protein_only,
         predictions=rows,
-        skipped=list(data.skipped),
+        skipped=skipped,
         warnings=list(data.warnings),
     )
 
