@@ -12,6 +12,7 @@ import datetime as _dt
 import functools
 import os
 import pickle
+import tempfile
 import warnings
 import zipfile
 import zlib
