@@ -392,3 +392,27 @@ def test_the_simulated_cells_warning_leads_the_model_card(make_napari_viewer_pro
     assert len(card.splitlines()) <= 3 and "accuracy" in card  # short; the whole card is the tooltip
     assert "Trained on: simulated cells" in widget.model.card.tooltip
     STATE.reset()
+
+
+def test_cells_found_automatically_become_an_editable_labels_layer(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample(PLUGIN, "field")
+    viewer.layers.remove("Field cells")  # the user has no segmentation
+    widget = _dock(viewer)
+    widget.set_mode("each cell (found automatically)")
+    assert not widget.cells.enabled and not widget.cam.enabled
+    _run(qtbot, widget, timeout=120_000)
+    found = viewer.layers["Field protein cells"]
+    ids = sorted(int(i) for i in np.unique(found.data) if i > 0)
+    assert len(ids) >= 3 and found.data.shape == viewer.layers["Field protein"].data.shape
+    assert sorted(found.features["index"].astype(int)) == ids and "label" in found.features.columns
+    assert {r["cell"] for r in widget.table.rows} == set(ids)
+    assert "Field protein predicted classes" in [x.name for x in viewer.layers]
+    # the next Classify uses that layer, edited: one cell erased, the others classified again
+    assert widget.mode.value == "each labelled cell" and widget.cells.value is not None
+    assert widget.cells.value.name == "Field protein cells"
+    data = np.array(found.data)
+    data[data == ids[0]] = 0
+    found.data = data
+    _run(qtbot, widget)
+    assert {r["cell"] for r in widget.table.rows} == set(ids[1:])

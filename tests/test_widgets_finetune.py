@@ -506,3 +506,23 @@ def test_a_run_finishing_while_the_save_dialog_is_open_is_not_marked_saved(dock,
     assert out == tmp_path / "old.pt" and out.exists()
     assert w.saved_path is None and w.outcome.name == "fine-tuned autoencoder (newer)"  # the new one: unsaved
     assert "previous result" in w.log.value.splitlines()[-1]
+
+
+def test_export_to_bioimageio_writes_a_package_that_loads_back(dock, qtbot, cells, tmp_path, monkeypatch):
+    import zipfile
+
+    from napari_organelle.checkpoints import resolve_model
+
+    viewer, w = dock
+    _ae_rows(viewer, w, cells)
+    w.lr.value = AE_LR
+    assert _train(qtbot, w).has_new_model and w.export_button.enabled
+    target = tmp_path / "shared model"
+    monkeypatch.setattr("napari_organelle.widgets.finetune.show_file_dialog", lambda **kw: str(target))
+    w.export_button.native.click()
+    qtbot.waitUntil(lambda: w.export_button.enabled, timeout=120_000)
+    out = tmp_path / "shared model.zip"
+    assert out.exists() and "rdf.yaml" in zipfile.ZipFile(out).namelist()
+    assert f"Exported {w.outcome.name}" in w.log.value
+    back = resolve_model(str(out), kind="autoencoder")
+    assert back.kind == "autoencoder" and back.arch == w.outcome.result.arch

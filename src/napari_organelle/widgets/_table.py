@@ -18,7 +18,8 @@ from psygnal import Signal
 
 from ..classes import class_color
 
-FIRST = ("plane", "cell", "label", "confidence", "expected", "uncertain", "ood_score", "note")
+FIRST = ("plane", "cell", "label", "confidence", "expected", "uncertain", "why_uncertain", "warning", "note",
+         "novelty", "ood_score")
 HIDDEN = ("image", "has_dna")
 
 

@@ -27,8 +27,9 @@ from ._models import ModelPicker, model_card_text
 from ._state import STATE
 from ._table import ResultsTable
 
-WHOLE, STACK, CELLS = "whole image", "each plane of a stack", "each labelled cell"
-MODES = [WHOLE, STACK, CELLS]  # open to more (e.g. cells found automatically)
+WHOLE, STACK, CELLS, AUTO = "whole image", "each plane of a stack", "each labelled cell", \
+    "each cell (found automatically)"
+MODES = [WHOLE, STACK, CELLS, AUTO]
 BATCH = 8
 
 
@@ -108,8 +109,8 @@ class ClassifyWidget(Container):
                 self._suggest()
             finally:
                 self._auto = False
-        cells = self.mode.value == CELLS
-        self.cells.enabled, self.cam.enabled = cells, not cells
+        cells = self.mode.value in (CELLS, AUTO)
+        self.cells.enabled, self.cam.enabled = self.mode.value == CELLS, not cells
         if self._problem:  # the problem it described may be gone: never leave a stale message
             self._problem = False
             self.controls.say("")
@@ -161,7 +162,7 @@ class ClassifyWidget(Container):
         index = current_plane_index(self.viewer, protein)
         d_index = current_plane_index(self.viewer, dna) if d_lead else ()
         spec = {"mode": mode, "protein": protein, "dna": dna, "index": index, "p_data": protein.data,
-                "d_data": dna.data if dna is not None else None, "cam": self.cam.value and mode != CELLS,
+                "d_data": dna.data if dna is not None else None, "cam": self.cam.value and mode in (WHOLE, STACK),
                 "ood": self.ood.value, "device": self.device.value, "d_same": d_lead == lead, "d_index": d_index,
                 "indices": list(np.ndindex(*lead)) if mode == STACK else [index]}
         if mode == CELLS:
@@ -212,7 +213,12 @@ class ClassifyWidget(Container):
                 return
         meta = {"mode": spec["mode"], "model": clf.name, "model_path": str(clf.path or ""),
                 "classes": list(clf.classes), "dna_layer": spec["dna"].name if spec["dna"] is not None else None}
-        if spec["mode"] == CELLS:
+        if spec["mode"] == AUTO:
+            if not out["cells"]:
+                self.controls.say(f"No cells to classify in '{protein.name}': {out['note']}.")
+                return
+            spec["labels"], spec["l_index"] = self._add_found_cells(protein, out["labels_plane"], spec["index"]), ()
+        if spec["mode"] in (CELLS, AUTO):
             return self._show_cells(out, meta)
         results, indices = out["results"], spec["indices"]
         classes = protein.metadata.get("classes")
@@ -343,11 +349,29 @@ class ClassifyWidget(Container):
         if n_not:
             text += (f"<br>{n_not} cell{'s' if n_not > 1 else ''} not classified (no usable signal in the crop; grey "
                      "in the class layer, the note says why).")
+        if out["spec"]["mode"] == AUTO:
+            text += (f"<br>Cells found automatically{' (' + out['note'] + ')' if out['note'] else ''}: the Labels "
+                     f"layer '{labels.name}'. Correct it if needed (paint, erase) and press Classify again: the mode "
+                     "is now 'each labelled cell' on that layer.")
         self._result = {"mode": CELLS, "layer": protein, "ids": ids, "results": [cells[i] for i in ids],
                         "summary": text + kept}
         if ids:
             self.table.select_row(0)
             self._on_row_selected(0)
+
+    def _add_found_cells(self, protein, labels_plane, index):
+        """The cells the finder drew, as an editable Labels layer; the next Classify uses it (edited or not)."""
+        name = f"{protein.name} cells"
+        existing = find_layer(self.viewer, name)
+        if isinstance(existing, Labels) and existing.data.shape == labels_plane.shape:
+            existing.data, layer = labels_plane, existing
+        else:
+            if existing is not None:
+                self.viewer.layers.remove(existing)
+            layer = self.viewer.add_labels(labels_plane, name=name, opacity=0.35, **transform_kwargs_2d(protein, index))
+        layer.metadata["organelle_found_in"] = protein.name
+        self.cells.value, self.mode.value = layer, CELLS
+        return layer
 
     def _add_class_layer(self, protein, labels, plane, cells, features, index) -> None:
         name = f"{protein.name} predicted classes"
@@ -401,7 +425,13 @@ def _classify(spec: dict, job):
         return _read(d_data, index if spec["d_same"] else spec["d_index"])
 
     out = {"spec": spec, "model": clf, "cams": None, "source_model": source}
-    if mode == CELLS:
+    if mode == AUTO:  # segmentation.find_cells, then each cell as in CELLS
+        plane = _read(p_data, spec["index"])
+        field = yield from stream(lambda report: inference.classify_field(
+            plane, dna(spec["index"]), clf, autoencoder=ae, progress=lambda d, t: report(Progress(d, t)),
+            should_stop=job.stop), job)
+        out.update(cells=field.cells, labels_plane=field.labels, note=field.note)
+    elif mode == CELLS:
         plane, labels_plane = _read(p_data, spec["index"]), _read(spec["l_data"], spec["l_index"])
         out["labels_plane"] = labels_plane
         out["cells"] = yield from stream(lambda report: inference.classify_cells(

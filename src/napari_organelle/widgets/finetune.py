@@ -132,9 +132,11 @@ class FinetuneWidget(Container):
         embed(confusion, self.confusion_plot)
         self.target = wrapped_label()
         self.save_button, self.use_button = PushButton(text="Save as..."), PushButton(text="Use this model")
-        # Export to bioimage.io... goes here, beside Save as..., once the core has the export function.
-        self._result_buttons = Container(widgets=[self.save_button, self.use_button], layout="horizontal",
-                                         labels=False)
+        self.export_button = PushButton(text="Export to bioimage.io...", tooltip=(
+            "Write a bioimage.io model package (.zip) that bioimage.io tools (and napari-organelle) run."))
+        self._result_buttons = Container(widgets=[
+            Container(widgets=[self.save_button, self.export_button], layout="horizontal", labels=False),
+            self.use_button], labels=False)
         self._settings = [self.kind, self.start_from, self.freeze, self.keep_classes, self.source, self.path,
                           self._path_buttons, self.layer_rows, self.val_fraction, self.epochs, self.batch, self.lr,
                           self.device]
@@ -158,6 +160,7 @@ class FinetuneWidget(Container):
         self.train_button.changed.connect(self._clicked)
         self.save_button.changed.connect(lambda *_: self.save_as())
         self.use_button.changed.connect(lambda *_: self.use_model())
+        self.export_button.changed.connect(lambda *_: self.export())
         self.native_parent_changed.connect(self._on_parent_changed)
         STATE.changed.connect(self._on_state_changed)
         self._on_kind_changed()
@@ -401,7 +404,7 @@ class FinetuneWidget(Container):
 
     def _update_target(self) -> None:
         self.target.value = self.target_text()
-        self.save_button.enabled = self.use_button.enabled = self.outcome is not None
+        self.save_button.enabled = self.use_button.enabled = self.export_button.enabled = self.outcome is not None
         self.use_button.text = "Use anyway (at chance)" if self._use_armed is self.outcome is not None else \
             "Use this model"
 
@@ -452,6 +455,41 @@ class FinetuneWidget(Container):
         self._announce(f"Saved the fine-tuned {o.kind} to {out}" + (f"; the {o.kind} docks now show it as {out.stem}"
                                                                      if self.used_model is not used else "") + ".")
         return out
+
+    def export(self, path=None):
+        """Ask for a .zip and write the kept result as a bioimage.io package in the background (the export
+        runs the model to check the package); returns the worker, or None."""
+        o = self.outcome
+        try:
+            ckpt = self.checkpoint()
+            path = path or show_file_dialog(mode="w", caption="Export to bioimage.io", filter="bioimage.io "
+                                            "package (*.zip)", start_path=f"{o.name.replace(':', '')}.zip")
+            if not path:
+                return None
+            path = Path(path) if str(path).lower().endswith(".zip") else Path(f"{path}.zip")
+        except Exception as exc:  # noqa: BLE001
+            notify_error(exc, "Exporting the model")
+            return None
+
+        def export(out):
+            from ..export import export_bioimageio
+
+            return export_bioimageio(ckpt, out, name=o.name.replace(":", "h"), overwrite=True)
+
+        self.export_button.enabled = False
+        self.log.value += f"\nExporting {o.name} to {path} ..."
+
+        def done(result):
+            self.export_button.enabled = True
+            self._announce(f"Exported {o.name} to {result.path} (a bioimage.io package; napari-organelle loads it "
+                           "too: Load from file...).")
+
+        def failed(exc):
+            self.export_button.enabled = True
+            notify_error(exc, "Exporting the model")
+
+        self._export_worker = in_background(export, done, path, on_error=failed)
+        return self._export_worker
 
     def _confirm_overwrite(self, path: Path) -> bool:
         from qtpy.QtWidgets import QMessageBox  # magicgui has no yes / no question
