@@ -280,14 +280,12 @@ def test_finetune_unknown_class_names_train_a_new_head(ft, qtbot, cells, notes):
 
 
 def test_finetune_device_that_does_not_exist(ft, qtbot, cells, notes):
-    from napari_organelle.widgets.finetune import TrainRequest
+    from napari_organelle.training import TrainConfig
 
     viewer, w = ft
     assert "cuda:9" not in w.device.choices  # never offered
-    from napari_organelle.training import TrainConfig
-
-    req = TrainRequest(kind="classifier", data=cells, val_fraction=0.25,
-                       config=TrainConfig(epochs=1, batch_size=4, device="cuda:9"))
+    req = {"source": cells, "kind": "classifier", "val_fraction": 0.25,
+           "config": TrainConfig(epochs=1, batch_size=4, device="cuda:9")}
     with qtbot.waitSignal(w.training_finished, timeout=60_000) as blocker:
         w.start(req)
     outcome = blocker.args[0]

@@ -423,31 +423,6 @@ def test_autoencoder_trains_on_a_plain_folder_of_images(dock, qtbot, cells, tmp_
     assert outcome.n_train + outcome.n_val == 8 and outcome.has_new_model
 
 
-def test_run_training_loads_a_path_for_the_kind(tmp_path, cells):
-    """The worker's job loads a path itself: one class is enough for the autoencoder only."""
-    import tifffile
-
-    from napari_organelle.preprocess import InputError
-    from napari_organelle.training import TrainConfig
-    from napari_organelle.widgets._train_job import TrainRequest, run_training
-
-    folder = tmp_path / "one" / "ER"
-    folder.mkdir(parents=True)
-    for i, s in enumerate(cells.samples[:6]):
-        tifffile.imwrite(folder / f"cell{i}.tif", s.protein)
-    cfg = TrainConfig(epochs=1, batch_size=4, device="cpu", num_threads=1, crop_size=32)
-    with pytest.raises(InputError, match="Only one class"):
-        run_training(TrainRequest(kind="classifier", data=str(tmp_path / "one"), val_fraction=0.2, config=cfg))
-    from napari_organelle.checkpoints import LoadedModel
-    from napari_organelle.models.registry import build_model
-
-    ae = build_model("autoencoder", "organelle-ae", channels=(8, 16), latent_channels=4).eval()
-    init = LoadedModel(ae, "autoencoder", "organelle-ae", None, 32, name="tiny")
-    out = run_training(TrainRequest(kind="autoencoder", data=str(tmp_path / "one"), val_fraction=0.2,
-                                    config=cfg, init=init))
-    assert out.result is not None and out.n_train + out.n_val == 6 and out.result.baseline is not None
-
-
 def test_a_row_whose_layer_was_deleted_never_switches_to_another_layer(dock, cells):
     viewer, w = dock
     _add_class_layers(viewer, w, cells, with_dna=False)

@@ -1,7 +1,7 @@
 """The "Fine-tune models" dock: train the classifier or the autoencoder on the user's own images.
 
 Controls (what to train and from what, the data: a folder / archive or open layers, the settings),
-then what Train does (``_train_job.run_training`` in a helper thread fed through a generator
+then what Train does (``recipes.fine_tune`` in a helper thread fed through a generator
 ``thread_worker``; Train becomes Stop, which ends after the current batch and keeps the best weights),
 then how results are shown (live curves, the engine's log, a confusion matrix, Save as... / Use this
 model). The model in use is never modified; a run replaces the kept result (``self.outcome``) only
@@ -27,10 +27,12 @@ from ._devices import device_picker
 from ._jobs import fit_dock, Progress, RunControls, in_background, notify_error, stream, wrapped_label
 from ._plots import ConfusionPlot, TrainingPlot, theme_colors
 from ._state import STATE
-from ._train_job import NO_DATA_MESSAGE, TrainOutcome, TrainRequest, job as train_job, load_job
 from ._training_data import LayerRows
 
 KINDS = ("classifier", "autoencoder")
+NO_DATA_MESSAGE = ("No training data. In 'Data', choose a folder or archive of labelled images (one sub-folder per "
+                   "class) and press Load, or choose 'open layers', add image layers and give each a class; then "
+                   "press Train again.")
 FOLDER, LAYERS = "folder / archive", "open layers"
 #: Defaults measured on 10 cells a class unlike the bundled model's training cells (docs/walkthrough.md):
 #: 10 epochs, batch 16 and 3e-4 took it from 20 % to 95-100 % (1e-4 and batch 32: 90 %).
@@ -38,6 +40,25 @@ LR_FINETUNE, LR_SCRATCH, EPOCHS, BATCH = "0.0003", "0.001", 10, 16
 SHUTDOWN_WAIT_S = 10.0
 _RUN_NAMES: set[str] = set()
 _WARM_UP: threading.Thread | None = None
+
+
+def _load_job(path: str, kind: str):
+    from ..datasets import load_labelled
+
+    try:
+        return path, load_labelled(path, min_classes=1 if kind == "autoencoder" else 2), None
+    except Exception as exc:  # noqa: BLE001 - shown in the GUI thread
+        return path, None, exc
+
+
+def _train_job(request: dict, report, stop):
+    """The helper thread's body (``recipes.fine_tune``): errors travel in the outcome, shown in the GUI."""
+    from ..recipes import FineTuneOutcome, fine_tune
+
+    try:
+        return fine_tune(**request, callback=report, should_stop=stop)
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the GUI as a notification
+        return FineTuneOutcome(kind=request["kind"], error=exc)
 
 
 def unique_run_name(kind: str) -> str:
@@ -78,7 +99,7 @@ def warm_up_training() -> threading.Thread:
 class FinetuneWidget(Container):
     """Fine-tune the classifier or the autoencoder on your own images, with live curves."""
 
-    training_finished = Signal(object)  # the TrainOutcome (None when the run was aborted)
+    training_finished = Signal(object)  # the recipes.FineTuneOutcome (None when the run was aborted)
     dataset_loaded = Signal(object)     # the LabelledImages loaded from the path (None on error)
 
     def __init__(self, napari_viewer) -> None:
@@ -147,8 +168,8 @@ class FinetuneWidget(Container):
         fit_dock(self, self.body, 280)
         for w in (self.data_summary, self.log):
             w.native.setMaximumHeight(96)
-        self.outcome: TrainOutcome | None = None   # what Save as... / Use this model act on
-        self.last_run: TrainOutcome | None = None  # the latest run's outcome, whatever it was
+        self.outcome = None   # the recipes.FineTuneOutcome that Save as... / Use this model act on
+        self.last_run = None  # the latest run's outcome, whatever it was
         self.dataset = self.dataset_path = self.saved_path = self.used_model = self._used_outcome = None
         self._load_error_path, self._load_worker, self._docked, self._use_armed = None, None, False, None
         self.kind.changed.connect(self._on_kind_changed)
@@ -232,7 +253,7 @@ class FinetuneWidget(Container):
             notify_error(InputError("Type or choose a folder or archive of labelled images first."), "Fine-tuning")
             return None
         self.load_button.enabled, self.data_summary.value = False, f"Loading {path} ..."
-        self._load_worker = in_background(load_job, self._on_dataset_loaded, path, self.kind.value)
+        self._load_worker = in_background(_load_job, self._on_dataset_loaded, path, self.kind.value)
         return self._load_worker
 
     def _on_dataset_loaded(self, payload) -> None:
@@ -262,8 +283,9 @@ class FinetuneWidget(Container):
                              + (f" (and {more} more; see 'Training data')" if more > 0 else ""))
         self.dataset_loaded.emit(data)
 
-    def build_request(self) -> TrainRequest:
-        """Gather the settings and data in the GUI thread (InputError for what is missing)."""
+    def build_request(self) -> dict:
+        """The settings and data as ``recipes.fine_tune`` arguments, gathered in the GUI thread (InputError for
+        what is missing). ``init`` "active" is resolved in the worker (loading reads the disk)."""
         from ..training import TrainConfig
 
         kind, from_model = self.kind.value, self.start_from.value == "active"
@@ -286,9 +308,9 @@ class FinetuneWidget(Container):
         config = TrainConfig(epochs=int(self.epochs.value), batch_size=int(self.batch.value), lr=lr,
                              device=self.device.value, num_threads=_training_threads(),
                              freeze_backbone=bool(kind == "classifier" and from_model and self.freeze.value))
-        return TrainRequest(kind=kind, data=data, val_fraction=float(self.val_fraction.value), config=config,
-                            init="active" if from_model else None, keep_model_classes=self.keep_classes.value,
-                            size=getattr(active, "input_size", None), arch=getattr(active, "arch", None))
+        return {"source": data, "kind": kind, "config": config, "init": "active" if from_model else None,
+                "val_fraction": float(self.val_fraction.value), "keep_classes": self.keep_classes.value,
+                "size": getattr(active, "input_size", None), "arch": getattr(active, "arch", None)}
 
     # ------------------------------------------------------------------ what Train does
     def _clicked(self, *_) -> None:
@@ -302,23 +324,23 @@ class FinetuneWidget(Container):
             return
         self.start(req)
 
-    def start(self, req: TrainRequest):
-        """Start a training run for ``req``; returns the Job."""
+    def start(self, req: dict):
+        """Start a training run (``recipes.fine_tune`` arguments, as ``build_request`` gives); returns the Job."""
+        kind, config = req["kind"], req["config"]
         self.last_run = None
-        self.plot.reset(req.kind)
+        self.plot.reset(kind)
         self.confusion_plot.clear()
-        self.confusion_plot.setVisible(req.kind == "classifier")
+        self.confusion_plot.setVisible(kind == "classifier")
         self.batch_bar.visible, self.batch_bar.value = True, 0
-        self.log.value = (f"{req.kind}: {req.config.epochs} epochs, batch {req.config.batch_size}, lr "
-                          f"{req.config.lr:g}, device {self.device.current_choice}, from "
-                          f"{'the active model' if req.init else 'scratch'}")
+        self.log.value = (f"{kind}: {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, device "
+                          f"{config.device}, from {'the active model' if req.get('init') else 'scratch'}")
         self.result.value = "Training ..." + (f" Until it gives a new model, Save as... / Use this model act on "
                                               f"{self.outcome.name}." if self.outcome else "")
 
         def work(job):
-            if req.init == "active":  # resolved here: loading the bundled model reads the disk
-                req.init = STATE.get_active(req.kind)
-            events = stream(lambda report: train_job(req, report, job.stop), job)
+            if req.get("init") == "active":  # resolved here: loading the bundled model reads the disk
+                req["init"] = STATE.get_active(kind)
+            events = stream(lambda report: _train_job(req, report, job.stop), job)
             try:
                 while True:
                     ev = next(events)
@@ -328,7 +350,7 @@ class FinetuneWidget(Container):
             except StopIteration as end:
                 return end.value
 
-        job = self.controls.start(work, desc=f"Fine-tuning the {req.kind}", on_done=self._on_done,
+        job = self.controls.start(work, desc=f"Fine-tuning the {kind}", on_done=self._on_done,
                                   on_yield=self._on_event, on_finished=self._on_finished, what="Fine-tuning",
                                   message="", keep_on_stop=True, activity=True)
         self._update_target()
@@ -343,7 +365,7 @@ class FinetuneWidget(Container):
         self.plot.add_epoch(ev)
         self.log.value += "\n" + format_epoch(ev)
 
-    def _on_done(self, outcome: TrainOutcome) -> None:
+    def _on_done(self, outcome) -> None:
         self.last_run, prev = outcome, self.outcome
         kept = f"\nSave as... / Use this model still act on the earlier result, {prev.name}." if prev else ""
         res = outcome.result
@@ -360,7 +382,7 @@ class FinetuneWidget(Container):
             self.plot.set_baseline(b.get("val_loss"), b.get("val_psnr" if res.kind == "autoencoder" else "val_accuracy"))
         if outcome.confusion is not None:
             self.confusion_plot.show_matrix(outcome.confusion, outcome.classes, "validation set")
-        text = _summary(outcome)
+        text = outcome.summary()
         if outcome.has_new_model:
             outcome.name = unique_run_name(outcome.kind)
             self.outcome, self.saved_path, self._use_armed = outcome, None, None
@@ -546,34 +568,3 @@ class FinetuneWidget(Container):
         self._shutdown()
         super().close()
 
-
-def _scores(m) -> str:
-    """'val accuracy 80.0% (val loss 0.52)' / 'val PSNR 24.9 dB (...)' from an EpochEvent or a baseline dict."""
-    get = m.get if isinstance(m, dict) else (lambda k: getattr(m, k, None))
-    acc, psnr = get("val_accuracy") if isinstance(m, dict) else get("val_acc"), get("val_psnr")
-    loss = f"val loss {get('val_loss'):.4g}"
-    return f"val accuracy {acc:.1%} ({loss})" if acc is not None else \
-        f"val PSNR {psnr:.1f} dB ({loss})" if psnr is not None else loss
-
-
-def _summary(o: TrainOutcome) -> str:
-    res, n_ep, base = o.result, len(o.result.history), o.result.baseline
-    if res.best_epoch <= 0:
-        if base is not None and n_ep:
-            good = base.get("val_accuracy") is not None and base["val_accuracy"] >= 0.95
-            return ((f"Stopped after {n_ep} epoch(s). " if res.stopped else "")
-                    + f"No epoch improved on the starting model ({o.started_from}: {_scores(base)}) in {n_ep} "
-                    "epoch(s); it is unchanged, so there is nothing new to save or use. "
-                    + ("It already classifies these validation images correctly: keep using it. Fine-tuning helps "
-                       "on images it gets wrong (another microscope, stain or noise) or for new classes."
-                       if good else "Try more epochs, more images, or another learning rate."))
-        if "diverged" in res.stop_reason:
-            return f"{res.stop_reason[0].upper()}{res.stop_reason[1:]} Nothing to save."
-        return f"Stopped before the first epoch finished ({res.stop_reason}). The model is unchanged; nothing to save."
-    best = res.best_event
-    best_text = _scores(best) if best is not None else f"val loss {res.best_val_loss:.4g}"
-    return "\n".join([
-        f"Stopped after {n_ep} epoch(s): {res.stop_reason}." if res.stopped else f"Finished: {res.stop_reason}.",
-        f"Starting model ({o.started_from}): {_scores(base)} → best epoch {res.best_epoch}: {best_text}."
-        if base is not None else f"Best epoch {res.best_epoch}: {best_text}.",
-        f"{o.n_train} training / {o.n_val} validation images; {res.seconds:.0f} s on {res.device}."])
