@@ -12,14 +12,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
 from napari_organelle import training as tr
 from napari_organelle.checkpoints import load_checkpoint
 from napari_organelle.preprocess import InputError
-from napari_organelle.training import BatchEvent, EpochEvent, TrainConfig, train
+from napari_organelle.training import BatchEvent, TrainConfig, train
 
 TINY = {"stem": 8, "widths": (8, 16), "blocks": (1, 1)}
 
