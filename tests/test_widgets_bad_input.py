@@ -196,7 +196,7 @@ def test_finetune_folder_with_no_images(ft, qtbot, tmp_path, notes):
     (tmp_path / "nothing" / "readme.txt").write_text("no images here")
     assert _load(qtbot, w, tmp_path / "nothing") is None
     assert any("No readable labelled images" in m for m in notes)
-    assert "No readable labelled images" in w.data_summary.value
+    assert "No readable labelled images" in w.folder.summary.value
 
 
 def test_finetune_class_folder_with_no_images_and_bad_files(ft, qtbot, tmp_path, notes):
@@ -210,7 +210,7 @@ def test_finetune_class_folder_with_no_images_and_bad_files(ft, qtbot, tmp_path,
     (root / "ER" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     data = _load(qtbot, w, root)
     assert data is not None and len(data.samples) == 9
-    summary = w.data_summary.value
+    summary = w.folder.summary.value
     assert "'Golgi_gia' holds no images" in summary and "zero.tif" in summary and "broken.png" in summary
     assert any("'Golgi_gia' holds no images" in m for m in notes)
 
@@ -240,7 +240,7 @@ def test_finetune_archive_with_path_traversal(ft, qtbot, tmp_path, notes):
         zf.writestr("../../escape.tif", (src / "ER" / "ER_000.tif").read_bytes())
     data = _load(qtbot, w, z)
     assert data is not None and len(data.samples) == 9
-    assert "unsafe path in archive" in w.data_summary.value
+    assert "unsafe path in archive" in w.folder.summary.value
     assert any("unsafe path in archive" in m for m in notes)
     assert not (tmp_path.parent / "escape.tif").exists()
 
@@ -291,4 +291,4 @@ def test_finetune_device_that_does_not_exist(ft, qtbot, cells, notes):
     outcome = blocker.args[0]
     assert outcome.error is not None
     assert any("cuda" in m.lower() and ("not available" in m or "does not exist" in m) for m in notes)
-    assert w.train_button.text == "Train" and not w.save_button.enabled
+    assert w.train_button.text == "Train" and not w.kept.save_button.enabled

@@ -90,7 +90,7 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
         w.set_data_path(tmp_path / "cells", load=True)
     data = loaded.args[0]
     assert data is not None and len(data.samples) == 18
-    summary = w.data_summary.value
+    summary = w.folder.summary.value
     assert all(c in summary for c in CLASSES3) and "18 images" in summary
 
     active = STATE.get_active("classifier")
@@ -112,28 +112,28 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
     assert w.controls.bar.value == 1 and w.controls.bar.max == 1
     assert outcome.confusion is not None and outcome.confusion.sum() == outcome.n_val
     assert outcome.classes == list(active.classes)  # "keep the model's classes" (default)
-    assert w.save_button.enabled and w.use_button.enabled
+    assert w.kept.save_button.enabled and w.kept.use_button.enabled
     # the starting model's validation is the baseline the best epoch is compared with
     assert res.baseline is not None and res.best_val_loss < res.baseline["val_loss"]
     text = w.result.value
     assert "Starting model (tiny-classifier): val accuracy" in text and "→ best epoch 1: val accuracy" in text
-    assert outcome.name.startswith("fine-tuned classifier ") and outcome.name in w.target.value
-    assert "not saved yet" in w.target.value
+    assert outcome.name.startswith("fine-tuned classifier ") and outcome.name in w.kept.target.value
+    assert "not saved yet" in w.kept.target.value
 
     # Use this model -> the other docks' shared state switches to a copy of the result
     seen = []
     STATE.changed.connect(seen.append)
     # the tiny model starts (and, after one epoch, stays) at chance: Use asks twice, never silently
     assert outcome.warning.startswith("This model is at chance") and "at chance" in w.result.value
-    w.use_button.native.click()
-    assert seen == [] and w.use_button.text == "Use anyway (at chance)"
-    w.use_button.native.click()
+    w.kept.use_button.native.click()
+    assert seen == [] and w.kept.use_button.text == "Use anyway (at chance)"
+    w.kept.use_button.native.click()
     assert seen == ["classifier"]
     now = STATE.get_active("classifier")
-    assert now is w.used_model and now is not active and now.model is not res.model
+    assert now is w.kept.used_model and now is not active and now.model is not res.model
     st = _state(now.model)
     assert all(np.array_equal(st[k].numpy(), tuned[k].numpy()) for k in tuned)
-    assert now.name == outcome.name and now.path is None and "in use" in w.target.value
+    assert now.name == outcome.name and now.path is None and "in use" in w.kept.target.value
 
     # Save as... -> a checkpoint that loads (default folder: the user's model folder)
     target = tmp_path / "saved" / "my-model"
@@ -143,17 +143,17 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
         asked["dir"] = start_path
         return str(target)
 
-    monkeypatch.setattr("napari_organelle.widgets.finetune.show_file_dialog", fake_dialog)
-    w.save_button.native.click()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", fake_dialog)
+    w.kept.save_button.native.click()
     assert asked["dir"].startswith(str(user_models_dir()))
     path = target.with_name("my-model.pt")
-    assert w.saved_path == path and path.exists()
+    assert w.kept.saved_path == path and path.exists()
     # the active model (used before saving) now carries the file's name and path, same weights
     renamed = STATE.get_active("classifier")
-    assert seen == ["classifier", "classifier"] and renamed is w.used_model
+    assert seen == ["classifier", "classifier"] and renamed is w.kept.used_model
     assert renamed.name == "my-model" and renamed.path == path and renamed.model is now.model
     assert renamed.training_info["name"] == "my-model"
-    assert str(path) in w.target.value and "in use" in w.target.value
+    assert str(path) in w.kept.target.value and "in use" in w.kept.target.value
     lm = load_checkpoint(path, expected_kind="classifier")
     assert lm.classes == outcome.classes
     assert lm.training_info["best_epoch"] == 1 and lm.training_info["n_val"] == outcome.n_val
@@ -186,7 +186,7 @@ def test_stop_keeps_best_weights(dock, qtbot, cells):
     assert res.best_epoch >= 1
     assert res.best_val_loss == min(ev.val_loss for ev in res.history)
     assert w.train_button.text == "Train" and w.train_button.enabled
-    assert w.use_button.enabled  # a finished epoch exists: its weights can be used
+    assert w.kept.use_button.enabled  # a finished epoch exists: its weights can be used
     assert "Stopped" in w.result.value
 
 
@@ -204,7 +204,7 @@ def test_errors_become_notifications(dock, qtbot, cells):
     outcome = _train(qtbot, w)
     assert outcome.error is not None and "Only one class" in str(outcome.error)
     assert any("Only one class" in m for m in _warnings_since(n))
-    assert w.train_button.text == "Train" and not w.save_button.enabled
+    assert w.train_button.text == "Train" and not w.kept.save_button.enabled
     # a row without a class
     w.add_layer_row(layer, label="")
     n = _n_records()
@@ -257,9 +257,9 @@ def test_autoencoder_one_epoch(dock, qtbot, cells):
     assert res.kind == "autoencoder" and len(res.history) == 1 and res.best_epoch == 1
     assert outcome.confusion is None
     assert w.plot.metric_name.startswith("PSNR") and w.plot.val_metric[0] is not None
-    w.use_button.native.click()
-    assert STATE.get_active("autoencoder") is w.used_model
-    assert w.used_model.kind == "autoencoder"
+    w.kept.use_button.native.click()
+    assert STATE.get_active("autoencoder") is w.kept.used_model
+    assert w.kept.used_model.kind == "autoencoder"
 
 
 def test_device_combo_lists_this_machine(qtbot):
@@ -330,8 +330,8 @@ def test_run_that_does_not_improve_says_the_model_is_unchanged(dock, qtbot, cell
     text = w.result.value
     assert "No epoch improved on the starting model (tiny-autoencoder: val PSNR" in text
     assert "it is unchanged" in text
-    assert w.outcome is None and not w.use_button.enabled and not w.save_button.enabled
-    assert "No model to save or use yet" in w.target.value
+    assert w.kept.outcome is None and not w.kept.use_button.enabled and not w.kept.save_button.enabled
+    assert "No model to save or use yet" in w.kept.target.value
     # the plot shows the line the epochs had to beat; no confusion matrix box for an autoencoder
     assert w.plot.baseline == (pytest.approx(res.baseline["val_loss"]), pytest.approx(res.baseline["val_psnr"]))
     assert not w.confusion_plot.isVisibleTo(w.native)
@@ -345,7 +345,7 @@ def test_a_failed_run_keeps_the_previous_result_usable(dock, qtbot, cells, tmp_p
     _ae_rows(viewer, w, cells)
     w.lr.value = AE_LR
     first = _train(qtbot, w)
-    assert first.has_new_model and w.outcome is first
+    assert first.has_new_model and w.kept.outcome is first
     kept = _state(first.result.model)
     # the next run fails in the worker (a classifier needs two classes; the table has one)
     w.kind.value = "classifier"
@@ -354,21 +354,21 @@ def test_a_failed_run_keeps_the_previous_result_usable(dock, qtbot, cells, tmp_p
         w.train_button.native.click()
         # while it runs the buttons still act on the first result, and the dock says so
         assert w.train_button.text == "Stop"
-        assert w.save_button.enabled and w.use_button.enabled
-        assert first.name in w.target.value and "only if it gives a new model" in w.target.value
+        assert w.kept.save_button.enabled and w.kept.use_button.enabled
+        assert first.name in w.kept.target.value and "only if it gives a new model" in w.kept.target.value
         assert first.name in w.result.value
     failed = blocker.args[0]
     assert failed is w.last_run and failed.error is not None and "Only one class" in str(failed.error)
-    assert w.outcome is first
+    assert w.kept.outcome is first
     assert "Training failed" in w.result.value and first.name in w.result.value
-    assert w.save_button.enabled and w.use_button.enabled
-    assert first.name in w.target.value
+    assert w.kept.save_button.enabled and w.kept.use_button.enabled
+    assert first.name in w.kept.target.value
     # Use and Save act on the first result
-    w.use_button.native.click()
-    assert STATE.get_active("autoencoder") is w.used_model and w.used_model.name == first.name
+    w.kept.use_button.native.click()
+    assert STATE.get_active("autoencoder") is w.kept.used_model and w.kept.used_model.name == first.name
     target = tmp_path / "kept.pt"
-    monkeypatch.setattr("napari_organelle.widgets.finetune.show_file_dialog", lambda **kw: str(target))
-    w.save_button.native.click()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", lambda **kw: str(target))
+    w.kept.save_button.native.click()
     lm = load_checkpoint(target, expected_kind="autoencoder")
     assert all(np.array_equal(kept[k].numpy(), v.numpy()) for k, v in _state(lm.model).items())
     assert STATE.get_active("autoencoder").name == "kept"
@@ -384,18 +384,18 @@ def test_unsaved_runs_have_distinct_names_and_saving_renames_only_the_one_in_use
     w.start_from.value = "active"
     w.lr.value = AE_LR
     first = _train(qtbot, w)
-    w.use_button.native.click()
+    w.kept.use_button.native.click()
     used = STATE.get_active("autoencoder")
     assert used.name == first.name and used.path is None
     second = _train(qtbot, w)  # fine-tunes the first (now active)
-    assert second.has_new_model and w.outcome is second
+    assert second.has_new_model and w.kept.outcome is second
     assert second.name != first.name and second.name.startswith("fine-tuned autoencoder ")
     assert second.started_from == first.name
     # saving the second result does not rename the active model (the first result)
-    monkeypatch.setattr("napari_organelle.widgets.finetune.show_file_dialog", lambda **kw: str(tmp_path / "second.pt"))
-    w.save_button.native.click()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", lambda **kw: str(tmp_path / "second.pt"))
+    w.kept.save_button.native.click()
     assert STATE.get_active("autoencoder") is used and used.name == first.name
-    assert "in use" not in w.target.value
+    assert "in use" not in w.kept.target.value
 
 
 def test_autoencoder_trains_on_a_plain_folder_of_images(dock, qtbot, cells, tmp_path):
@@ -409,13 +409,13 @@ def test_autoencoder_trains_on_a_plain_folder_of_images(dock, qtbot, cells, tmp_
     # the classifier refuses a folder without class sub-folders ...
     with qtbot.waitSignal(w.dataset_loaded, timeout=30_000) as loaded:
         w.set_data_path(folder, load=True)
-    assert loaded.args[0] is None and "not inside a class folder" in w.data_summary.value
+    assert loaded.args[0] is None and "not inside a class folder" in w.folder.summary.value
     # ... switching to the autoencoder loads it again, as one class of unlabelled images
     with qtbot.waitSignal(w.dataset_loaded, timeout=30_000) as loaded:
         w.kind.value = "autoencoder"
     data = loaded.args[0]
     assert data is not None and data.classes == ["unlabelled"] and len(data) == 8
-    assert "8 images in 1 class " in w.data_summary.value
+    assert "8 images in 1 class " in w.folder.summary.value
     w.epochs.value = 1
     w.lr.value = AE_LR
     outcome = _train(qtbot, w)
@@ -445,19 +445,19 @@ def test_save_as_never_overwrites_name_pt_without_asking(dock, qtbot, cells, tmp
     _ae_rows(viewer, w, cells)
     w.lr.value = AE_LR
     outcome = _train(qtbot, w)
-    assert outcome.error is None and w.outcome is not None
+    assert outcome.error is None and w.kept.outcome is not None
     home = tmp_path / "fresh-home" / "models"
     monkeypatch.setenv("NAPARI_ORGANELLE_HOME", str(home))  # a first install: the folder does not exist
     (tmp_path / "ft1.pt").write_bytes(b"PK precious")
     asked, confirm = [], []
-    monkeypatch.setattr("napari_organelle.widgets.finetune.show_file_dialog",
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog",
                         lambda **kw: asked.append(kw["start_path"]) or str(tmp_path / "ft1"))
-    monkeypatch.setattr(type(w), "_confirm_overwrite", lambda self, path: confirm.append(path) or False)
-    assert w.save_as() is None  # typed 'ft1'; ft1.pt exists; the user says no
+    monkeypatch.setattr(type(w.kept), "_confirm_overwrite", lambda self, path: confirm.append(path) or False)
+    assert w.kept.save_as() is None  # typed 'ft1'; ft1.pt exists; the user says no
     assert (tmp_path / "ft1.pt").read_bytes() == b"PK precious" and confirm == [tmp_path / "ft1.pt"]
     assert user_models_dir() == home and home.is_dir() and asked[0].startswith(str(home))
-    monkeypatch.setattr(type(w), "_confirm_overwrite", lambda self, path: True)
-    assert w.save_as() == tmp_path / "ft1.pt" and (tmp_path / "ft1.pt").read_bytes() != b"PK precious"
+    monkeypatch.setattr(type(w.kept), "_confirm_overwrite", lambda self, path: True)
+    assert w.kept.save_as() == tmp_path / "ft1.pt" and (tmp_path / "ft1.pt").read_bytes() != b"PK precious"
 
 
 def test_a_run_finishing_while_the_save_dialog_is_open_is_not_marked_saved(dock, qtbot, cells, tmp_path,
@@ -468,18 +468,18 @@ def test_a_run_finishing_while_the_save_dialog_is_open_is_not_marked_saved(dock,
     _ae_rows(viewer, w, cells)
     w.lr.value = AE_LR
     assert _train(qtbot, w).error is None
-    first = w.outcome
+    first = w.kept.outcome
 
     def dialog_during_which_a_run_finishes(**kw):
         newer = copy.copy(first)  # what _on_done does when the next run gives a new model
         newer.name = "fine-tuned autoencoder (newer)"
-        w.outcome, w.saved_path = newer, None
+        w.kept.outcome, w.kept.saved_path = newer, None
         return str(tmp_path / "old.pt")
 
-    monkeypatch.setattr("napari_organelle.widgets.finetune.show_file_dialog", dialog_during_which_a_run_finishes)
-    out = w.save_as()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", dialog_during_which_a_run_finishes)
+    out = w.kept.save_as()
     assert out == tmp_path / "old.pt" and out.exists()
-    assert w.saved_path is None and w.outcome.name == "fine-tuned autoencoder (newer)"  # the new one: unsaved
+    assert w.kept.saved_path is None and w.kept.outcome.name == "fine-tuned autoencoder (newer)"  # the new one: unsaved
     assert "previous result" in w.log.value.splitlines()[-1]
 
 
@@ -491,13 +491,13 @@ def test_export_to_bioimageio_writes_a_package_that_loads_back(dock, qtbot, cell
     viewer, w = dock
     _ae_rows(viewer, w, cells)
     w.lr.value = AE_LR
-    assert _train(qtbot, w).has_new_model and w.export_button.enabled
+    assert _train(qtbot, w).has_new_model and w.kept.export_button.enabled
     target = tmp_path / "shared model"
-    monkeypatch.setattr("napari_organelle.widgets.finetune.show_file_dialog", lambda **kw: str(target))
-    w.export_button.native.click()
-    qtbot.waitUntil(lambda: w.export_button.enabled, timeout=120_000)
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", lambda **kw: str(target))
+    w.kept.export_button.native.click()
+    qtbot.waitUntil(lambda: w.kept.export_button.enabled, timeout=120_000)
     out = tmp_path / "shared model.zip"
     assert out.exists() and "rdf.yaml" in zipfile.ZipFile(out).namelist()
-    assert f"Exported {w.outcome.name}" in w.log.value
+    assert f"Exported {w.kept.outcome.name}" in w.log.value
     back = resolve_model(str(out), kind="autoencoder")
-    assert back.kind == "autoencoder" and back.arch == w.outcome.result.arch
+    assert back.kind == "autoencoder" and back.arch == w.kept.outcome.result.arch

@@ -109,3 +109,39 @@ def upsert_image(viewer, name: str, data, **kwargs):
     if existing is not None:
         viewer.layers.remove(existing)
     return viewer.add_image(data, name=name, **kwargs)
+
+
+def upsert_labels(viewer, name: str, data, **kwargs):
+    """Update the Labels layer ``name`` in place when it has the same shape (data, colormap, features and
+    placement: its source may have moved), else (re)add it."""
+    from napari.layers import Labels
+
+    existing = find_layer(viewer, name)
+    if isinstance(existing, Labels) and existing.data.shape == data.shape:
+        existing.data = data
+        for key in ("colormap", "features", "scale", "translate", "affine"):
+            if key in kwargs:
+                setattr(existing, key, kwargs[key])
+        return existing
+    if existing is not None:
+        viewer.layers.remove(existing)
+    return viewer.add_labels(data, name=name, **kwargs)
+
+
+def merge_features(labels, new) -> str:
+    """Put the per-cell results ``new`` (a DataFrame with an 'index' column of label ids) into the Labels
+    layer's features without ever dropping or overwriting the user's own columns: merged by 'index' when
+    that is unambiguous. Returns why they were not merged ("" when they were)."""
+    feats = labels.features
+    ours = set(labels.metadata.get("organelle_columns", []) or [])
+    user_cols = [c for c in feats.columns if c != "index" and c not in ours]
+    clash = [c for c in user_cols if c in new.columns]
+    if not len(feats) or not user_cols:
+        labels.features = new
+    elif "index" in feats.columns and not clash:
+        labels.features = feats[["index"] + user_cols].merge(new, on="index", how="outer").reset_index(drop=True)
+    else:
+        return (f"it has columns named like the results ({', '.join(map(str, clash))})" if clash else
+                "it has no 'index' column giving each row's label id")
+    labels.metadata["organelle_columns"] = [c for c in new.columns if c != "index"]
+    return ""

@@ -1,6 +1,8 @@
-"""Training data from open layers, for the "Fine-tune models" dock.
+"""Training data for the "Fine-tune models" dock: a folder / archive, or open layers.
 
-One row per image layer: the layer, its class (one of the model's classes, a class typed under
+FolderData: a path (typed, or from Folder... / Archive...), read by ``datasets.load_labelled`` in the
+background when Load (or Train) is pressed; the counts per class, skipped files and warnings show
+under it. LayerRows: one row per image layer: the layer, its class (one of the model's classes, a class typed under
 "Other classes", or "per plane (layer metadata)" for a stack whose ``metadata["classes"]`` names each
 plane), an optional DNA layer (suggested by name and shape) and how many images it gives (a stack
 gives one per plane). ``dataset`` turns the rows into LabelledImages. A row whose layer was closed
@@ -9,12 +11,16 @@ says so and is reported when training; it never switches to another layer.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton
+from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, TextEdit, show_file_dialog
+from psygnal import Signal
 
 from ..classes import CLASSES, canonical_class
 from ..preprocess import InputError
-from ._jobs import narrow, notify_error
+from ._jobs import in_background, narrow, notify_error
 from ._layers import is_dna_name, unwrap
 
 PER_PLANE = "per plane (layer metadata)"
@@ -39,6 +45,101 @@ def plane_classes(layer) -> list[str] | None:
     if isinstance(classes, (list, tuple)) and len(classes) == _n_planes(layer) > 1:
         return [str(c) for c in classes]
     return None
+
+
+def _load_job(path: str, kind: str):
+    from ..datasets import load_labelled
+
+    try:
+        return path, load_labelled(path, min_classes=1 if kind == "autoencoder" else 2), None
+    except Exception as exc:  # noqa: BLE001 - shown in the GUI thread
+        return path, None, exc
+
+
+def describe(data) -> str:
+    counts = data.counts()
+    n_cls = sum(1 for v in counts.values() if v)
+    lines = [str(data.description or ""), f"{len(data.samples)} images in {n_cls} class{'' if n_cls == 1 else 'es'}"
+             + (" (with DNA)" if data.has_dna() else " (no DNA channel)") + ":",
+             ", ".join(f"{c} {n}" for c, n in counts.items())]
+    if data.skipped:
+        lines += [f"Skipped {len(data.skipped)} file(s):"] + [f"  {f}: {why}" for f, why in data.skipped[:20]]
+    return "\n".join([x for x in lines if x] + [f"Warning: {w}" for w in data.warnings])
+
+
+class FolderData(Container):
+    """Path, Folder... / Archive... / Load, and what the loaded images are."""
+
+    loaded = Signal(object)  # the LabelledImages (None when loading failed)
+
+    def __init__(self, kind) -> None:
+        self._kind = kind
+        self.path = LineEdit(label="Path", tooltip="A folder with one sub-folder per class (the autoencoder: any "
+                                                   "folder of images), or a .zip / .tgz archive.")
+        self.folder_button, self.archive_button = PushButton(text="Folder..."), PushButton(text="Archive...")
+        self.load_button = PushButton(text="Load", tooltip="Read the images now and count them (Train loads too).")
+        self.summary = TextEdit(value="", tooltip="Counts per class, skipped files and warnings.")
+        self.summary.read_only = True
+        self.summary.native.setPlaceholderText("Counts per class, skipped files and warnings appear here.")
+        self.summary.native.setMaximumHeight(96)
+        buttons = Container(widgets=[self.folder_button, self.archive_button, self.load_button], layout="horizontal",
+                            labels=False)
+        buttons.margins = (0, 0, 0, 0)
+        super().__init__(widgets=[self.path, buttons, self.summary])
+        self.margins = (0, 0, 0, 0)
+        self.dataset = self.dataset_path = self.failed_path = self.worker = None
+        self.folder_button.changed.connect(lambda *_: self._browse("d"))
+        self.archive_button.changed.connect(lambda *_: self._browse("r"))
+        self.load_button.changed.connect(lambda *_: self.load())
+
+    def data(self):
+        """The loaded images when they are the path's, else the path (Train loads it), or None."""
+        path = self.path.value.strip()
+        return (self.dataset if self.dataset is not None and self.dataset_path == path else path) or None
+
+    def _browse(self, mode: str) -> None:
+        path = show_file_dialog(mode=mode, caption="Labelled images", start_path=self.path.value or str(Path.home()),
+                                filter=None if mode == "d" else "Archives (*.zip *.tgz *.tar.gz *.tar *.tar.bz2 *.tar.xz)")
+        if path:
+            self.set_path(path, load=True)
+
+    def set_path(self, path, load: bool = False) -> None:
+        self.path.value = os.fspath(path)
+        if load:
+            self.load()
+
+    def retry_failed(self) -> None:
+        if self.path.value.strip() == self.failed_path and self.worker is None:
+            self.load()
+
+    def load(self):
+        """Read the folder / archive in the background; returns the worker (None when there is no path)."""
+        path = self.path.value.strip()
+        if not path:
+            notify_error(InputError("Type or choose a folder or archive of labelled images first."), "Fine-tuning")
+            return None
+        self.load_button.enabled, self.summary.value = False, f"Loading {path} ..."
+        self.worker = in_background(_load_job, self._loaded, path, self._kind())
+        return self.worker
+
+    def _loaded(self, payload) -> None:
+        path, data, exc = payload
+        self.worker, self.load_button.enabled = None, True
+        self.failed_path = path if exc is not None else None
+        self.dataset, self.dataset_path = (data, path) if exc is None else (None, None)
+        if exc is not None:
+            self.summary.value = f"Could not load {path}:\n{exc}"
+            notify_error(exc, "Loading the images")
+        else:
+            self.summary.value = describe(data)
+            problems = list(data.warnings) + [f"{f}: {why}" for f, why in data.skipped[:1]]
+            if problems:  # e.g. a class folder without images: say so where the user looks
+                from napari.utils.notifications import show_warning
+
+                more = len(data.warnings) + len(data.skipped) - 1
+                show_warning(f"Loaded {len(data.samples)} images from {path}, but: {problems[0]}"
+                             + (f" (and {more} more; see 'Data')" if more > 0 else ""))
+        self.loaded.emit(data)
 
 
 class LayerRow(Container):

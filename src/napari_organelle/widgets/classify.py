@@ -21,8 +21,8 @@ from ..preprocess import InputError, as_plane
 from ._charts import ProbabilityChart, embed
 from ._devices import device_picker
 from ._jobs import fit_dock, Progress, RunControls, notify_error, stream, wrapped_label
-from ._layers import (current_plane_index, find_layer, goto_plane, in_viewer, is_dna_name, lead_shape,
-                      transform_kwargs, transform_kwargs_2d, yx_shape)
+from ._layers import (current_plane_index, goto_plane, in_viewer, is_dna_name, lead_shape, merge_features,
+                      transform_kwargs, transform_kwargs_2d, upsert_labels, yx_shape)
 from ._models import ModelPicker, model_card_text
 from ._state import STATE
 from ._table import ResultsTable
@@ -313,23 +313,9 @@ class ClassifyWidget(Container):
         rows = [{"image": protein.name, "cell": i, **({"expected": true.get(i, "")} if true else {}),
                  **cells[i].as_row()} for i in ids]
         new = pd.DataFrame([{"index": i, **cells[i].as_row()} for i in ids])
-        # The user's own per-cell columns are never dropped or overwritten: results are merged in by label id
-        # ('index') when that is unambiguous; otherwise they live in the predicted-classes layer only.
-        ours = set(labels.metadata.get("organelle_columns", []) or [])
-        user_cols = [c for c in feats.columns if c != "index" and c not in ours]
-        clash = [c for c in user_cols if c in new.columns]
-        kept = ""
-        if not len(feats) or not user_cols:
-            labels.features = new
-        elif "index" in feats.columns and not clash:
-            labels.features = feats[["index"] + user_cols].merge(new, on="index", how="outer").reset_index(drop=True)
-        else:
-            why = (f"it has columns named like the results ({', '.join(map(str, clash))})" if clash else
-                   "it has no 'index' column giving each row's label id")
-            kept = (f"<br>The Labels layer's own table was left untouched ({why}); the per-cell results are in the "
-                    f"features of '{protein.name} predicted classes'.")
-        if not kept:
-            labels.metadata["organelle_columns"] = [c for c in new.columns if c != "index"]
+        why = merge_features(labels, new)
+        kept = (f"<br>The Labels layer's own table was left untouched ({why}); the per-cell results are in the "
+                f"features of '{protein.name} predicted classes'." if why else "")
         labels.metadata["organelle"] = {**meta, "protein_layer": protein.name, "rows": rows}
         protein.metadata["organelle"] = {**meta, "labels_layer": labels.name, "rows": rows,
                                          "cells": {int(i): dataclasses.asdict(cells[i]) for i in ids}}
@@ -361,33 +347,16 @@ class ClassifyWidget(Container):
 
     def _add_found_cells(self, protein, labels_plane, index):
         """The cells the finder drew, as an editable Labels layer; the next Classify uses it (edited or not)."""
-        name = f"{protein.name} cells"
-        existing = find_layer(self.viewer, name)
-        if isinstance(existing, Labels) and existing.data.shape == labels_plane.shape:
-            existing.data, layer = labels_plane, existing
-        else:
-            if existing is not None:
-                self.viewer.layers.remove(existing)
-            layer = self.viewer.add_labels(labels_plane, name=name, opacity=0.35, **transform_kwargs_2d(protein, index))
+        layer = upsert_labels(self.viewer, f"{protein.name} cells", labels_plane, opacity=0.35,
+                              **transform_kwargs_2d(protein, index))
         layer.metadata["organelle_found_in"] = protein.name
         self.cells.value, self.mode.value = layer, CELLS
         return layer
 
     def _add_class_layer(self, protein, labels, plane, cells, features, index) -> None:
-        name = f"{protein.name} predicted classes"
         colormap = {None: "transparent", 0: "transparent", **{int(i): class_color(r.label) for i, r in cells.items()}}
-        kw = transform_kwargs_2d(labels, index)
-        existing = find_layer(self.viewer, name)
-        if isinstance(existing, Labels) and existing.data.shape == plane.shape:
-            existing.data, existing.colormap, existing.features = plane.copy(), colormap, features
-            for key in ("scale", "translate", "affine"):  # the Labels layer may have moved since
-                setattr(existing, key, kw[key])
-            layer = existing
-        else:
-            if existing is not None:
-                self.viewer.layers.remove(existing)
-            layer = self.viewer.add_labels(plane.copy(), name=name, colormap=colormap, features=features,
-                                           opacity=0.45, **kw)
+        layer = upsert_labels(self.viewer, f"{protein.name} predicted classes", plane.copy(), colormap=colormap,
+                              features=features, opacity=0.45, **transform_kwargs_2d(labels, index))
         layer.metadata["organelle_legend"] = {r.label: class_color(r.label) for r in cells.values()}
         layer.metadata["organelle_source"] = protein.name
 

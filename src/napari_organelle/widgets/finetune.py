@@ -4,30 +4,28 @@ Controls (what to train and from what, the data: a folder / archive or open laye
 then what Train does (``recipes.fine_tune`` in a helper thread fed through a generator
 ``thread_worker``; Train becomes Stop, which ends after the current batch and keeps the best weights),
 then how results are shown (live curves, the engine's log, a confusion matrix, Save as... / Use this
-model). The model in use is never modified; a run replaces the kept result (``self.outcome``) only
+model). The model in use is never modified; a run replaces the kept result (``self.kept.outcome``) only
 when it gives a new model, so a failed, stopped or unimproved run never loses an unsaved result.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
-from pathlib import Path
 
-from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, ProgressBar, PushButton,
-                              RadioButtons, SpinBox, TextEdit, show_file_dialog)
+from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, ProgressBar, RadioButtons, SpinBox, TextEdit)
 from psygnal import Signal
 
 from ..classes import CLASSES
 from ..preprocess import InputError
 from ._charts import embed
 from ._devices import device_picker
-from ._jobs import fit_dock, Progress, RunControls, in_background, notify_error, stream, wrapped_label
+from ._jobs import fit_dock, Progress, RunControls, notify_error, stream, wrapped_label
 from ._plots import ConfusionPlot, TrainingPlot, theme_colors
 from ._state import STATE
-from ._training_data import LayerRows
+from ._kept_model import KeptModel
+from ._training_data import FolderData, LayerRows
 
 KINDS = ("classifier", "autoencoder")
 NO_DATA_MESSAGE = ("No training data. In 'Data', choose a folder or archive of labelled images (one sub-folder per "
@@ -40,15 +38,6 @@ LR_FINETUNE, LR_SCRATCH, EPOCHS, BATCH = "0.0003", "0.001", 10, 16
 SHUTDOWN_WAIT_S = 10.0
 _RUN_NAMES: set[str] = set()
 _WARM_UP: threading.Thread | None = None
-
-
-def _load_job(path: str, kind: str):
-    from ..datasets import load_labelled
-
-    try:
-        return path, load_labelled(path, min_classes=1 if kind == "autoencoder" else 2), None
-    except Exception as exc:  # noqa: BLE001 - shown in the GUI thread
-        return path, None, exc
 
 
 def _train_job(request: dict, report, stop):
@@ -116,15 +105,7 @@ class FinetuneWidget(Container):
             "in your data."))
         # -- data
         self.source = RadioButtons(label="Data", choices=[FOLDER, LAYERS], value=FOLDER, orientation="horizontal")
-        self.path = LineEdit(label="Path", tooltip="A folder with one sub-folder per class (the autoencoder: any "
-                                                   "folder of images), or a .zip / .tgz archive.")
-        self.folder_button, self.archive_button = PushButton(text="Folder..."), PushButton(text="Archive...")
-        self.load_button = PushButton(text="Load", tooltip="Read the images now and count them (Train loads too).")
-        self._path_buttons = Container(widgets=[self.folder_button, self.archive_button, self.load_button],
-                                       layout="horizontal", labels=False)
-        self.data_summary = TextEdit(value="", tooltip="Counts per class, skipped files and warnings.")
-        self.data_summary.read_only = True
-        self.data_summary.native.setPlaceholderText("Counts per class, skipped files and warnings appear here.")
+        self.folder = FolderData(kind=lambda: self.kind.value)
         self.layer_rows = LayerRows(napari_viewer)
         self.val_fraction = FloatSpinBox(label="Validation", min=0.05, max=0.5, step=0.05, value=0.2,
                                          tooltip="Fraction of each class held out to pick the best epoch.")
@@ -151,37 +132,22 @@ class FinetuneWidget(Container):
         self.result = wrapped_label("No model trained yet.")
         confusion = Container(labels=False)
         embed(confusion, self.confusion_plot)
-        self.target = wrapped_label()
-        self.save_button, self.use_button = PushButton(text="Save as..."), PushButton(text="Use this model")
-        self.export_button = PushButton(text="Export to bioimage.io...", tooltip=(
-            "Write a bioimage.io model package (.zip) that bioimage.io tools (and napari-organelle) run."))
-        self._result_buttons = Container(widgets=[
-            Container(widgets=[self.save_button, self.export_button], layout="horizontal", labels=False),
-            self.use_button], labels=False)
-        self._settings = [self.kind, self.start_from, self.freeze, self.keep_classes, self.source, self.path,
-                          self._path_buttons, self.layer_rows, self.val_fraction, self.epochs, self.batch, self.lr,
-                          self.device]
-        self.body = Container(widgets=[*self._settings[:6], self._path_buttons, self.data_summary, self.layer_rows,
-                                  *self._settings[8:], self.controls, self.batch_bar, plots, self.log, self.result,
-                                  confusion, self.target, self._result_buttons])
+        self.kept = KeptModel(log=lambda text: setattr(self.log, "value", self.log.value + "\n" + text),
+                              running=lambda: self.is_running)
+        self.body = Container(widgets=[self.kind, self.start_from, self.freeze, self.keep_classes, self.source,
+                                       self.folder, self.layer_rows, self.val_fraction, self.epochs, self.batch, self.lr,
+                                       self.device, self.controls, self.batch_bar, plots, self.log, self.result,
+                                       confusion, self.kept])
         super().__init__(labels=False)
         fit_dock(self, self.body, 280)
-        for w in (self.data_summary, self.log):
-            w.native.setMaximumHeight(96)
-        self.outcome = None   # the recipes.FineTuneOutcome that Save as... / Use this model act on
+        self.log.native.setMaximumHeight(96)
         self.last_run = None  # the latest run's outcome, whatever it was
-        self.dataset = self.dataset_path = self.saved_path = self.used_model = self._used_outcome = None
-        self._load_error_path, self._load_worker, self._docked, self._use_armed = None, None, False, None
+        self._docked = False
         self.kind.changed.connect(self._on_kind_changed)
         self.start_from.changed.connect(self._on_kind_changed)
         self.source.changed.connect(self._on_source_changed)
-        self.folder_button.changed.connect(lambda *_: self._browse("d"))
-        self.archive_button.changed.connect(lambda *_: self._browse("r"))
-        self.load_button.changed.connect(self.load_dataset)
+        self.folder.loaded.connect(self.dataset_loaded.emit)
         self.train_button.changed.connect(self._clicked)
-        self.save_button.changed.connect(lambda *_: self.save_as())
-        self.use_button.changed.connect(lambda *_: self.use_model())
-        self.export_button.changed.connect(lambda *_: self.export())
         self.native_parent_changed.connect(self._on_parent_changed)
         STATE.changed.connect(self._on_state_changed)
         self._on_kind_changed()
@@ -207,7 +173,7 @@ class FinetuneWidget(Container):
         try:
             self.start_from.reset_choices()
             self.layer_rows.set_kind(self.kind.value, getattr(STATE.peek("classifier"), "classes", None))
-            self.target.value = self.target_text()
+            self.kept.refresh()
         except RuntimeError:  # this dock was closed; STATE lives on
             STATE.changed.disconnect(self._on_state_changed)
 
@@ -221,67 +187,21 @@ class FinetuneWidget(Container):
         lr = LR_FINETUNE if from_model else LR_SCRATCH  # the default follows "Start from", unless one was typed
         if self.lr.value.strip() in ("", self._lr_auto):
             self.lr.value = self._lr_auto = lr
-        path = self.path.value.strip()  # a folder that failed for one kind may suit the other (one class)
-        if path and path == self._load_error_path and self._load_worker is None and not self.is_running:
-            self.load_dataset()
+        if not self.is_running:  # a folder that failed for one kind may suit the other (one class)
+            self.folder.retry_failed()
 
     def _on_source_changed(self, *_) -> None:
         folder = self.source.value == FOLDER
-        for w in (self.path, self._path_buttons, self.data_summary):
-            w.visible = folder
+        self.folder.visible = folder
         self.layer_rows.visible = not folder
 
-    def _browse(self, mode: str) -> None:
-        path = show_file_dialog(mode=mode, caption="Labelled images", start_path=self.path.value or str(Path.home()),
-                                filter=None if mode == "d" else "Archives (*.zip *.tgz *.tar.gz *.tar *.tar.bz2 *.tar.xz)")
-        if path:
-            self.set_data_path(path, load=True)
-
     def set_data_path(self, path, load: bool = False) -> None:
-        self.path.value, self.source.value = os.fspath(path), FOLDER
-        if load:
-            self.load_dataset()
+        self.source.value = FOLDER
+        self.folder.set_path(path, load=load)
 
     def add_layer_row(self, layer, label: str | None = None, dna="suggest"):
         self.source.value = LAYERS
         return self.layer_rows.add_layer_row(layer, label=label, dna=dna)
-
-    def load_dataset(self, *_):
-        """Read the folder / archive in the background; returns the worker (None when there is no path)."""
-        path = self.path.value.strip()
-        if not path:
-            notify_error(InputError("Type or choose a folder or archive of labelled images first."), "Fine-tuning")
-            return None
-        self.load_button.enabled, self.data_summary.value = False, f"Loading {path} ..."
-        self._load_worker = in_background(_load_job, self._on_dataset_loaded, path, self.kind.value)
-        return self._load_worker
-
-    def _on_dataset_loaded(self, payload) -> None:
-        path, data, exc = payload
-        self._load_worker, self.load_button.enabled = None, True
-        self._load_error_path = path if exc is not None else None
-        self.dataset, self.dataset_path = (data, path) if exc is None else (None, None)
-        if exc is not None:
-            self.data_summary.value = f"Could not load {path}:\n{exc}"
-            notify_error(exc, "Loading the images")
-        else:
-            counts = data.counts()
-            n_cls = sum(1 for v in counts.values() if v)
-            lines = [str(data.description or ""), f"{len(data.samples)} images in {n_cls} class"
-                     f"{'' if n_cls == 1 else 'es'}" + (" (with DNA)" if data.has_dna() else " (no DNA channel)") + ":",
-                     ", ".join(f"{c} {n}" for c, n in counts.items())]
-            if data.skipped:
-                lines += [f"Skipped {len(data.skipped)} file(s):"] + [f"  {f}: {why}" for f, why in data.skipped[:20]]
-            lines += [f"Warning: {w}" for w in data.warnings]
-            self.data_summary.value = "\n".join(x for x in lines if x)
-            problems = list(data.warnings) + [f"{f}: {why}" for f, why in data.skipped[:1]]
-            if problems:  # e.g. a class folder without images: say so where the user looks
-                from napari.utils.notifications import show_warning
-
-                more = len(data.warnings) + len(data.skipped) - 1
-                show_warning(f"Loaded {len(data.samples)} images from {path}, but: {problems[0]}"
-                             + (f" (and {more} more; see 'Training data')" if more > 0 else ""))
-        self.dataset_loaded.emit(data)
 
     def build_request(self) -> dict:
         """The settings and data as ``recipes.fine_tune`` arguments, gathered in the GUI thread (InputError for
@@ -290,9 +210,8 @@ class FinetuneWidget(Container):
 
         kind, from_model = self.kind.value, self.start_from.value == "active"
         if self.source.value == FOLDER:
-            if not (path := self.path.value.strip()):
+            if not (data := self.folder.data()):
                 raise InputError(NO_DATA_MESSAGE)
-            data = self.dataset if self.dataset is not None and self.dataset_path == path else path
         else:
             data = self.layer_rows.dataset()
         try:
@@ -335,7 +254,7 @@ class FinetuneWidget(Container):
         self.log.value = (f"{kind}: {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, device "
                           f"{config.device}, from {'the active model' if req.get('init') else 'scratch'}")
         self.result.value = "Training ..." + (f" Until it gives a new model, Save as... / Use this model act on "
-                                              f"{self.outcome.name}." if self.outcome else "")
+                                              f"{self.kept.outcome.name}." if self.kept.outcome else "")
 
         def work(job):
             if req.get("init") == "active":  # resolved here: loading the bundled model reads the disk
@@ -353,7 +272,7 @@ class FinetuneWidget(Container):
         job = self.controls.start(work, desc=f"Fine-tuning the {kind}", on_done=self._on_done,
                                   on_yield=self._on_event, on_finished=self._on_finished, what="Fine-tuning",
                                   message="", keep_on_stop=True, activity=True)
-        self._update_target()
+        self.kept.refresh()
         return job
 
     def _on_event(self, ev) -> None:
@@ -366,7 +285,7 @@ class FinetuneWidget(Container):
         self.log.value += "\n" + format_epoch(ev)
 
     def _on_done(self, outcome) -> None:
-        self.last_run, prev = outcome, self.outcome
+        self.last_run, prev = outcome, self.kept.outcome
         kept = f"\nSave as... / Use this model still act on the earlier result, {prev.name}." if prev else ""
         res = outcome.result
         if outcome.error is not None:
@@ -385,7 +304,7 @@ class FinetuneWidget(Container):
         text = outcome.summary()
         if outcome.has_new_model:
             outcome.name = unique_run_name(outcome.kind)
-            self.outcome, self.saved_path, self._use_armed = outcome, None, None
+            self.kept.offer(outcome)
             text += f"\nSave as... / Use this model act on it ({outcome.name})."
         else:
             text += kept
@@ -400,154 +319,10 @@ class FinetuneWidget(Container):
     def _on_finished(self) -> None:
         try:
             self.batch_bar.visible = False
-            self._update_target()
+            self.kept.refresh()
         except RuntimeError:  # pragma: no cover - the dock was deleted meanwhile
             return
         self.training_finished.emit(self.last_run)
-
-    # ------------------------------------------------------------------ the kept result
-    def target_text(self) -> str:
-        """Which model Save as... / Use this model act on (shown above the buttons)."""
-        o = self.outcome
-        if o is None:
-            return "No model to save or use yet: train one first."
-        best = o.result.best_event
-        score = (f", val accuracy {best.val_acc:.1%}" if best is not None and best.val_acc is not None else
-                 f", val PSNR {best.val_psnr:.1f} dB" if best is not None and best.val_psnr is not None else "")
-        state = [f"saved as {self.saved_path}" if self.saved_path else "not saved yet"]
-        if self.used_model is not None and self._used_outcome is o and STATE.peek(o.kind) is self.used_model:
-            state.append("in use")
-        if self.is_running:
-            state.append("a new run replaces it only if it gives a new model")
-        if o.warning:
-            state.append("AT CHANCE")
-        return f"Save as... / Use this model act on: {o.name} (best epoch {o.result.best_epoch}{score}; " \
-               + "; ".join(state) + ")."
-
-    def _update_target(self) -> None:
-        self.target.value = self.target_text()
-        self.save_button.enabled = self.use_button.enabled = self.export_button.enabled = self.outcome is not None
-        self.use_button.text = "Use anyway (at chance)" if self._use_armed is self.outcome is not None else \
-            "Use this model"
-
-    def checkpoint(self) -> dict:
-        o = self.outcome
-        if o is None:
-            raise InputError("Train a model first (press Train); there is nothing to save yet.")
-        training = {**o.checkpoint.get("training", {}), "name": o.name}
-        if o.warning:
-            training["warning"] = o.warning
-        return {**o.checkpoint, "training": training}
-
-    def save_as(self, path=None) -> Path | None:
-        """Ask for a file (default: the user model folder) and write the checkpoint atomically."""
-        from ..checkpoints import user_models_dir, write_checkpoint_dict
-
-        o = self.outcome  # the result being saved: a run may finish while the dialog is open
-        try:
-            ckpt = self.checkpoint()
-            asked = path is None
-            if asked:
-                folder = user_models_dir()
-                folder.mkdir(parents=True, exist_ok=True)  # where every dock and `napari-organelle models` look
-                path = show_file_dialog(mode="w", caption="Save the fine-tuned model", filter="napari-organelle model "
-                                        "(*.pt)", start_path=str(folder / f"finetuned-{o.kind}-{time.strftime('%Y%m%d-%H%M%S')}.pt"))
-                if not path:
-                    return None
-            path = Path(path)
-            if path.suffix != ".pt":  # the dialog checked the name as typed; the file written is NAME.pt
-                path = path.with_name(path.name + ".pt")
-                if asked and path.exists() and not self._confirm_overwrite(path):
-                    return None
-            out = write_checkpoint_dict(path, {**ckpt, "training": {**ckpt["training"], "name": path.stem}})
-        except Exception as exc:  # noqa: BLE001
-            notify_error(exc, "Saving the model")
-            return None
-        STATE.models_changed.emit(o.kind)
-        if self.outcome is not o:  # a newer result arrived meanwhile: it is not the one saved
-            self._announce(f"Saved the previous result ({o.name}) to {out}; the new one is not saved yet.")
-            return out
-        self.saved_path = out
-        used = self.used_model
-        if used is not None and self._used_outcome is o and STATE.peek(o.kind) is used:
-            # the saved result is the active model: it takes the file's name and path (same weights)
-            meta = {**(used.meta or {}), "training": {**dict(used.meta.get("training") or {}), "name": out.stem}}
-            self.used_model = dataclasses.replace(used, name=out.stem, path=out, meta=meta)
-            STATE.set_active(o.kind, self.used_model)
-        self._announce(f"Saved the fine-tuned {o.kind} to {out}" + (f"; the {o.kind} docks now show it as {out.stem}"
-                                                                     if self.used_model is not used else "") + ".")
-        return out
-
-    def export(self, path=None):
-        """Ask for a .zip and write the kept result as a bioimage.io package in the background (the export
-        runs the model to check the package); returns the worker, or None."""
-        o = self.outcome
-        try:
-            ckpt = self.checkpoint()
-            path = path or show_file_dialog(mode="w", caption="Export to bioimage.io", filter="bioimage.io "
-                                            "package (*.zip)", start_path=f"{o.name.replace(':', '')}.zip")
-            if not path:
-                return None
-            path = Path(path) if str(path).lower().endswith(".zip") else Path(f"{path}.zip")
-        except Exception as exc:  # noqa: BLE001
-            notify_error(exc, "Exporting the model")
-            return None
-
-        def export(out):
-            from ..export import export_bioimageio
-
-            return export_bioimageio(ckpt, out, name=o.name.replace(":", "h"), overwrite=True)
-
-        self.export_button.enabled = False
-        self.log.value += f"\nExporting {o.name} to {path} ..."
-
-        def done(result):
-            self.export_button.enabled = True
-            self._announce(f"Exported {o.name} to {result.path} (a bioimage.io package; napari-organelle loads it "
-                           "too: Load from file...).")
-
-        def failed(exc):
-            self.export_button.enabled = True
-            notify_error(exc, "Exporting the model")
-
-        self._export_worker = in_background(export, done, path, on_error=failed)
-        return self._export_worker
-
-    def _confirm_overwrite(self, path: Path) -> bool:
-        from qtpy.QtWidgets import QMessageBox  # magicgui has no yes / no question
-
-        return QMessageBox.question(self.native, "Replace model?", f"{path.name} already exists in {path.parent}. "
-                                    "Replace it?") == QMessageBox.StandardButton.Yes
-
-    def use_model(self):
-        """Make the fine-tuned model the active one (a fresh copy). A model at chance needs a second press."""
-        from ..checkpoints import load_checkpoint
-
-        o = self.outcome
-        if o is not None and o.warning and self._use_armed is not o:
-            self._use_armed = o
-            notify_error(InputError(f"{o.warning} Press 'Use anyway' to use it all the same."), "Fine-tuning")
-            self._update_target()
-            return None
-        try:
-            name = self.saved_path.stem if self.saved_path is not None else o.name if o else ""
-            loaded = load_checkpoint(self.checkpoint(), expected_kind=o.kind, name=name)
-        except Exception as exc:  # noqa: BLE001
-            notify_error(exc, "Using the model")
-            return None
-        loaded.path = self.saved_path
-        self.used_model, self._used_outcome = loaded, o
-        STATE.set_active(o.kind, loaded)
-        unsaved = "" if self.saved_path is not None else " (not saved yet: Save as... keeps it)"
-        self._announce(f"The {o.kind} docks now use {loaded.name}{unsaved}.")
-        return loaded
-
-    def _announce(self, notice: str) -> None:
-        from napari.utils.notifications import show_info
-
-        self.log.value += "\n" + notice
-        show_info(notice)
-        self._update_target()
 
     # ------------------------------------------------------------------ closing stops training
     def _shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
