@@ -156,7 +156,7 @@ class ConfusionPlot(_Painted):
         if m.ndim == 2 and m.shape == (len(classes), len(classes)) and (keep := (m.sum(0) + m.sum(1)) > 0).any():
             m, classes = m[np.ix_(keep, keep)], [c for c, k in zip(classes, keep) if k]
         self.matrix, self.classes, self.title = m, classes, title
-        self.setFixedHeight(40 + 16 * len(classes) + 56)
+        self.setFixedHeight(44 + 24 * len(classes))
         self.update()
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
@@ -170,7 +170,7 @@ class ConfusionPlot(_Painted):
         n, total = len(self.classes), int(m.sum())
         p.drawText(QRectF(0, 2, self.width(), 14), Qt.AlignmentFlag.AlignHCenter,
                    f"{self.title}: {int(np.trace(m))}/{total} correct ({np.trace(m) / max(total, 1):.0%})")
-        left, top, cell = 92.0, 20.0, min(16.0, (self.width() - 96) / max(n, 1))
+        left, top, cell = 92.0, 20.0, min(24.0, (self.width() - 96) / max(n, 1))
         rows = m.sum(1, keepdims=True).clip(min=1)
         for i, name in enumerate(self.classes):
             p.setPen(QColor(self.fg))
