@@ -287,3 +287,19 @@ def test_chance_warning_names_what_is_wrong():
     assert "instead of starting from scratch" in chance_warning(guessing, classes, scratch=True)
     assert chance_warning(np.diag([3, 3, 3]), classes) == ""
     assert chance_warning(np.array([[5, 1, 0], [1, 4, 1], [0, 2, 4]]), classes) == ""  # 72 %: learning
+
+
+def test_fine_tuning_a_model_that_already_knows_the_cells_keeps_it_and_says_so():
+    """The bundled classifier on simulated cells like its own (seed 3: all 6 validation cells right):
+    no epoch can beat it, it is returned unchanged, and the summary says to keep using it."""
+    from napari_organelle.checkpoints import load_bundled
+    from napari_organelle.phantoms import simulate_dataset
+    from napari_organelle.recipes import fine_tune
+
+    data = simulate_dataset(8, seed=3, classes=("ER", "Mitochondria", "Nucleus"))
+    out = fine_tune(data, "classifier", TrainConfig(epochs=1, batch_size=16, lr=3e-4, device="cpu", num_threads=1),
+                    init=load_bundled("classifier"))
+    assert out.result.baseline["val_accuracy"] == 1.0 and not out.has_new_model and out.warning == ""
+    text = out.summary()
+    assert "No epoch improved on the starting model (bundled-classifier: val accuracy 100.0%" in text
+    assert "already classifies these validation images correctly: keep using it" in text

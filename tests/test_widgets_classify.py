@@ -416,3 +416,34 @@ def test_cells_found_automatically_become_an_editable_labels_layer(make_napari_v
     found.data = data
     _run(qtbot, widget)
     assert {r["cell"] for r in widget.table.rows} == set(ids[1:])
+
+
+def test_three_docks_from_the_plugins_menu_fit_a_1600x1000_screen(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy(show=True)
+    viewer.add_image(np.zeros((8, 8)), name="a layer with a very long name: " + "protein " * 12)
+    docks = {name: viewer.window.add_plugin_dock_widget(PLUGIN, name)
+             for name in ("Classify organelles", "Reconstruct images", "Fine-tune models")}
+    viewer.window.resize(1600, 1000)
+    qtbot.wait(300)
+    window = docks["Classify organelles"][1].native.window()
+    assert window.minimumSizeHint().height() <= 1000 and window.height() <= 1000
+    for name, (dock, widget) in docks.items():
+        assert dock.height() >= 190, (name, dock.height())       # each one usable, none squeezed
+        assert widget.native.minimumSizeHint().width() <= 400, name  # long names never widen a dock
+    classify = docks["Classify organelles"][1]
+    assert classify.protein.native.minimumSizeHint().width() < 300  # the drop-down elides the name
+    docks["Fine-tune models"][1]._shutdown()
+
+
+def test_the_table_leaves_the_layer_name_to_the_csv(make_napari_viewer_proxy, qtbot, tiny_models, tmp_path):
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample(PLUGIN, "cells")
+    widget = _dock(viewer)
+    _run(qtbot, widget)
+    q = widget.table.table.native
+    headers = [q.horizontalHeaderItem(j).text() for j in range(q.columnCount())]
+    assert headers[:3] == ["plane", "label", "confidence"] and "image" not in headers
+    assert "ER" in headers  # probabilities under their class names
+    rows = list(__import__("csv").DictReader(open(widget.table.export_csv(tmp_path / "r.csv"))))
+    assert rows[0]["image"] == viewer.layers[0].name and len(rows) == N_CLASSES
+    assert widget.controls.message.native.wordWrap()

@@ -501,3 +501,20 @@ def test_export_to_bioimageio_writes_a_package_that_loads_back(dock, qtbot, cell
     assert f"Exported {w.kept.outcome.name}" in w.log.value
     back = resolve_model(str(out), kind="autoencoder")
     assert back.kind == "autoencoder" and back.arch == w.kept.outcome.result.arch
+
+
+def test_open_layers_train_from_a_stack_labelled_per_plane_with_its_dna(dock, qtbot):
+    viewer, w = dock
+    viewer.open_sample("napari-organelle", "cells")  # a 10-plane stack; metadata["classes"] names each plane
+    protein, dna = viewer.layers[0], viewer.layers[1]
+    viewer.layers.selection = {protein, dna}  # both selected: one row, the DNA layer as its DNA
+    w.source.value = "open layers"
+    w.layer_rows.add_button.native.click()
+    assert len(w.layer_rows.rows) == 1
+    row = w.layer_rows.rows[0]
+    assert row.cls.value == "per plane (layer metadata)" and row.dna.value is not None
+    assert row.dna.value.name == dna.name and row.n_images.value == "10 img"
+    data = w.layer_rows.dataset()
+    assert [s.label for s in data.samples] == list(protein.metadata["classes"])
+    assert all(s.dna is not None for s in data.samples) and len(data.classes) == 10
+
