@@ -137,7 +137,7 @@ class ModelPicker(Container):
             return
         if value == LOAD_FROM_FILE:
             path = show_file_dialog(mode="r", caption=f"Load a {self.kind} checkpoint",
-                                    filter="Model checkpoints (*.pt *.pth);;All files (*)")
+                                    filter="Models (*.pt *.pth *.zip);;All files (*)")
             if not path:
                 self.show_active()
                 return
