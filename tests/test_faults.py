@@ -129,9 +129,9 @@ def test_cuda_out_of_memory_simulated(data, first, monkeypatch):
 
 def test_oom_in_the_finetune_job_becomes_a_message():
     """The dock's worker turns an out-of-memory error it did not expect into a message with the fix."""
-    from napari_organelle.widgets.finetune import TrainRequest, _friendly_error
+    from napari_organelle.widgets.finetune import _friendly_error
 
-    req = TrainRequest(kind="classifier", data=None, val_fraction=0.2, config=cfg(batch_size=64))
+    req = {"kind": "classifier", "source": None, "val_fraction": 0.2, "config": cfg(batch_size=64)}
     err = _friendly_error(torch.cuda.OutOfMemoryError("CUDA out of memory."), req)
     assert "ran out of memory" in str(err) and "Lower the batch size" in str(err) and "64" in str(err)
 

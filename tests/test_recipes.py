@@ -175,15 +175,14 @@ def test_absurd_input_sizes_are_refused(size, tmp_path):
 
 def test_keep_classes_matches_the_dock_default_replace_is_the_cli_default(cells4, tiny_clf10):
     from napari_organelle.classes import CLASSES
-    from napari_organelle.widgets._train_job import TrainRequest, run_training
+    from napari_organelle.recipes import fine_tune
 
     default = train_model(cells4, "classifier", cfg(), init=tiny_clf10, fractions=(0.7, 0.3, 0.0))
     assert default.result.classes == ["ER", "Lysosome", "Mitochondria", "Nucleus"]  # the data's classes
     kept = train_model(cells4, "classifier", cfg(), init=tiny_clf10, fractions=(0.7, 0.3, 0.0),
                        keep_classes=True)
     assert kept.result.classes == list(CLASSES) and kept.checkpoint["training"]["classes_kept"]
-    dock = run_training(TrainRequest(kind="classifier", data=str(cells4), val_fraction=0.3, config=cfg(),
-                                     init=tiny_clf10))
+    dock = fine_tune(str(cells4), "classifier", cfg(), init=tiny_clf10, val_fraction=0.3)  # the dock's defaults
     assert dock.result.classes == kept.result.classes
     assert tiny_clf10.classes == list(CLASSES)  # the starting model is untouched
     with pytest.raises(InputError, match="keep_classes.*fine-tuning"):

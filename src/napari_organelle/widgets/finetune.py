@@ -40,6 +40,22 @@ _RUN_NAMES: set[str] = set()
 _WARM_UP: threading.Thread | None = None
 
 
+def _friendly_error(exc: BaseException, request: dict) -> BaseException:
+    """An out-of-memory error the engine did not turn into a message (data preparation, evaluation):
+    an OrganelleError that says what to do."""
+    from ..preprocess import OrganelleError
+
+    if isinstance(exc, OrganelleError) or not (type(exc).__name__ == "OutOfMemoryError"
+                                                or "out of memory" in str(exc).lower()):
+        return exc
+    config = request["config"]
+    new = OrganelleError(f"The device ({config.device}) ran out of memory while training with batch size "
+                         f"{config.batch_size}. Lower the batch size, or choose 'cpu' in Device, then press Train "
+                         "again. Nothing was saved.")
+    new.__cause__ = exc
+    return new
+
+
 def _train_job(request: dict, report, stop):
     """The helper thread's body (``recipes.fine_tune``): errors travel in the outcome, shown in the GUI."""
     from ..recipes import FineTuneOutcome, fine_tune
@@ -47,7 +63,7 @@ def _train_job(request: dict, report, stop):
     try:
         return fine_tune(**request, callback=report, should_stop=stop)
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the GUI as a notification
-        return FineTuneOutcome(kind=request["kind"], error=exc)
+        return FineTuneOutcome(kind=request["kind"], error=_friendly_error(exc, request))
 
 
 def unique_run_name(kind: str) -> str:
