@@ -24,7 +24,6 @@ copied. Two models and their training recipes:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 

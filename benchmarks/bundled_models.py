@@ -79,7 +79,6 @@ def first_per_class(X, y, n):
 
 
 def accuracy(model, X, y, protein_only=False) -> float:
-    import torch
 
     from napari_organelle.calibration import features_and_logits
 

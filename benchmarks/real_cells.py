@@ -9,10 +9,9 @@ are read where they are and never copied into the project.
 
 How cells are found (the same for every model, so figures are comparable):
 - fields of cells: ``napari_organelle.segmentation.find_cells`` (the product's cell finder: nuclei
-  from the DNA channel, cells grown from them over the cytoplasm signal) on a "cytoplasm" image and
-  the DNA image; when the product has no cell finder yet, the fallback below (Otsu nuclei, split by
-  distance-transform peaks, cells by a seeded watershed of the smoothed cytoplasm signal) is used
-  and the report says so. Cells whose nucleus touches the image border are dropped.
+  from the DNA channel, cells grown from them over the cytoplasm signal; docs/segmentation.md) on a
+  "cytoplasm" image and the DNA image, keeping cells cut by the image border (most HPA cells are);
+  when the product has no cell finder, the fallback below is used and the report says so.
 - one cell in the image (bpae_single_cell): the whole image.
 - nuclei sets (coelho_nuclei_ksr): nuclei found on the DNA image; each nucleus is a "cell".
 Each cell is then classified through the product's own per-cell path
@@ -191,8 +190,9 @@ def _find_cells(cyto, dna=None):
     except ImportError:
         SEGMENTATION["method"] = "fallback (benchmarks/real_cells.py: Otsu nuclei + seeded watershed)"
         return _fallback_find_cells(cyto, dna)
-    SEGMENTATION["method"] = "napari_organelle.segmentation.find_cells"
-    return np.asarray(product_find_cells(cyto, dna), np.int32)
+    SEGMENTATION["method"] = ("napari_organelle.segmentation.find_cells (defaults, but exclude_border=False: "
+                              "cells cut by the image border are kept, as most cells of the HPA fields are)")
+    return np.asarray(product_find_cells(cyto, dna, exclude_border=False), np.int32)
 
 
 def find_nuclei(dna):
@@ -202,13 +202,14 @@ def find_nuclei(dna):
 
 def _find_nuclei(dna):
     try:
-        from napari_organelle.segmentation import find_nuclei as product_find_nuclei
+        from napari_organelle.segmentation import find_cells as product_find_cells
     except ImportError:
         lab = _fallback_find_cells(dna, dna)
         SEGMENTATION.setdefault("nuclei", "fallback: cells of the DNA image (nuclei grown over the DNA)")
         return lab
-    SEGMENTATION["nuclei"] = "napari_organelle.segmentation.find_nuclei"
-    return np.asarray(product_find_nuclei(dna), np.int32)
+    SEGMENTATION["nuclei"] = ("napari_organelle.segmentation.find_cells(dna, dna, exclude_border=False): "
+                              "cells grown over the DNA signal are its nuclei")
+    return np.asarray(product_find_cells(dna, dna, exclude_border=False), np.int32)
 
 
 # ------------------------------------------------------------------------------------------------

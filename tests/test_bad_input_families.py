@@ -35,7 +35,7 @@ import torch
 from napari_organelle import inference
 from napari_organelle import io as oio
 from napari_organelle.checkpoints import (CheckpointError, checkpoint_dict, list_models, load_checkpoint,
-                                          save_checkpoint, save_user_model)
+                                          save_user_model)
 from napari_organelle.classes import CLASSES, NOT_CLASSIFIED
 from napari_organelle.cli import main
 from napari_organelle.datasets import load_labelled

@@ -305,19 +305,17 @@ def test_user_classes_any_input_size_and_resnet(tmp_path):
         assert back.classes == classes and back.arch == arch and back.input_size == size
 
 
-def test_temperature_follows_what_classify_does(tmp_path, monkeypatch):
+def test_temperature_follows_what_classify_does(tmp_path):
     """A temperature in the checkpoint is declared (scale_linear before softmax) exactly when
-    classify() applies it; otherwise the package reproduces classify() and says so."""
-    from napari_organelle import inference
-
-    src = _tiny_classifier(tmp_path, calibration={"temperature": 2.5})
+    classify() applies it (``extra.calibration.temperature``); one recorded elsewhere, which classify()
+    ignores, is left out of the package, which says so."""
+    src = _tiny_classifier(tmp_path, calibration={"temperature": 2.5})  # top level: not what classify reads
     r = ex.export_bioimageio(src, tmp_path / "plain.zip")
     post = _rdf(_members(r.path))["outputs"][0]["postprocessing"]
     assert [s["id"] for s in post] == ["softmax"] and r.temperature is None
     assert any("temperature 2.5" in n for n in r.notes)
 
-    real = inference._softmax_rows
-    monkeypatch.setattr(inference, "_softmax_rows", lambda logits: real(logits / 2.5))
+    src = _tiny_classifier(tmp_path, extra={"calibration": {"temperature": 2.5}})
     r = ex.export_bioimageio(src, tmp_path / "calibrated.zip")
     post = _rdf(_members(r.path))["outputs"][0]["postprocessing"]
     assert post[0] == {"id": "scale_linear", "kwargs": {"gain": 0.4, "offset": 0.0}} and post[1]["id"] == "softmax"

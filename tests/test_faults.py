@@ -12,14 +12,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
 from napari_organelle import training as tr
 from napari_organelle.checkpoints import load_checkpoint
 from napari_organelle.preprocess import InputError
-from napari_organelle.training import BatchEvent, EpochEvent, TrainConfig, train
+from napari_organelle.training import BatchEvent, TrainConfig, train
 
 TINY = {"stem": 8, "widths": (8, 16), "blocks": (1, 1)}
 
@@ -130,9 +129,9 @@ def test_cuda_out_of_memory_simulated(data, first, monkeypatch):
 
 def test_oom_in_the_finetune_job_becomes_a_message():
     """The dock's worker turns an out-of-memory error it did not expect into a message with the fix."""
-    from napari_organelle.widgets.finetune import TrainRequest, _friendly_error
+    from napari_organelle.widgets.finetune import _friendly_error
 
-    req = TrainRequest(kind="classifier", data=None, val_fraction=0.2, config=cfg(batch_size=64))
+    req = {"kind": "classifier", "source": None, "val_fraction": 0.2, "config": cfg(batch_size=64)}
     err = _friendly_error(torch.cuda.OutOfMemoryError("CUDA out of memory."), req)
     assert "ran out of memory" in str(err) and "Lower the batch size" in str(err) and "64" in str(err)
 

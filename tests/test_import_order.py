@@ -62,13 +62,13 @@ def test_dock_and_classify_with_resnet_after_viewer(tmp_path):
 
     _, widget = viewer.window.add_plugin_dock_widget("napari-organelle", "Classify organelles")
     job = widget.run()
-    assert job is not None, widget.summary.text()
+    assert job is not None, widget.controls.message.value
     t0 = time.time()
-    while widget._job is not None and time.time() - t0 < 180:
+    while job.running and time.time() - t0 < 180:
         QApplication.processEvents()
         time.sleep(0.02)
     rows = widget.table.rows
-    assert len(rows) == 1, widget.summary.text()
+    assert len(rows) == 1, widget.controls.message.value
     print("OK", rows[0]["label"])
     viewer.close()
     """, tmp_path)
@@ -113,3 +113,80 @@ def test_demo_command_imports_the_widgets_before_napari(tmp_path):
     assert proc.returncode == 0, f"exit code {proc.returncode} (-11/139 = segfault)\n{proc.stderr[-5000:]}"
     assert "OK 10" in proc.stdout
     assert "triton not found" not in proc.stderr  # no noise for the user
+
+
+def test_docking_and_the_first_classify_never_block_napari(tmp_path):
+    """What a new user does, in a fresh process (torch not imported yet): napari open with an image,
+    the docks, then Classify with the bundled model. Building each dock and the Classify click take
+    under 250 ms on the GUI thread; torch is imported and the model loaded off it. Two things are timed
+    apart: napari's own docking (it also saves its settings), and the one-time import of torch in the
+    background: loading its C extension holds Python's GIL for ~250 ms on this 2-core machine (it
+    froze napari for 3-4 s when the first Classify imported torch on the GUI thread)."""
+    proc = _run("""
+    import time
+    from qtpy.QtCore import QTimer
+    from napari_organelle.widgets import ClassifyWidget, FinetuneWidget, ReconstructWidget
+    gaps, last = [], [None]
+
+    def tick():
+        now = time.perf_counter()
+        if last[0] is not None:
+            gaps.append(now - last[0])
+        last[0] = now
+
+    def pump(seconds, until=lambda: False):
+        t0 = time.time()
+        while time.time() - t0 < seconds and not until():
+            QApplication.processEvents()
+            time.sleep(0.005)
+
+    def gap():
+        g = max(gaps) if gaps else float("nan")
+        gaps.clear()
+        return g
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    viewer.open_sample("napari-organelle", "cells")
+    steps, docks = {}, {}
+
+    def dock(name, cls):
+        t = time.perf_counter()
+        docks[name] = cls(viewer)
+        steps[name] = time.perf_counter() - t
+        t = time.perf_counter()
+        viewer.window.add_dock_widget(docks[name], name=name)
+        steps["napari_" + name] = time.perf_counter() - t
+
+    dock("classify", ClassifyWidget)
+    timer.start()  # from here: the background torch import
+    pump(30, until=lambda: "napari_organelle.inference" in sys.modules or "torch" in sys.modules and len(gaps) > 150)
+    pump(1)
+    steps["import_gap"] = gap()
+    dock("reconstruct", ReconstructWidget)
+    dock("finetune", FinetuneWidget)
+    last[0] = None  # the docking itself (timed above) is not an event-loop gap
+    gaps.clear()
+    pump(4)  # the Fine-tune dock imports torch._dynamo (the first optimizer's import) in the background
+    steps["warmup_gap"] = gap()
+    w = docks["classify"]
+    w.protein.value = viewer.layers["Simulated protein (one cell per class)"]
+    t = time.perf_counter()
+    job = w.run()
+    steps["click"] = time.perf_counter() - t
+    pump(180, until=lambda: not job.running)
+    pump(0.2)
+    steps["classify_gap"] = gap()
+    timer.stop()
+    assert len(w.table.rows) == 10, w.controls.message.value
+    print("STEPS", " ".join(f"{k}={1000 * v:.0f}" for k, v in steps.items()), f"torch={'torch' in sys.modules}")
+    docks["finetune"]._shutdown()
+    viewer.close()
+    """, tmp_path)
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("STEPS"))
+    print(line)
+    got = dict(kv.split("=") for kv in line.split()[1:])
+    assert all(float(got[k]) < 250 for k in ("classify", "reconstruct", "finetune", "click", "classify_gap")), line
+    assert float(got["import_gap"]) < 400 and float(got["warmup_gap"]) < 400 and got["torch"] == "True", line
+    assert float(got["napari_classify"]) < 1000  # napari's own work, reported for the record

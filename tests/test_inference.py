@@ -129,6 +129,34 @@ def test_reconstruct_large_plane_tiles(models, monkeypatch):
     assert rec.reconstruction.shape == img.shape and np.isfinite(rec.reconstruction).all()
 
 
+def test_a_stop_is_honoured_between_the_tiles_of_one_large_plane(models, monkeypatch):
+    monkeypatch.setattr(inference, "MAX_NATIVE_SIDE", 64)
+    monkeypatch.setattr(inference, "_TILE", 48)
+    img = np.random.default_rng(0).random((150, 130)).astype(np.float32)
+    tiles = []
+    real = inference._run_ae
+
+    def counting(model, planes):
+        tiles.append(planes.shape)
+        return real(model, planes)
+
+    monkeypatch.setattr(inference, "_run_ae", counting)
+    with pytest.raises(InterruptedError):  # one plane of 4 x 3 tiles; the stop comes after the second
+        inference.reconstruct(img, models["autoencoder"], should_stop=lambda: len(tiles) >= 2)
+    assert len(tiles) == 2
+
+
+def test_cell_mask_and_activation_map_inside_the_cell(models):
+    protein, dna = simulate_cell("ER", np.random.default_rng(3), size=160)
+    mask = inference.cell_mask(protein, dna)
+    assert mask.shape == protein.shape and 0.05 < mask.mean() < 0.9
+    assert mask[80, 80] and not mask[0, 0]  # the cell is centred; the corners are background
+    cams = [inference.activation_map(protein, dna, models["classifier"], target=c, inside_cell=True) for c in CLASSES]
+    assert all(cam.shape == protein.shape and not cam[~mask].any() for cam in cams)
+    assert any(cam.max() == pytest.approx(1.0) for cam in cams)  # rescaled to [0, 1] inside the cell
+    assert inference.cell_mask(np.full((40, 40), 7.0)).all()  # no background to tell apart: nothing masked
+
+
 def test_wrong_kind_is_refused(models, cell):
     with pytest.raises(InputError, match="autoencoder"):
         inference.classify(cell[0], None, models["autoencoder"])

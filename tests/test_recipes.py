@@ -175,15 +175,14 @@ def test_absurd_input_sizes_are_refused(size, tmp_path):
 
 def test_keep_classes_matches_the_dock_default_replace_is_the_cli_default(cells4, tiny_clf10):
     from napari_organelle.classes import CLASSES
-    from napari_organelle.widgets._train_job import TrainRequest, run_training
+    from napari_organelle.recipes import fine_tune
 
     default = train_model(cells4, "classifier", cfg(), init=tiny_clf10, fractions=(0.7, 0.3, 0.0))
     assert default.result.classes == ["ER", "Lysosome", "Mitochondria", "Nucleus"]  # the data's classes
     kept = train_model(cells4, "classifier", cfg(), init=tiny_clf10, fractions=(0.7, 0.3, 0.0),
                        keep_classes=True)
     assert kept.result.classes == list(CLASSES) and kept.checkpoint["training"]["classes_kept"]
-    dock = run_training(TrainRequest(kind="classifier", data=str(cells4), val_fraction=0.3, config=cfg(),
-                                     init=tiny_clf10))
+    dock = fine_tune(str(cells4), "classifier", cfg(), init=tiny_clf10, val_fraction=0.3)  # the dock's defaults
     assert dock.result.classes == kept.result.classes
     assert tiny_clf10.classes == list(CLASSES)  # the starting model is untouched
     with pytest.raises(InputError, match="keep_classes.*fine-tuning"):
@@ -245,3 +244,61 @@ def test_evaluate_takes_a_single_class(cells4, tiny_clf10, tmp_path):
     shutil.copytree(cells4 / "ER", tmp_path / "Foo")
     with pytest.raises(InputError, match="no class folders, and its name 'Foo' is not a class"):
         evaluate(tmp_path / "Foo", tiny_clf10)
+
+
+def test_fine_tune_loads_a_path_for_the_kind_and_scores_the_validation_images(tmp_path):
+    """One class is enough for the autoencoder only; a classifier gets its validation confusion matrix."""
+    import tifffile
+
+    from napari_organelle.checkpoints import LoadedModel
+    from napari_organelle.models.registry import build_model
+    from napari_organelle.phantoms import simulate_dataset
+    from napari_organelle.recipes import fine_tune
+    from napari_organelle.training import TrainConfig
+
+    cells = simulate_dataset(6, seed=3, size=64, classes=("ER", "Mitochondria", "Nucleus"))
+    folder = tmp_path / "one" / "ER"
+    folder.mkdir(parents=True)
+    for i, s in enumerate(cells.samples[:6]):
+        tifffile.imwrite(folder / f"cell{i}.tif", s.protein)
+    cfg = TrainConfig(epochs=1, batch_size=4, device="cpu", num_threads=1, crop_size=32)
+    with pytest.raises(InputError, match="Only one class"):
+        fine_tune(str(tmp_path / "one"), "classifier", cfg)
+    ae = build_model("autoencoder", "organelle-ae", channels=(8, 16), latent_channels=4).eval()
+    init = LoadedModel(ae, "autoencoder", "organelle-ae", None, 32, name="tiny")
+    out = fine_tune(str(tmp_path / "one"), "autoencoder", cfg, init=init)
+    assert out.result is not None and out.n_train + out.n_val == 6 and out.result.baseline is not None
+    assert out.confusion is None and "tiny" in out.summary()
+    clf = fine_tune(cells, "classifier", TrainConfig(epochs=1, batch_size=4, device="cpu", num_threads=1),
+                    val_fraction=0.5, size=32, arch="organelle-cnn")
+    assert clf.confusion.shape == (3, 3) and clf.confusion.sum() == clf.n_val == 9
+    assert clf.val_accuracy == pytest.approx(np.trace(clf.confusion) / 9)
+
+
+def test_chance_warning_names_what_is_wrong():
+    from napari_organelle.recipes import chance_warning
+
+    classes = ["ER", "Golgi_gia", "Nucleus"]
+    one_answer = np.array([[3, 0, 0], [3, 0, 0], [3, 0, 0]])
+    assert "answers ER for every validation image" in chance_warning(one_answer, classes)
+    guessing = np.array([[1, 1, 1], [1, 1, 1], [2, 1, 0]])  # 2/9 = 22 %, guessing gives 33 %
+    assert "about what guessing gives (33%)" in chance_warning(guessing, classes, scratch=True)
+    assert "instead of starting from scratch" in chance_warning(guessing, classes, scratch=True)
+    assert chance_warning(np.diag([3, 3, 3]), classes) == ""
+    assert chance_warning(np.array([[5, 1, 0], [1, 4, 1], [0, 2, 4]]), classes) == ""  # 72 %: learning
+
+
+def test_fine_tuning_a_model_that_already_knows_the_cells_keeps_it_and_says_so():
+    """The bundled classifier on simulated cells like its own (seed 3: all 6 validation cells right):
+    no epoch can beat it, it is returned unchanged, and the summary says to keep using it."""
+    from napari_organelle.checkpoints import load_bundled
+    from napari_organelle.phantoms import simulate_dataset
+    from napari_organelle.recipes import fine_tune
+
+    data = simulate_dataset(8, seed=3, classes=("ER", "Mitochondria", "Nucleus"))
+    out = fine_tune(data, "classifier", TrainConfig(epochs=1, batch_size=16, lr=3e-4, device="cpu", num_threads=1),
+                    init=load_bundled("classifier"))
+    assert out.result.baseline["val_accuracy"] == 1.0 and not out.has_new_model and out.warning == ""
+    text = out.summary()
+    assert "No epoch improved on the starting model (bundled-classifier: val accuracy 100.0%" in text
+    assert "already classifies these validation images correctly: keep using it" in text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_organelle.classes import CLASSES
 from napari_organelle.simulator import RENDERERS, available_renderers, get_renderer, imaging, scene, trainset
 from napari_organelle.simulator.base import check_rendered
 

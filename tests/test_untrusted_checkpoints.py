@@ -100,27 +100,26 @@ def test_legacy_pickle_file_is_refused(tmp_path):
 
 
 @pytest.mark.qt
-def test_classify_dock_load_from_file_refuses(evil, make_napari_viewer, qtbot, tiny_models, monkeypatch):
+def test_classify_dock_load_from_file_refuses(evil, make_napari_viewer_proxy, qtbot, tiny_models, monkeypatch):
     from napari.utils.notifications import notification_manager
 
-    from napari_organelle.widgets._common import LOAD_FROM_FILE
+    from napari_organelle.widgets._models import LOAD_FROM_FILE
     from napari_organelle.widgets._state import STATE
 
     p, marker = evil
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer_proxy()
     _, w = viewer.window.add_plugin_dock_widget("napari-organelle", "Classify organelles")
     before = STATE.peek("classifier")
-    monkeypatch.setattr("napari_organelle.widgets._common.QFileDialog.getOpenFileName",
-                        lambda *a, **k: (str(p), "Model checkpoints (*.pt *.pth)"))
+    monkeypatch.setattr("napari_organelle.widgets._models.show_file_dialog", lambda **kw: str(p))
     n = len(notification_manager.records)
-    picker = w.model_picker
-    idx = picker.combo.findText(LOAD_FROM_FILE)
-    picker.combo.setCurrentIndex(idx)
-    picker.combo.activated.emit(idx)  # what choosing the item does
+    picker = w.model
+    picker.combo.value = LOAD_FROM_FILE  # what choosing the item does: the file dialog, then a load
+    assert picker.loading is not None
+    qtbot.waitUntil(lambda: picker.loading is None, timeout=30_000)
     msgs = [str(r.message) for r in notification_manager.records[n:]]
     assert any("evil.pt contains code that would run when loaded" in m for m in msgs), msgs
     assert STATE.peek("classifier") is before  # the active model did not change
-    assert picker.combo.currentText() != LOAD_FROM_FILE
+    assert picker.combo.value != LOAD_FROM_FILE
     assert not marker.exists()
 
 

@@ -41,7 +41,7 @@ def _dock(viewer, name):
 def _classify(qtbot, w):
     job = w.run()
     if job is not None:
-        qtbot.waitUntil(lambda: w._job is None, timeout=60_000)
+        qtbot.waitUntil(lambda: not job.running, timeout=60_000)
     return job
 
 
@@ -53,19 +53,19 @@ def cells():
 
 
 # ------------------------------------------------------------------------------------- classify dock
-def test_classify_no_layer_selected(make_napari_viewer, qtbot, tiny_models, notes):
-    viewer = make_napari_viewer()
+def test_classify_no_layer_selected(make_napari_viewer_proxy, qtbot, tiny_models, notes):
+    viewer = make_napari_viewer_proxy()
     w = _dock(viewer, "Classify organelles")
     assert _classify(qtbot, w) is None
     assert any("Select the protein image layer" in m for m in notes)
-    assert "Select the protein image layer" in w.summary.text()
+    assert "Select the protein image layer" in w.controls.message.value
 
 
-def test_classify_labels_layer_is_not_offered_as_an_image(make_napari_viewer, qtbot, tiny_models, notes):
-    viewer = make_napari_viewer()
+def test_classify_labels_layer_is_not_offered_as_an_image(make_napari_viewer_proxy, qtbot, tiny_models, notes):
+    viewer = make_napari_viewer_proxy()
     viewer.add_labels(np.zeros((40, 40), np.int32), name="cells")
     w = _dock(viewer, "Classify organelles")
-    assert w.protein_combo.count() == 0  # only Image layers are listed
+    assert [c for c in w.protein.choices if c is not None] == []  # only Image layers are listed
     assert _classify(qtbot, w) is None
     assert any("Select the protein image layer" in m for m in notes)
     # each-cell mode without a Labels layer
@@ -76,8 +76,8 @@ def test_classify_labels_layer_is_not_offered_as_an_image(make_napari_viewer, qt
     assert any("needs a Labels layer" in m for m in notes)
 
 
-def test_classify_labels_all_zero(make_napari_viewer, qtbot, tiny_models, notes):
-    viewer = make_napari_viewer()
+def test_classify_labels_all_zero(make_napari_viewer_proxy, qtbot, tiny_models, notes):
+    viewer = make_napari_viewer_proxy()
     viewer.add_image(np.random.default_rng(0).random((40, 40)), name="protein")
     viewer.add_labels(np.zeros((40, 40), np.int32), name="cells")
     w = _dock(viewer, "Classify organelles")
@@ -91,18 +91,18 @@ def test_classify_labels_all_zero(make_napari_viewer, qtbot, tiny_models, notes)
     ("constant", np.full((40, 40), 5, np.uint16), "is constant"),
     ("all NaN", np.full((40, 40), np.nan, np.float32), "no finite pixel"),
 ])
-def test_classify_unusable_image_layer(make_napari_viewer, qtbot, tiny_models, notes, case, data, needle):
-    viewer = make_napari_viewer()
+def test_classify_unusable_image_layer(make_napari_viewer_proxy, qtbot, tiny_models, notes, case, data, needle):
+    viewer = make_napari_viewer_proxy()
     viewer.add_image(data, name="protein")
     w = _dock(viewer, "Classify organelles")
     _classify(qtbot, w)
     assert any(needle in m for m in notes), (case, notes)
-    assert w.run_button.isEnabled()  # ready for the next try
+    assert w.controls.button.enabled and not w.controls.busy  # ready for the next try
 
 
-def test_classify_rgb_bool_int64_and_4d_work(make_napari_viewer, qtbot, tiny_models, notes):
+def test_classify_rgb_bool_int64_and_4d_work(make_napari_viewer_proxy, qtbot, tiny_models, notes):
     rng = np.random.default_rng(1)
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer_proxy()
     w = _dock(viewer, "Classify organelles")
     for name, data, kw in (("rgb", rng.integers(0, 255, (40, 40, 3), dtype=np.uint8), {"rgb": True}),
                            ("rgba", rng.integers(0, 255, (40, 40, 4), dtype=np.uint8), {"rgb": True}),
@@ -110,51 +110,70 @@ def test_classify_rgb_bool_int64_and_4d_work(make_napari_viewer, qtbot, tiny_mod
                            ("big ints", rng.integers(0, 2 ** 40, (40, 40)), {}),
                            ("hyperstack", rng.random((2, 3, 40, 40)).astype(np.float32), {})):
         layer = viewer.add_image(data, name=name, **kw)
-        w.protein_combo.set_layer(layer)
+        w.protein.value = layer
         w.set_mode("whole image")
         _classify(qtbot, w)
         assert layer.metadata.get("organelle", {}).get("label"), (name, notes)
-        assert ("RGB layer" in w.summary.text()) == kw.get("rgb", False)  # says how colours were used
+        assert ("RGB layer" in w.controls.message.value) == kw.get("rgb", False)  # says how colours were used
 
 
-def test_classify_checkpoint_of_other_kind_and_truncated(make_napari_viewer, qtbot, tiny_models, tiny_checkpoints,
+def test_classify_checkpoint_of_other_kind_and_truncated(make_napari_viewer_proxy, qtbot, tiny_models, tiny_checkpoints,
                                                         tmp_path, notes):
     from napari_organelle.widgets._state import STATE
 
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer_proxy()
     w = _dock(viewer, "Classify organelles")
     before = STATE.peek("classifier")
-    assert w.model_picker.load(str(tiny_checkpoints["autoencoder"])) is None
+
+    def load(path):
+        w.model.load(path)
+        qtbot.waitUntil(lambda: w.model.loading is None, timeout=30_000)
+
+    load(str(tiny_checkpoints["autoencoder"]))
     assert any("is an autoencoder checkpoint; choose a classifier" in m for m in notes)
     cut = tmp_path / "cut.pt"
     data = tiny_checkpoints["classifier"].read_bytes()
     cut.write_bytes(data[: len(data) // 3])
-    assert w.model_picker.load(str(cut)) is None
+    load(str(cut))
     assert any("cut.pt is truncated or corrupt" in m for m in notes)
     assert STATE.peek("classifier") is before
 
 
+def test_stale_input_messages_are_cleared_when_the_inputs_change(make_napari_viewer_proxy, qtbot, tiny_models, notes):
+    viewer = make_napari_viewer_proxy()
+    w = _dock(viewer, "Classify organelles")
+    assert _classify(qtbot, w) is None and "Select the protein image layer" in w.controls.message.value
+    viewer.add_image(np.random.default_rng(0).random((40, 40)), name="protein")  # the problem is gone
+    assert w.protein.value is not None and "Select the protein" not in w.controls.message.value
+    r = _dock(viewer, "Reconstruct images")
+    viewer.add_image(np.zeros((8, 8, 3), np.uint8), name="photo", rgb=True)
+    r.image.value = viewer.layers["photo"]
+    assert r.run() is None and "RGB" in r.controls.message.value
+    r.image.value = viewer.layers["protein"]
+    assert "RGB" not in r.controls.message.value
+
+
 # ----------------------------------------------------------------------------------- reconstruct dock
-def test_reconstruct_no_layer_and_nan_layer(make_napari_viewer, qtbot, tiny_models, notes):
-    viewer = make_napari_viewer()
-    w = _dock(viewer, "Reconstruct with autoencoder")
+def test_reconstruct_no_layer_and_nan_layer(make_napari_viewer_proxy, qtbot, tiny_models, notes):
+    viewer = make_napari_viewer_proxy()
+    w = _dock(viewer, "Reconstruct images")
     assert w.run() is None
     assert any("Select an image layer to reconstruct" in m for m in notes)
     viewer.add_image(np.full((40, 40), np.nan, np.float32), name="blank")
     job = w.run()
-    qtbot.waitUntil(lambda: w._job is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not job.running, timeout=60_000)
     assert job is not None and any("no finite pixel" in m for m in notes)
     assert not any(layer.name.endswith("reconstruction") for layer in viewer.layers)
 
 
 # ------------------------------------------------------------------------------------- fine-tune dock
 @pytest.fixture
-def ft(make_napari_viewer, qtbot, tiny_models):
-    viewer = make_napari_viewer()
+def ft(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
     w = _dock(viewer, "Fine-tune models")
-    assert w.device_combo.set_device("cpu")
-    w.batch_spin.setValue(4)
-    w.epochs_spin.setValue(1)
+    w.device.value = "cpu"
+    w.batch.value = 4
+    w.epochs.value = 1
     yield viewer, w
     w._shutdown()
 
@@ -167,7 +186,7 @@ def _load(qtbot, w, path):
 
 def _train(qtbot, w):
     with qtbot.waitSignal(w.training_finished, timeout=90_000) as blocker:
-        w.train_button.click()
+        w.train_button.native.click()
     return blocker.args[0]
 
 
@@ -177,7 +196,7 @@ def test_finetune_folder_with_no_images(ft, qtbot, tmp_path, notes):
     (tmp_path / "nothing" / "readme.txt").write_text("no images here")
     assert _load(qtbot, w, tmp_path / "nothing") is None
     assert any("No readable labelled images" in m for m in notes)
-    assert "No readable labelled images" in w.data_summary.toPlainText()
+    assert "No readable labelled images" in w.folder.summary.value
 
 
 def test_finetune_class_folder_with_no_images_and_bad_files(ft, qtbot, tmp_path, notes):
@@ -191,7 +210,7 @@ def test_finetune_class_folder_with_no_images_and_bad_files(ft, qtbot, tmp_path,
     (root / "ER" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     data = _load(qtbot, w, root)
     assert data is not None and len(data.samples) == 9
-    summary = w.data_summary.toPlainText()
+    summary = w.folder.summary.value
     assert "'Golgi_gia' holds no images" in summary and "zero.tif" in summary and "broken.png" in summary
     assert any("'Golgi_gia' holds no images" in m for m in notes)
 
@@ -221,7 +240,7 @@ def test_finetune_archive_with_path_traversal(ft, qtbot, tmp_path, notes):
         zf.writestr("../../escape.tif", (src / "ER" / "ER_000.tif").read_bytes())
     data = _load(qtbot, w, z)
     assert data is not None and len(data.samples) == 9
-    assert "unsafe path in archive" in w.data_summary.toPlainText()
+    assert "unsafe path in archive" in w.folder.summary.value
     assert any("unsafe path in archive" in m for m in notes)
     assert not (tmp_path.parent / "escape.tif").exists()
 
@@ -232,9 +251,8 @@ def test_finetune_dna_layer_of_another_size(ft, qtbot, cells, notes):
         layer = viewer.add_image(np.stack([s.protein for s in cells.samples if s.label == cls]), name=cls)
         w.add_layer_row(layer, label=cls)
     viewer.add_image(np.zeros((30, 30), np.uint16), name="small dna")
-    w.layers_table.cellWidget(0, w.COL_DNA).setCurrentIndex(
-        w.layers_table.cellWidget(0, w.COL_DNA).findText("small dna"))
-    w.train_button.click()
+    w.layer_rows.rows[0].dna.value = viewer.layers["small dna"]
+    w.train_button.native.click()
     assert w.worker is None
     assert any("differ in size" in m and "small dna" in m for m in notes)
 
@@ -242,36 +260,35 @@ def test_finetune_dna_layer_of_another_size(ft, qtbot, cells, notes):
 def test_finetune_no_image_layer_to_add(ft, qtbot, notes):
     viewer, w = ft
     viewer.add_labels(np.zeros((20, 20), np.int32), name="segmentation")
-    w._add_selected_layers()
-    assert w.layers_table.rowCount() == 0
+    w.source.value = "open layers"
+    w.layer_rows.add_button.native.click()
+    assert w.layer_rows.rows == []
     assert any("no image layer to add" in m for m in notes)
 
 
 def test_finetune_unknown_class_names_train_a_new_head(ft, qtbot, cells, notes):
     """A class the active model does not know ('Banana') is a new class, not an error."""
     viewer, w = ft
-    w.keep_classes_check.setChecked(False)
+    w.keep_classes.value = False
     for cls, name in zip(CLASSES3, ("ER", "Banana", "Nucleus")):
         layer = viewer.add_image(np.stack([s.protein for s in cells.samples if s.label == cls]), name=name)
         w.add_layer_row(layer, label=name)
-    w.batch_spin.setValue(1000)  # larger than the data: clamped
+    w.batch.value = 1000  # larger than the data: clamped
     outcome = _train(qtbot, w)
     assert outcome.error is None, outcome.error
     assert "Banana" in outcome.classes and len(outcome.classes) == 3
 
 
 def test_finetune_device_that_does_not_exist(ft, qtbot, cells, notes):
-    from napari_organelle.widgets.finetune import TrainRequest
-
-    viewer, w = ft
-    assert not w.device_combo.set_device("cuda:9")  # never offered
     from napari_organelle.training import TrainConfig
 
-    req = TrainRequest(kind="classifier", data=cells, val_fraction=0.25,
-                       config=TrainConfig(epochs=1, batch_size=4, device="cuda:9"))
+    viewer, w = ft
+    assert "cuda:9" not in w.device.choices  # never offered
+    req = {"source": cells, "kind": "classifier", "val_fraction": 0.25,
+           "config": TrainConfig(epochs=1, batch_size=4, device="cuda:9")}
     with qtbot.waitSignal(w.training_finished, timeout=60_000) as blocker:
         w.start(req)
     outcome = blocker.args[0]
     assert outcome.error is not None
     assert any("cuda" in m.lower() and ("not available" in m or "does not exist" in m) for m in notes)
-    assert w.train_button.text() == "Train" and not w.save_button.isEnabled()
+    assert w.train_button.text == "Train" and not w.kept.save_button.enabled

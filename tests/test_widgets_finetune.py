@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from napari_organelle.preprocess import InputError
+from napari_organelle.widgets.finetune import LR_FINETUNE, LR_SCRATCH
 
 pytestmark = pytest.mark.qt
 
@@ -19,15 +20,15 @@ TIMEOUT_MS = 90_000
 
 
 @pytest.fixture
-def dock(make_napari_viewer, qtbot, tiny_models):
+def dock(make_napari_viewer_proxy, qtbot, tiny_models):
     """(viewer, FinetuneWidget) docked through the plugin manifest, set to the CPU."""
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer_proxy()
     _, widget = viewer.window.add_plugin_dock_widget("napari-organelle", "Fine-tune models")
     from napari_organelle.widgets.finetune import FinetuneWidget
 
     assert isinstance(widget, FinetuneWidget)
-    assert widget.device_combo.set_device("cpu")
-    widget.batch_spin.setValue(4)
+    widget.device.value = "cpu"
+    widget.batch.value = 4
     yield viewer, widget
     widget._shutdown()
     # no training thread outlives the test (napari's workers register themselves while running)
@@ -61,8 +62,8 @@ def _state(model):
 
 def _train(qtbot, widget):
     with qtbot.waitSignal(widget.training_finished, timeout=TIMEOUT_MS) as blocker:
-        widget.train_button.click()
-        assert widget.train_button.text() == "Stop"
+        widget.train_button.native.click()
+        assert widget.train_button.text == "Stop"
     return blocker.args[0]
 
 
@@ -89,13 +90,13 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
         w.set_data_path(tmp_path / "cells", load=True)
     data = loaded.args[0]
     assert data is not None and len(data.samples) == 18
-    summary = w.data_summary.toPlainText()
+    summary = w.folder.summary.value
     assert all(c in summary for c in CLASSES3) and "18 images" in summary
 
     active = STATE.get_active("classifier")
     before = _state(active.model)
-    assert w.lr_edit.text() == "0.0001"  # starting from the active model: the gentle default
-    w.epochs_spin.setValue(1)
+    assert w.lr.value == LR_FINETUNE  # starting from the active model: the gentle default
+    w.epochs.value = 1
     outcome = _train(qtbot, w)
     assert outcome is not None and outcome.error is None, outcome and outcome.error
     res = outcome.result
@@ -106,49 +107,53 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
     tuned = _state(res.model)
     assert any(not np.array_equal(before[k].numpy(), tuned[k].numpy()) for k in before)
     # UI at the end: Train again, plot, log line, confusion matrix over the validation images
-    assert w.train_button.text() == "Train" and w.train_button.isEnabled()
-    assert w.plot.epochs == [1] and "Epoch: 1" in w.log.toPlainText()
-    assert w.epoch_bar.value() == 1
+    assert w.train_button.text == "Train" and w.train_button.enabled
+    assert w.plot.epochs == [1] and "Epoch: 1" in w.log.value
+    assert w.controls.bar.value == 1 and w.controls.bar.max == 1
     assert outcome.confusion is not None and outcome.confusion.sum() == outcome.n_val
     assert outcome.classes == list(active.classes)  # "keep the model's classes" (default)
-    assert w.save_button.isEnabled() and w.use_button.isEnabled()
+    assert w.kept.save_button.enabled and w.kept.use_button.enabled
     # the starting model's validation is the baseline the best epoch is compared with
     assert res.baseline is not None and res.best_val_loss < res.baseline["val_loss"]
-    text = w.result_label.text()
+    text = w.result.value
     assert "Starting model (tiny-classifier): val accuracy" in text and "→ best epoch 1: val accuracy" in text
-    assert outcome.name.startswith("fine-tuned classifier ") and outcome.name in w.target_label.text()
-    assert "not saved yet" in w.target_label.text()
+    assert outcome.name.startswith("fine-tuned classifier ") and outcome.name in w.kept.target.value
+    assert "not saved yet" in w.kept.target.value
 
     # Use this model -> the other docks' shared state switches to a copy of the result
     seen = []
     STATE.changed.connect(seen.append)
-    w.use_button.click()
+    # the tiny model starts (and, after one epoch, stays) at chance: Use asks twice, never silently
+    assert outcome.warning.startswith("This model is at chance") and "at chance" in w.result.value
+    w.kept.use_button.native.click()
+    assert seen == [] and w.kept.use_button.text == "Use anyway (at chance)"
+    w.kept.use_button.native.click()
     assert seen == ["classifier"]
     now = STATE.get_active("classifier")
-    assert now is w.used_model and now is not active and now.model is not res.model
+    assert now is w.kept.used_model and now is not active and now.model is not res.model
     st = _state(now.model)
     assert all(np.array_equal(st[k].numpy(), tuned[k].numpy()) for k in tuned)
-    assert now.name == outcome.name and now.path is None and "in use" in w.target_label.text()
+    assert now.name == outcome.name and now.path is None and "in use" in w.kept.target.value
 
     # Save as... -> a checkpoint that loads (default folder: the user's model folder)
     target = tmp_path / "saved" / "my-model"
     asked = {}
 
-    def fake_dialog(parent, caption, directory, filt):
-        asked["dir"] = directory
-        return str(target), filt
+    def fake_dialog(mode, caption, start_path, filter):
+        asked["dir"] = start_path
+        return str(target)
 
-    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName", fake_dialog)
-    w.save_button.click()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", fake_dialog)
+    w.kept.save_button.native.click()
     assert asked["dir"].startswith(str(user_models_dir()))
     path = target.with_name("my-model.pt")
-    assert w.saved_path == path and path.exists()
+    assert w.kept.saved_path == path and path.exists()
     # the active model (used before saving) now carries the file's name and path, same weights
     renamed = STATE.get_active("classifier")
-    assert seen == ["classifier", "classifier"] and renamed is w.used_model
+    assert seen == ["classifier", "classifier"] and renamed is w.kept.used_model
     assert renamed.name == "my-model" and renamed.path == path and renamed.model is now.model
     assert renamed.training_info["name"] == "my-model"
-    assert str(path) in w.target_label.text() and "in use" in w.target_label.text()
+    assert str(path) in w.kept.target.value and "in use" in w.kept.target.value
     lm = load_checkpoint(path, expected_kind="classifier")
     assert lm.classes == outcome.classes
     assert lm.training_info["best_epoch"] == 1 and lm.training_info["n_val"] == outcome.n_val
@@ -160,19 +165,19 @@ def test_finetune_classifier_from_folder_then_use_and_save(dock, qtbot, tmp_path
 def test_stop_keeps_best_weights(dock, qtbot, cells):
     viewer, w = dock
     _add_class_layers(viewer, w, cells)
-    w.epochs_spin.setValue(40)
-    w.batch_spin.setValue(2)
+    w.epochs.value = 40
+    w.batch.value = 2
     clicked = []
 
     def stop_in_epoch_two(ev):
         if not clicked and getattr(ev, "batch", None) is not None and ev.epoch >= 2:
             clicked.append(ev)
-            w.train_button.click()  # Stop
-            assert w.train_button.text().startswith("Stopping")
+            w.train_button.native.click()  # Stop
+            assert w.train_button.text.startswith("Stopping")
 
     with qtbot.waitSignal(w.training_finished, timeout=TIMEOUT_MS) as blocker:
-        w.train_button.click()
-        w._job.relay.event.connect(stop_in_epoch_two)
+        w.train_button.native.click()
+        w.controls.job.worker.yielded.connect(stop_in_epoch_two)
     outcome = blocker.args[0]
     assert outcome.error is None
     res = outcome.result
@@ -180,18 +185,18 @@ def test_stop_keeps_best_weights(dock, qtbot, cells):
     assert 1 <= len(res.history) < 40
     assert res.best_epoch >= 1
     assert res.best_val_loss == min(ev.val_loss for ev in res.history)
-    assert w.train_button.text() == "Train" and w.train_button.isEnabled()
-    assert w.use_button.isEnabled()  # a finished epoch exists: its weights can be used
-    assert "Stopped" in w.result_label.text()
+    assert w.train_button.text == "Train" and w.train_button.enabled
+    assert w.kept.use_button.enabled  # a finished epoch exists: its weights can be used
+    assert "Stopped" in w.result.value
 
 
 def test_errors_become_notifications(dock, qtbot, cells):
     viewer, w = dock
     # no data at all: refused before any thread starts
     n = _n_records()
-    w.train_button.click()
+    w.train_button.native.click()
     assert any("No training data" in m for m in _warnings_since(n))
-    assert w.train_button.text() == "Train" and w.worker is None
+    assert w.train_button.text == "Train" and w.worker is None
     # open-layers tab, one class only: refused by the worker, reported in the GUI thread
     layer = viewer.add_image(np.stack([s.protein for s in cells.samples[:6]]), name="only ER")
     w.add_layer_row(layer, label="ER")
@@ -199,11 +204,11 @@ def test_errors_become_notifications(dock, qtbot, cells):
     outcome = _train(qtbot, w)
     assert outcome.error is not None and "Only one class" in str(outcome.error)
     assert any("Only one class" in m for m in _warnings_since(n))
-    assert w.train_button.text() == "Train" and not w.save_button.isEnabled()
+    assert w.train_button.text == "Train" and not w.kept.save_button.enabled
     # a row without a class
     w.add_layer_row(layer, label="")
     n = _n_records()
-    w.train_button.click()
+    w.train_button.native.click()
     assert any("Give the layer" in m for m in _warnings_since(n))
     assert w.worker is None
 
@@ -211,25 +216,25 @@ def test_errors_become_notifications(dock, qtbot, cells):
 def test_closing_the_dock_stops_training(dock, qtbot, cells):
     viewer, w = dock
     _add_class_layers(viewer, w, cells, with_dna=False)
-    w.epochs_spin.setValue(500)
-    w.batch_spin.setValue(2)
-    w.train_button.click()
-    job = w._job
+    w.epochs.value = 500
+    w.batch.value = 2
+    w.train_button.native.click()
+    job = w.controls.job
     qtbot.waitUntil(lambda: len(w.plot.epochs) >= 1, timeout=TIMEOUT_MS)
-    viewer.window.remove_dock_widget(w)  # what the dock's close button does
+    viewer.window.remove_dock_widget(w.native)  # what the dock's close button does
     assert job.stop.is_set()
     assert job.done.wait(20)  # the training thread ended (shutdown waits for it)
     qtbot.waitUntil(lambda: w.worker is None, timeout=10_000)
     assert len(w.plot.epochs) < 500
-    w.deleteLater()
+    w.native.deleteLater()
 
 
 def test_closing_the_widget_stops_training(dock, qtbot, cells):
     viewer, w = dock
     _add_class_layers(viewer, w, cells, with_dna=False)
-    w.epochs_spin.setValue(500)
-    w.train_button.click()
-    job = w._job
+    w.epochs.value = 500
+    w.train_button.native.click()
+    job = w.controls.job
     qtbot.waitUntil(lambda: len(w.plot.epochs) >= 1, timeout=TIMEOUT_MS)
     w.close()
     assert job.stop.is_set() and job.done.is_set()
@@ -239,42 +244,45 @@ def test_autoencoder_one_epoch(dock, qtbot, cells):
     from napari_organelle.widgets._state import STATE
 
     viewer, w = dock
-    w.kind_combo.setCurrentText("autoencoder")
-    assert not w.freeze_check.isEnabled()
-    assert w.layers_table.isColumnHidden(w.COL_CLASS)
+    w.kind.value = "autoencoder"
+    assert not w.freeze.enabled
+    assert w.layer_rows.rows == [] or not w.layer_rows.rows[0].cls.visible
     stack = viewer.add_image(np.stack([s.protein for s in cells.samples[:8]]), name="cells")
     w.add_layer_row(stack, label="")
-    w.epochs_spin.setValue(1)
-    w.lr_edit.setText(AE_LR)
+    w.epochs.value = 1
+    w.lr.value = AE_LR
     outcome = _train(qtbot, w)
     assert outcome.error is None, outcome.error
     res = outcome.result
     assert res.kind == "autoencoder" and len(res.history) == 1 and res.best_epoch == 1
     assert outcome.confusion is None
     assert w.plot.metric_name.startswith("PSNR") and w.plot.val_metric[0] is not None
-    w.use_button.click()
-    assert STATE.get_active("autoencoder") is w.used_model
-    assert w.used_model.kind == "autoencoder"
+    w.kept.use_button.native.click()
+    assert STATE.get_active("autoencoder") is w.kept.used_model
+    assert w.kept.used_model.kind == "autoencoder"
 
 
 def test_device_combo_lists_this_machine(qtbot):
     from napari_organelle.training import available_devices
-    from napari_organelle.widgets._devices import DeviceComboBox
+    from napari_organelle.widgets._devices import device_picker
 
-    combo = DeviceComboBox()
-    qtbot.addWidget(combo)
-    assert combo.ids() == [d for d, _ in available_devices()]
-    assert combo.device() == "auto" and combo.currentText().startswith("auto (->")
-    assert combo.set_device("cpu") and combo.device() == "cpu"
-    assert not combo.set_device("cuda:99") and combo.device() == "cpu"
+    combo = device_picker()
+    assert list(combo.choices)[:2] == ["auto", "cpu"]  # there at once; the GPUs are listed in the background
+    qtbot.waitUntil(lambda: combo.current_choice.startswith("auto (->"), timeout=20_000)
+    assert list(combo.choices) == [d for d, _ in available_devices()]
+    assert combo.value == "auto"
+    combo.value = "cpu"
+    with pytest.raises(ValueError):
+        combo.value = "cuda:99"  # not on this machine: refused, the choice stays
+    assert combo.value == "cpu"
 
 
 def test_closing_the_viewer_stops_training(dock, qtbot, cells):
     viewer, w = dock
     _add_class_layers(viewer, w, cells, with_dna=False)
-    w.epochs_spin.setValue(500)
-    w.train_button.click()
-    job = w._job
+    w.epochs.value = 500
+    w.train_button.native.click()
+    job = w.controls.job
     qtbot.waitUntil(lambda: len(w.plot.epochs) >= 1, timeout=TIMEOUT_MS)
     viewer.close()  # napari cancels its running tasks: the worker's quit() sets the stop event
     assert job.stop.is_set()
@@ -283,23 +291,23 @@ def test_closing_the_viewer_stops_training(dock, qtbot, cells):
 
 
 def _ae_rows(viewer, w, cells, n=8):
-    w.kind_combo.setCurrentText("autoencoder")
+    w.kind.value = "autoencoder"
     stack = viewer.add_image(np.stack([s.protein for s in cells.samples[:n]]), name="cells")
     w.add_layer_row(stack, label="")
-    w.epochs_spin.setValue(1)
+    w.epochs.value = 1
 
 
 def test_learning_rate_default_follows_start_from_but_keeps_a_typed_value(dock):
     _, w = dock
-    assert w.start_combo.currentData() == "active" and w.lr_edit.text() == "0.0001"
-    w.start_combo.setCurrentIndex(1)  # scratch
-    assert w.lr_edit.text() == "0.001"
-    w.start_combo.setCurrentIndex(0)
-    assert w.lr_edit.text() == "0.0001"
-    w.lr_edit.setText("0.005")  # typed by the user: never replaced
-    w.start_combo.setCurrentIndex(1)
-    assert w.lr_edit.text() == "0.005"
-    assert "0.0001" in w.lr_edit.toolTip() and "0.001" in w.lr_edit.toolTip()
+    assert w.start_from.value == "active" and w.lr.value == LR_FINETUNE
+    w.start_from.value = "scratch"  # scratch
+    assert w.lr.value == LR_SCRATCH
+    w.start_from.value = "active"
+    assert w.lr.value == LR_FINETUNE
+    w.lr.value = "0.005"  # typed by the user: never replaced
+    w.start_from.value = "scratch"
+    assert w.lr.value == "0.005"
+    assert LR_FINETUNE in w.lr.tooltip and LR_SCRATCH in w.lr.tooltip
 
 
 def test_run_that_does_not_improve_says_the_model_is_unchanged(dock, qtbot, cells):
@@ -309,24 +317,24 @@ def test_run_that_does_not_improve_says_the_model_is_unchanged(dock, qtbot, cell
     _ae_rows(viewer, w, cells)
     active = STATE.get_active("autoencoder")
     before = _state(active.model)
-    w.epochs_spin.setValue(2)
-    w.lr_edit.setText("50")  # refused: far too high
+    w.epochs.value = 2
+    w.lr.value = "50"  # refused: far too high
     with pytest.raises(InputError, match="far too large"):
         w.build_request()
-    w.lr_edit.setText("1")  # the highest allowed, still far too high: every epoch is worse than the start
+    w.lr.value = "1"  # the highest allowed, still far too high: every epoch is worse than the start
     outcome = _train(qtbot, w)
     assert outcome.error is None and not outcome.has_new_model
     res = outcome.result
     assert res.best_epoch == 0 and res.baseline is not None
     assert all(np.array_equal(before[k].numpy(), v.numpy()) for k, v in _state(res.model).items())
-    text = w.result_label.text()
+    text = w.result.value
     assert "No epoch improved on the starting model (tiny-autoencoder: val PSNR" in text
     assert "it is unchanged" in text
-    assert w.outcome is None and not w.use_button.isEnabled() and not w.save_button.isEnabled()
-    assert "No model to save or use yet" in w.target_label.text()
+    assert w.kept.outcome is None and not w.kept.use_button.enabled and not w.kept.save_button.enabled
+    assert "No model to save or use yet" in w.kept.target.value
     # the plot shows the line the epochs had to beat; no confusion matrix box for an autoencoder
     assert w.plot.baseline == (pytest.approx(res.baseline["val_loss"]), pytest.approx(res.baseline["val_psnr"]))
-    assert not w.confusion_plot.isVisibleTo(w)
+    assert not w.confusion_plot.isVisibleTo(w.native)
 
 
 def test_a_failed_run_keeps_the_previous_result_usable(dock, qtbot, cells, tmp_path, monkeypatch):
@@ -335,33 +343,32 @@ def test_a_failed_run_keeps_the_previous_result_usable(dock, qtbot, cells, tmp_p
 
     viewer, w = dock
     _ae_rows(viewer, w, cells)
-    w.lr_edit.setText(AE_LR)
+    w.lr.value = AE_LR
     first = _train(qtbot, w)
-    assert first.has_new_model and w.outcome is first
+    assert first.has_new_model and w.kept.outcome is first
     kept = _state(first.result.model)
     # the next run fails in the worker (a classifier needs two classes; the table has one)
-    w.kind_combo.setCurrentText("classifier")
-    w.layers_table.cellWidget(0, w.COL_CLASS).setEditText("ER")
+    w.kind.value = "classifier"
+    w.layer_rows.rows[0].cls.value = "ER"
     with qtbot.waitSignal(w.training_finished, timeout=TIMEOUT_MS) as blocker:
-        w.train_button.click()
+        w.train_button.native.click()
         # while it runs the buttons still act on the first result, and the dock says so
-        assert w.train_button.text() == "Stop"
-        assert w.save_button.isEnabled() and w.use_button.isEnabled()
-        assert first.name in w.target_label.text() and "only if it gives a new model" in w.target_label.text()
-        assert first.name in w.result_label.text()
+        assert w.train_button.text == "Stop"
+        assert w.kept.save_button.enabled and w.kept.use_button.enabled
+        assert first.name in w.kept.target.value and "only if it gives a new model" in w.kept.target.value
+        assert first.name in w.result.value
     failed = blocker.args[0]
     assert failed is w.last_run and failed.error is not None and "Only one class" in str(failed.error)
-    assert w.outcome is first
-    assert "Training failed" in w.result_label.text() and first.name in w.result_label.text()
-    assert w.save_button.isEnabled() and w.use_button.isEnabled()
-    assert first.name in w.target_label.text()
+    assert w.kept.outcome is first
+    assert "Training failed" in w.result.value and first.name in w.result.value
+    assert w.kept.save_button.enabled and w.kept.use_button.enabled
+    assert first.name in w.kept.target.value
     # Use and Save act on the first result
-    w.use_button.click()
-    assert STATE.get_active("autoencoder") is w.used_model and w.used_model.name == first.name
+    w.kept.use_button.native.click()
+    assert STATE.get_active("autoencoder") is w.kept.used_model and w.kept.used_model.name == first.name
     target = tmp_path / "kept.pt"
-    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
-                        lambda *a: (str(target), ""))
-    w.save_button.click()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", lambda **kw: str(target))
+    w.kept.save_button.native.click()
     lm = load_checkpoint(target, expected_kind="autoencoder")
     assert all(np.array_equal(kept[k].numpy(), v.numpy()) for k, v in _state(lm.model).items())
     assert STATE.get_active("autoencoder").name == "kept"
@@ -373,23 +380,22 @@ def test_unsaved_runs_have_distinct_names_and_saving_renames_only_the_one_in_use
 
     viewer, w = dock
     _ae_rows(viewer, w, cells)
-    w.start_combo.setCurrentIndex(1)  # scratch would build a full-size model: stay on the tiny one
-    w.start_combo.setCurrentIndex(0)
-    w.lr_edit.setText(AE_LR)
+    w.start_from.value = "scratch"  # scratch would build a full-size model: stay on the tiny one
+    w.start_from.value = "active"
+    w.lr.value = AE_LR
     first = _train(qtbot, w)
-    w.use_button.click()
+    w.kept.use_button.native.click()
     used = STATE.get_active("autoencoder")
     assert used.name == first.name and used.path is None
     second = _train(qtbot, w)  # fine-tunes the first (now active)
-    assert second.has_new_model and w.outcome is second
+    assert second.has_new_model and w.kept.outcome is second
     assert second.name != first.name and second.name.startswith("fine-tuned autoencoder ")
     assert second.started_from == first.name
     # saving the second result does not rename the active model (the first result)
-    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
-                        lambda *a: (str(tmp_path / "second.pt"), ""))
-    w.save_button.click()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", lambda **kw: str(tmp_path / "second.pt"))
+    w.kept.save_button.native.click()
     assert STATE.get_active("autoencoder") is used and used.name == first.name
-    assert "in use" not in w.target_label.text()
+    assert "in use" not in w.kept.target.value
 
 
 def test_autoencoder_trains_on_a_plain_folder_of_images(dock, qtbot, cells, tmp_path):
@@ -403,57 +409,33 @@ def test_autoencoder_trains_on_a_plain_folder_of_images(dock, qtbot, cells, tmp_
     # the classifier refuses a folder without class sub-folders ...
     with qtbot.waitSignal(w.dataset_loaded, timeout=30_000) as loaded:
         w.set_data_path(folder, load=True)
-    assert loaded.args[0] is None and "not inside a class folder" in w.data_summary.toPlainText()
+    assert loaded.args[0] is None and "not inside a class folder" in w.folder.summary.value
     # ... switching to the autoencoder loads it again, as one class of unlabelled images
     with qtbot.waitSignal(w.dataset_loaded, timeout=30_000) as loaded:
-        w.kind_combo.setCurrentText("autoencoder")
+        w.kind.value = "autoencoder"
     data = loaded.args[0]
     assert data is not None and data.classes == ["unlabelled"] and len(data) == 8
-    assert "8 images in 1 class " in w.data_summary.toPlainText()
-    w.epochs_spin.setValue(1)
-    w.lr_edit.setText(AE_LR)
+    assert "8 images in 1 class " in w.folder.summary.value
+    w.epochs.value = 1
+    w.lr.value = AE_LR
     outcome = _train(qtbot, w)
     assert outcome.error is None, outcome.error
     assert outcome.n_train + outcome.n_val == 8 and outcome.has_new_model
-
-
-def test_run_training_loads_a_path_for_the_kind(tmp_path, cells):
-    """The worker's job loads a path itself: one class is enough for the autoencoder only."""
-    import tifffile
-
-    from napari_organelle.preprocess import InputError
-    from napari_organelle.training import TrainConfig
-    from napari_organelle.widgets._train_job import TrainRequest, run_training
-
-    folder = tmp_path / "one" / "ER"
-    folder.mkdir(parents=True)
-    for i, s in enumerate(cells.samples[:6]):
-        tifffile.imwrite(folder / f"cell{i}.tif", s.protein)
-    cfg = TrainConfig(epochs=1, batch_size=4, device="cpu", num_threads=1, crop_size=32)
-    with pytest.raises(InputError, match="Only one class"):
-        run_training(TrainRequest(kind="classifier", data=str(tmp_path / "one"), val_fraction=0.2, config=cfg))
-    from napari_organelle.checkpoints import LoadedModel
-    from napari_organelle.models.registry import build_model
-
-    ae = build_model("autoencoder", "organelle-ae", channels=(8, 16), latent_channels=4).eval()
-    init = LoadedModel(ae, "autoencoder", "organelle-ae", None, 32, name="tiny")
-    out = run_training(TrainRequest(kind="autoencoder", data=str(tmp_path / "one"), val_fraction=0.2,
-                                    config=cfg, init=init))
-    assert out.result is not None and out.n_train + out.n_val == 6 and out.result.baseline is not None
 
 
 def test_a_row_whose_layer_was_deleted_never_switches_to_another_layer(dock, cells):
     viewer, w = dock
     _add_class_layers(viewer, w, cells, with_dna=False)
     w.add_layer_row("ER protein", label="Golgi_gpp")  # by name, as scripts do (napari gives proxies)
-    assert w.layers_table.cellWidget(3, w.COL_LAYER).currentText() == "ER protein"
+    assert w.layer_rows.rows[3].layer.current_choice == "ER protein"
     viewer.layers.remove("Nucleus protein")
     viewer.add_image(np.zeros((2, 64, 64), np.float32), name="unrelated")  # any later layer event
     viewer.layers["Mitochondria protein"].name = "Mito renamed"
-    texts = [w.layers_table.cellWidget(r, w.COL_LAYER).currentText() for r in range(w.layers_table.rowCount())]
-    assert texts == ["ER protein", "Mito renamed", "", "ER protein"]
-    with pytest.raises(InputError):
-        w.layers_dataset()  # the blank row is reported, not filled with some other layer
+    texts = [row.layer.current_choice for row in w.layer_rows.rows]
+    assert texts == ["ER protein", "Mito renamed", "(layer closed)", "ER protein"]
+    assert w.layer_rows.rows[2].layer.value is None
+    with pytest.raises(InputError, match="Row 3"):
+        w.layer_rows.dataset()  # the closed row is reported, not filled with some other layer
 
 
 def test_save_as_never_overwrites_name_pt_without_asking(dock, qtbot, cells, tmp_path, monkeypatch):
@@ -461,21 +443,21 @@ def test_save_as_never_overwrites_name_pt_without_asking(dock, qtbot, cells, tmp
 
     viewer, w = dock
     _ae_rows(viewer, w, cells)
-    w.lr_edit.setText(AE_LR)
+    w.lr.value = AE_LR
     outcome = _train(qtbot, w)
-    assert outcome.error is None and w.outcome is not None
+    assert outcome.error is None and w.kept.outcome is not None
     home = tmp_path / "fresh-home" / "models"
     monkeypatch.setenv("NAPARI_ORGANELLE_HOME", str(home))  # a first install: the folder does not exist
     (tmp_path / "ft1.pt").write_bytes(b"PK precious")
     asked, confirm = [], []
-    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
-                        lambda parent, caption, directory, filt: (asked.append(directory) or str(tmp_path / "ft1"), filt))
-    monkeypatch.setattr(type(w), "_confirm_overwrite", lambda self, path: confirm.append(path) or False)
-    assert w.save_as() is None  # typed 'ft1'; ft1.pt exists; the user says no
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog",
+                        lambda **kw: asked.append(kw["start_path"]) or str(tmp_path / "ft1"))
+    monkeypatch.setattr(type(w.kept), "_confirm_overwrite", lambda self, path: confirm.append(path) or False)
+    assert w.kept.save_as() is None  # typed 'ft1'; ft1.pt exists; the user says no
     assert (tmp_path / "ft1.pt").read_bytes() == b"PK precious" and confirm == [tmp_path / "ft1.pt"]
     assert user_models_dir() == home and home.is_dir() and asked[0].startswith(str(home))
-    monkeypatch.setattr(type(w), "_confirm_overwrite", lambda self, path: True)
-    assert w.save_as() == tmp_path / "ft1.pt" and (tmp_path / "ft1.pt").read_bytes() != b"PK precious"
+    monkeypatch.setattr(type(w.kept), "_confirm_overwrite", lambda self, path: True)
+    assert w.kept.save_as() == tmp_path / "ft1.pt" and (tmp_path / "ft1.pt").read_bytes() != b"PK precious"
 
 
 def test_a_run_finishing_while_the_save_dialog_is_open_is_not_marked_saved(dock, qtbot, cells, tmp_path,
@@ -484,19 +466,55 @@ def test_a_run_finishing_while_the_save_dialog_is_open_is_not_marked_saved(dock,
 
     viewer, w = dock
     _ae_rows(viewer, w, cells)
-    w.lr_edit.setText(AE_LR)
+    w.lr.value = AE_LR
     assert _train(qtbot, w).error is None
-    first = w.outcome
+    first = w.kept.outcome
 
-    def dialog_during_which_a_run_finishes(parent, caption, directory, filt):
-        newer = copy.copy(first)  # what _on_returned does when the next run gives a new model
+    def dialog_during_which_a_run_finishes(**kw):
+        newer = copy.copy(first)  # what _on_done does when the next run gives a new model
         newer.name = "fine-tuned autoencoder (newer)"
-        w.outcome, w.saved_path = newer, None
-        return str(tmp_path / "old.pt"), filt
+        w.kept.outcome, w.kept.saved_path = newer, None
+        return str(tmp_path / "old.pt")
 
-    monkeypatch.setattr("napari_organelle.widgets.finetune.QFileDialog.getSaveFileName",
-                        dialog_during_which_a_run_finishes)
-    out = w.save_as()
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", dialog_during_which_a_run_finishes)
+    out = w.kept.save_as()
     assert out == tmp_path / "old.pt" and out.exists()
-    assert w.saved_path is None and w.outcome.name == "fine-tuned autoencoder (newer)"  # the new one: unsaved
-    assert "previous result" in w.log.toPlainText().splitlines()[-1]
+    assert w.kept.saved_path is None and w.kept.outcome.name == "fine-tuned autoencoder (newer)"  # the new one: unsaved
+    assert "previous result" in w.log.value.splitlines()[-1]
+
+
+def test_export_to_bioimageio_writes_a_package_that_loads_back(dock, qtbot, cells, tmp_path, monkeypatch):
+    import zipfile
+
+    from napari_organelle.checkpoints import resolve_model
+
+    viewer, w = dock
+    _ae_rows(viewer, w, cells)
+    w.lr.value = AE_LR
+    assert _train(qtbot, w).has_new_model and w.kept.export_button.enabled
+    target = tmp_path / "shared model"
+    monkeypatch.setattr("napari_organelle.widgets._kept_model.show_file_dialog", lambda **kw: str(target))
+    w.kept.export_button.native.click()
+    qtbot.waitUntil(lambda: w.kept.export_button.enabled, timeout=120_000)
+    out = tmp_path / "shared model.zip"
+    assert out.exists() and "rdf.yaml" in zipfile.ZipFile(out).namelist()
+    assert f"Exported {w.kept.outcome.name}" in w.log.value
+    back = resolve_model(str(out), kind="autoencoder")
+    assert back.kind == "autoencoder" and back.arch == w.kept.outcome.result.arch
+
+
+def test_open_layers_train_from_a_stack_labelled_per_plane_with_its_dna(dock, qtbot):
+    viewer, w = dock
+    viewer.open_sample("napari-organelle", "cells")  # a 10-plane stack; metadata["classes"] names each plane
+    protein, dna = viewer.layers[0], viewer.layers[1]
+    viewer.layers.selection = {protein, dna}  # both selected: one row, the DNA layer as its DNA
+    w.source.value = "open layers"
+    w.layer_rows.add_button.native.click()
+    assert len(w.layer_rows.rows) == 1
+    row = w.layer_rows.rows[0]
+    assert row.cls.value == "per plane (layer metadata)" and row.dna.value is not None
+    assert row.dna.value.name == dna.name and row.n_images.value == "10 img"
+    data = w.layer_rows.dataset()
+    assert [s.label for s in data.samples] == list(protein.metadata["classes"])
+    assert all(s.dna is not None for s in data.samples) and len(data.classes) == 10
+

@@ -1,4 +1,4 @@
-"""The "Reconstruct with autoencoder" dock, docked through the plugin manifest."""
+"""The "Reconstruct images" dock, docked through the plugin manifest."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ PLUGIN = "napari-organelle"
 
 
 def _dock(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct with autoencoder")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct images")
     return widget
 
 
 def _run(qtbot, widget, timeout=60_000):
     job = widget.run()
-    assert job is not None, widget.metrics_label.text()
-    qtbot.waitUntil(lambda: widget._job is None, timeout=timeout)
+    assert job is not None, widget.controls.message.value
+    qtbot.waitUntil(lambda: not job.running, timeout=timeout)
     return job
 
 
@@ -29,12 +29,12 @@ def _cell(shape=(96, 80), seed=0):
     return (1000 * blob + 50 * rng.random(shape)).astype(np.uint16)
 
 
-def test_reconstruction_layers_aligned_with_source(make_napari_viewer, qtbot, tiny_models):
-    viewer = make_napari_viewer()
+def test_reconstruction_layers_aligned_with_source(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
     src = viewer.add_image(_cell(), name="cell", scale=(2, 3), translate=(10, -5))
     widget = _dock(viewer)
-    assert widget.image_combo.layer().name == "cell"
-    assert widget.residual_check.isChecked()
+    assert widget.image.value.name == "cell"
+    assert widget.residual.value
     _run(qtbot, widget)
 
     rec = viewer.layers["cell reconstruction"]
@@ -50,7 +50,7 @@ def test_reconstruction_layers_aligned_with_source(make_napari_viewer, qtbot, ti
     lo, hi = res.contrast_limits
     assert lo == pytest.approx(-hi) and hi > 0
     np.testing.assert_allclose(res.data, src.data.astype(np.float32) - rec.data, atol=1e-2)
-    text = widget.metrics_label.text()
+    text = widget.controls.message.value
     assert "MSE" in text and "PSNR" in text and "SSIM" in text
     assert widget.last_metrics["ssim"] <= 1.0
 
@@ -60,12 +60,12 @@ def test_reconstruction_layers_aligned_with_source(make_napari_viewer, qtbot, ti
     assert [lay.name for lay in viewer.layers].count("cell reconstruction") == 1
 
 
-def test_stack_without_residual(make_napari_viewer, qtbot, tiny_models):
-    viewer = make_napari_viewer()
+def test_stack_without_residual(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
     stack = np.stack([_cell(seed=i) for i in range(3)])
     viewer.add_image(stack, name="stack", scale=(5, 2, 3), translate=(0, 10, -5))
     widget = _dock(viewer)
-    widget.residual_check.setChecked(False)
+    widget.residual.value = False
     _run(qtbot, widget)
     rec = viewer.layers["stack reconstruction"]
     assert rec.data.shape == stack.shape
@@ -75,27 +75,29 @@ def test_stack_without_residual(make_napari_viewer, qtbot, tiny_models):
     assert len(widget.last_metrics["per_plane"]) == 3
 
 
-def test_rgb_layer_is_refused_with_a_message(make_napari_viewer, qtbot, tiny_models):
-    viewer = make_napari_viewer()
+def test_rgb_layer_is_refused_with_a_message(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
     viewer.add_image(np.zeros((32, 32, 3), np.uint8), name="photo", rgb=True)
     widget = _dock(viewer)
     assert widget.run() is None
-    assert "RGB" in widget.metrics_label.text()
+    assert "RGB" in widget.controls.message.value
     assert len(viewer.layers) == 1
 
 
-def test_run_on_a_device_this_machine_lacks_is_refused_with_a_message(make_napari_viewer, qtbot, tiny_models):
-    viewer = make_napari_viewer()
+def test_run_on_a_device_this_machine_lacks_is_refused_with_a_message(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
     viewer.add_image(_cell(seed=1), name="cell")
     widget = _dock(viewer)
-    assert widget.device_combo.ids()[:2] == ["auto", "cpu"]
-    widget.device_combo.device = lambda: "cuda:5"  # e.g. a GPU unplugged since the dock listed it
-    assert widget.run() is None
-    assert "CUDA" in widget.metrics_label.text() and "cpu" in widget.metrics_label.text()
+    assert list(widget.device.choices)[:2] == ["auto", "cpu"]
+    widget.device.choices = [("cuda:5", "cuda:5")]  # e.g. a GPU unplugged since the dock listed it
+    widget.device.value = "cuda:5"
+    job = widget.run()  # refused in the worker, which checks the device
+    qtbot.waitUntil(lambda: not job.running, timeout=60_000)
+    assert "CUDA" in widget.controls.message.value and "cpu" in widget.controls.message.value
     assert [lay.name for lay in viewer.layers] == ["cell"]
 
 
-def test_lazy_layer_is_read_in_the_worker(make_napari_viewer, qtbot, tiny_models):
+def test_lazy_layer_is_read_in_the_worker(make_napari_viewer_proxy, qtbot, tiny_models):
     import threading
 
     import dask
@@ -108,7 +110,7 @@ def test_lazy_layer_is_read_in_the_worker(make_napari_viewer, qtbot, tiny_models
         readers.append(threading.current_thread().name)
         return block
 
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer_proxy()
     with dask.config.set(scheduler="synchronous"):
         viewer.add_image(da.from_array(stack, chunks=(1,) + stack.shape[1:]).map_blocks(record, dtype=stack.dtype),
                          name="lazy")
@@ -119,35 +121,70 @@ def test_lazy_layer_is_read_in_the_worker(make_napari_viewer, qtbot, tiny_models
     assert readers and threading.main_thread().name not in readers
 
 
-def test_a_job_whose_dock_is_gone_stops_instead_of_raising(make_napari_viewer, qtbot, tiny_models):
+def test_a_job_whose_dock_is_gone_stops_instead_of_raising(make_napari_viewer_proxy, qtbot, tiny_models):
     sip = pytest.importorskip("PyQt6.sip")
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer_proxy()
     viewer.add_image(np.stack([_cell(seed=i) for i in range(6)]), name="stack")
     widget = _dock(viewer)
     job = widget.run()
-    sip.delete(widget.progress_bar)  # what closing the viewer does to the dock's widgets
+    sip.delete(widget.controls.bar.native)  # what closing the viewer does to the dock's widgets
     qtbot.waitUntil(lambda: not job.running, timeout=60_000)
-    assert job.cancelled
+    assert job.stopped and job.stop.is_set()
 
 
-def test_constant_plane_of_a_stack_is_reported(make_napari_viewer, qtbot, tiny_models):
-    viewer = make_napari_viewer()
+def test_stop_on_a_large_image_ends_within_a_second_and_adds_nothing(make_napari_viewer_proxy, qtbot, tiny_models):
+    import time
+
+    viewer = make_napari_viewer_proxy()
+    big = np.random.default_rng(0).random((3000, 3000)).astype(np.float32)  # reconstructed tile by tile
+    viewer.add_image(big, name="big")
+    widget = _dock(viewer)
+    job = widget.run()
+    qtbot.waitUntil(lambda: job.helper is not None, timeout=30_000)  # the reconstruction is under way
+    qtbot.wait(300)
+    t0 = time.perf_counter()
+    widget.controls.button.native.click()  # the button reads Stop while it runs
+    qtbot.waitUntil(lambda: not job.running, timeout=5_000)
+    took = time.perf_counter() - t0
+    assert took < 1.0, f"the dock was ready again after {took:.1f} s"
+    assert widget.controls.button.text == "Reconstruct" and "stopped" in widget.controls.message.value
+    assert job.done.wait(30)  # the core stops at its next tile
+    qtbot.wait(200)
+    assert [x.name for x in viewer.layers] == ["big"] and "organelle_reconstruction" not in viewer.layers["big"].metadata
+
+
+def test_residual_is_a_diverging_map_dark_at_zero(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(_cell(), name="cell")
+    widget = _dock(viewer)
+    _run(qtbot, widget)
+    res = viewer.layers["cell residual"]
+    lo, hi = res.contrast_limits
+    cmap = res.colormap
+    neg, zero, pos = (cmap.map(np.array([(v - lo) / (hi - lo)]))[0] for v in (lo, 0.0, hi))
+    assert zero[:3].max() < 0.05  # the reproduced image is dark
+    assert pos[0] > 0.9 and pos[2] < 0.3 and neg[2] > 0.9 and neg[0] < 0.3  # red above 0, blue below
+    assert "red = signal the autoencoder missed" in widget.controls.message.value
+
+
+def test_constant_plane_of_a_stack_is_reported(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
     stack = np.stack([_cell(seed=1), np.zeros_like(_cell(seed=2))])
     viewer.add_image(stack, name="with blank")
     widget = _dock(viewer)
     _run(qtbot, widget)
-    assert "1 constant plane" in widget.metrics_label.text()
+    assert "1 constant plane" in widget.controls.message.value
     assert widget.last_metrics["per_plane"][1]["constant"]
 
 
-def test_results_are_not_added_when_the_source_layer_was_removed(make_napari_viewer, qtbot, tiny_models):
-    viewer = make_napari_viewer()
+def test_results_are_not_added_when_the_source_layer_was_removed(make_napari_viewer_proxy, qtbot, tiny_models):
+    viewer = make_napari_viewer_proxy()
     src = viewer.add_image(np.stack([_cell(seed=i) for i in range(4)]), name="cells")
     widget = _dock(viewer)
     job = widget.run()
     assert job is not None
     viewer.layers.remove(src)
     newcomer = viewer.add_image(np.zeros((8, 8), np.float32), name="cells")
-    qtbot.waitUntil(lambda: widget._job is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not job.running, timeout=60_000)
     assert [x.name for x in viewer.layers] == ["cells"] and "organelle_reconstruction" not in newcomer.metadata
-    assert "was removed" in widget.metrics_label.text()
+    assert "was removed" in widget.controls.message.value

@@ -630,6 +630,34 @@ def _pair_flat(label: str, files: list[str], dna_is_class_image: bool = True
     return plans, unused
 
 
+def dna_partner(path) -> Path | None:
+    """The DNA image that goes with the protein image ``path``, paired as :func:`load_labelled` pairs
+    them: its partner in the ``dna/`` folder beside a ``prot/`` folder (the Murphy 2D HeLa release:
+    ``tubul/prot/x.tubul.03.tif`` with ``tubul/dna/x.dap.03.tif``), or ``<name>_dna`` (DAPI, Hoechst)
+    beside it. None when there is none, when names do not match one to one, or when ``path`` is
+    itself a DNA image."""
+    p = Path(path)
+    if not p.is_file() or _dna_marks(_tokens(p.name)) or p.parent.name.lower() in DNA_DIRS:
+        return None
+
+    def images(folder: Path) -> list[str]:
+        return sorted(f.name for f in folder.iterdir() if f.is_file() and is_image_name(f.name)
+                      and not _is_ignored(f.name))
+
+    if p.parent.name.lower() in PROTEIN_DIRS:
+        dna_dir = next((d for d in p.parent.parent.iterdir() if d.is_dir() and d.name.lower() in DNA_DIRS), None)
+        if dna_dir is None:
+            return None
+        notes: list[str] = []
+        plans = _pair_subfolders("", str(p.parent), p.parent.parent.name, images(p.parent), images(dna_dir), notes)
+        partner = next((pl.dna for pl in plans if pl.protein == p.name), None)
+        # pairs in sorted order (names that do not match) are not trusted for one file opened on its own
+        return dna_dir / partner if partner and not any("sorted name order" in n for n in notes) else None
+    plans, _ = _pair_flat("", images(p.parent), dna_is_class_image=False)
+    partner = next((pl.dna for pl in plans if pl.protein == p.name), None)
+    return p.parent / partner if partner else None
+
+
 def _partner_example(stem: str) -> str:
     """'cell0_DAPI.tif' -> 'cell0.tif or cell0_GFP.tif': names its protein image may have."""
     for t in sorted(DNA_TOKENS, key=len, reverse=True):

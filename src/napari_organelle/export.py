@@ -733,8 +733,8 @@ def _readme(loaded: LoadedModel, ckpt: dict, pkg_name: str, test: dict, diffs: d
     L.append(f"- **Test output** (`{TEST_OUTPUT_FILE}`): what napari-organelle's own `{test['reference']}` returns "
              "for it" + (f" (top class `{test['label']}`, {100 * test['confidence']:.1f} %)" if kind == "classifier"
                          else f" (normalised to [0, 1]; PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.4f})") + ".")
-    L.append(f"- Before writing the package, both weight formats were run on the test input through the declared "
-             f"pre- and post-processing: largest difference from napari-organelle's output "
+    L.append("- Before writing the package, both weight formats were run on the test input through the declared "
+             "pre- and post-processing: largest difference from napari-organelle's output "
              + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items())
              + f" (the export refuses anything above {CHECK_TOLERANCE:g}).")
     L.append(f"- rdf.yaml declares a reproducibility tolerance of {DECLARED_ABSOLUTE_TOLERANCE:g} absolute + "

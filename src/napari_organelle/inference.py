@@ -961,9 +961,42 @@ def classify_field(protein, dna=None, model=None, *, labels=None, diameter=None,
 # class-activation map
 
 
-def activation_map(protein, dna=None, model=None, *, target: str | int | None = None) -> np.ndarray:
+def _otsu(values: np.ndarray) -> float:
+    """The threshold between two populations of ``values`` (Otsu's method on a 256-bin histogram)."""
+    hist, edges = np.histogram(values, bins=256)
+    w = np.cumsum(hist).astype(np.float64)
+    m = np.cumsum(hist * (edges[:-1] + edges[1:]) / 2)
+    w0, w1 = w[:-1], w[-1] - w[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (m[-1] * w0 - m[:-1] * w[-1]) ** 2 / (w0 * w1)
+    return float(edges[1 + int(np.nanargmax(between))]) if np.isfinite(between).any() else float(np.median(values))
+
+
+def cell_mask(protein, dna=None) -> np.ndarray:
+    """Where the cell is: the smoothed protein (and DNA) signal above the threshold that splits it from
+    the background, holes filled, grown by 3 % of the image side. All True when the image shows no
+    clear background (a crop inside a cell, a flat field)."""
+    from scipy import ndimage
+
+    p = as_plane(protein, name="protein")
+    mask = np.zeros(p.shape, bool)
+    sigma = max(1.0, 0.01 * max(p.shape))
+    for plane in (p, as_plane(dna, name="DNA") if dna is not None else None):
+        if plane is None or _is_constant(plane):
+            continue
+        smooth = ndimage.gaussian_filter(normalize(plane), sigma)
+        mask |= smooth > _otsu(smooth[:: max(1, smooth.size // 250_000)].ravel())
+    grow = max(1, int(0.03 * max(p.shape)))
+    mask = ndimage.binary_dilation(ndimage.binary_fill_holes(mask), iterations=grow)
+    return mask if 0.01 < mask.mean() < 0.97 else np.ones(p.shape, bool)
+
+
+def activation_map(protein, dna=None, model=None, *, target: str | int | None = None,
+                   inside_cell: bool = False) -> np.ndarray:
     """Class-activation map (CAM) of ``target`` (default: the predicted class), in [0, 1], shaped like
-    ``protein`` so it overlays the source layer directly."""
+    ``protein`` so it overlays the source layer directly. ``inside_cell``: zero outside
+    :func:`cell_mask` (the network also looks at the background around a cell; a map for people
+    shows the evidence inside it)."""
     import torch
     import torch.nn.functional as F
 
@@ -999,6 +1032,8 @@ def activation_map(protein, dna=None, model=None, *, target: str | int | None = 
     cam = cam[top:top + nh, left:left + nw]
     t = torch.from_numpy(np.ascontiguousarray(cam))[None, None]
     cam = F.interpolate(t, size=(h, w_), mode="bilinear", align_corners=False)[0, 0].numpy()
+    if inside_cell:
+        cam = cam * cell_mask(p, d)
     m = float(cam.max())
     return (cam / m).astype(np.float32) if m > 0 else np.zeros_like(cam, dtype=np.float32)
 
@@ -1025,11 +1060,13 @@ def _run_ae(ae_model, planes01: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reconstruct_plane01(ae_model, plane01: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _reconstruct_plane01(ae_model, plane01: np.ndarray, out: np.ndarray | None = None,
+                         should_stop=None) -> np.ndarray:
     """Reconstruct one [0, 1] plane; planes larger than MAX_NATIVE_SIDE go tile by tile.
 
     Extra memory beyond ``out`` (the float32 result, allocated unless given) is one tile with its
-    context (about (1024 + 64)^2 pixels through the model), whatever the plane's size.
+    context (about (1024 + 64)^2 pixels through the model), whatever the plane's size. A stop request
+    is honoured between tiles (InterruptedError), so one huge plane never holds a stop up for long.
     """
     h, w = plane01.shape
     if max(h, w) <= MAX_NATIVE_SIDE:
@@ -1043,6 +1080,8 @@ def _reconstruct_plane01(ae_model, plane01: np.ndarray, out: np.ndarray | None =
     c = _TILE_CONTEXT
     for y in range(0, h, _TILE):
         for x in range(0, w, _TILE):
+            if _stop_requested(should_stop):
+                raise InterruptedError("Reconstruction stopped by the user.")
             y0, x0 = max(0, y - c), max(0, x - c)
             y1, x1 = min(h, y + _TILE + c), min(w, x + _TILE + c)
             rec = _run_ae(ae_model, plane01[None, y0:y1, x0:x1])[0]
@@ -1235,7 +1274,9 @@ def reconstruct(image, model=None, *, progress=None, should_stop=None) -> Recons
         base = p.min() if wide and p.dtype.kind in "iu" else None
         lo, hi = _percentiles(p, base)
         p01 = _scale01(p, lo, hi, wide=wide, base=base)
-        r01 = _reconstruct_plane01(ae.model, p01, out=out[i])
+        r01 = _reconstruct_plane01(ae.model, p01, out=out[i], should_stop=should_stop)
+        if _stop_requested(should_stop):
+            raise InterruptedError("Reconstruction stopped by the user.")
         if not np.isfinite(r01).all():
             raise InputError(
                 f"The autoencoder's output for {'plane %d' % i if len(planes) > 1 else 'this image'} is not a "

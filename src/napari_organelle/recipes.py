@@ -2,11 +2,12 @@
 
 A "source" is anything :func:`napari_organelle.datasets.load_labelled` reads (a folder in any
 supported layout, an archive, ``simulated:N``) or an already loaded ``LabelledImages``.
-The CLI (``napari-organelle train`` / ``evaluate``) calls these. The fine-tune dock has its own job
-(``widgets/_train_job.run_training``) over the same engine (``training.train``); it splits into
-train / validation only (no test split) and, when fine-tuning, keeps the starting model's classes by
-default. ``train_model(..., keep_classes=True)`` (CLI ``--keep-classes``) does the same; the
-default, as in the CLI, gives the fine-tuned model exactly the data's classes (a new head).
+The CLI (``napari-organelle train`` / ``evaluate``) calls these. The fine-tune dock calls
+:func:`fine_tune`: ``train_model`` on a train / validation split (no test split) that, when
+fine-tuning, keeps the starting model's classes by default, then the confusion matrix on the
+validation images and a warning when the result is no better than guessing.
+``train_model(..., keep_classes=True)`` (CLI ``--keep-classes``) keeps them too; its default, as in
+the CLI, gives the fine-tuned model exactly the data's classes (a new head).
 """
 
 from __future__ import annotations
@@ -416,6 +417,144 @@ def train_model(source, kind: str = "classifier", config=None, *, init=None, siz
     # kept on the result so that checkpoints.save_user_model(outcome.result, name) saves them too
     result.held_out_metrics = dict(metrics)
     return TrainingOutcome(result=result, checkpoint=ckpt, test_report=test_report, data=data)
+
+
+@dataclass
+class FineTuneOutcome:
+    """What :func:`fine_tune` returns: the run, its checkpoint, the validation confusion matrix."""
+
+    kind: str
+    result: object | None = None               # training.TrainResult (None: stopped before training)
+    checkpoint: dict | None = None             # the checkpoint dict (metadata and metrics)
+    classes: list[str] = field(default_factory=list)
+    confusion: np.ndarray | None = None        # classifier: validation confusion (true x predicted)
+    val_accuracy: float | None = None
+    n_train: int = 0
+    n_val: int = 0
+    started_from: str = "scratch"
+    error: BaseException | None = None         # set by callers that catch what fine_tune raised
+    warning: str = ""                          # e.g. a classifier at chance
+    name: str = ""                             # a name the caller gives a kept result
+
+    @property
+    def has_new_model(self) -> bool:
+        """True when the run gave weights to keep: an epoch finished (and, when fine-tuning, beat the
+        starting model). False: failed, stopped before an epoch, or the model is unchanged."""
+        return self.error is None and self.result is not None and int(self.result.best_epoch) > 0
+
+    def summary(self) -> str:
+        """What happened, in a few lines: the starting model's figures, the best epoch's, the counts."""
+        res = self.result
+        if res is None:
+            return "Stopped before training began; nothing to keep."
+        n_ep, base = len(res.history), res.baseline
+        if res.best_epoch <= 0:
+            if base is not None and n_ep:
+                good = base.get("val_accuracy") is not None and base["val_accuracy"] >= 0.95
+                return ((f"Stopped after {n_ep} epoch(s). " if res.stopped else "")
+                        + f"No epoch improved on the starting model ({self.started_from}: {_scores(base)}) in "
+                        f"{n_ep} epoch(s); it is unchanged, so there is nothing new to save or use. "
+                        + ("It already classifies these validation images correctly: keep using it. Fine-tuning "
+                           "helps on images it gets wrong (another microscope, stain or noise) or for new classes."
+                           if good else "Try more epochs, more images, or another learning rate."))
+            if "diverged" in res.stop_reason:
+                return f"{res.stop_reason[0].upper()}{res.stop_reason[1:]} Nothing to save."
+            return f"Stopped before the first epoch finished ({res.stop_reason}). The model is unchanged; nothing to save."
+        best = res.best_event
+        best_text = _scores(best) if best is not None else f"val loss {res.best_val_loss:.4g}"
+        return "\n".join([
+            f"Stopped after {n_ep} epoch(s): {res.stop_reason}." if res.stopped else f"Finished: {res.stop_reason}.",
+            f"Starting model ({self.started_from}): {_scores(base)} → best epoch {res.best_epoch}: {best_text}."
+            if base is not None else f"Best epoch {res.best_epoch}: {best_text}.",
+            f"{self.n_train} training / {self.n_val} validation images; {res.seconds:.0f} s on {res.device}."])
+
+
+def _scores(m) -> str:
+    """'val accuracy 80.0% (val loss 0.52)' / 'val PSNR 24.9 dB (...)' from an EpochEvent or a baseline dict."""
+    get = m.get if isinstance(m, dict) else (lambda k: getattr(m, k, None))
+    acc, psnr = get("val_accuracy") if isinstance(m, dict) else get("val_acc"), get("val_psnr")
+    loss = f"val loss {get('val_loss'):.4g}"
+    return f"val accuracy {acc:.1%} ({loss})" if acc is not None else \
+        f"val PSNR {psnr:.1f} dB ({loss})" if psnr is not None else loss
+
+
+def check_classifier_data(data) -> list[str]:
+    """Classes with images, in the data's order; InputError when a classifier cannot train on them."""
+    from collections import Counter
+
+    counts = Counter(s.label for s in data.samples)
+    if (empty := [c for c in data.classes if not counts.get(c)]):
+        raise InputError(f"Class {empty[0]!r} has no images. Add images of it (or remove it from the data), then "
+                         "train again.")
+    present = [c for c in data.classes if counts.get(c)] + [c for c in counts if c not in data.classes]
+    if len(present) < 2:
+        raise InputError(f"Only one class ({present[0]}) has images; a classifier needs at least two. Add images of "
+                         "another class (another sub-folder, or another layer with a different class).")
+    if (few := [c for c in present if counts[c] < 2]):
+        raise InputError(f"Class {few[0]!r} has only one image; at least two per class are needed (one to train on, "
+                         "one to validate). Add images or remove the class.")
+    return present
+
+
+def chance_warning(confusion, classes, scratch: bool = False) -> str:
+    """A warning when a validation confusion matrix shows a classifier no better than guessing: one class
+    for every image, or an accuracy within 10 points of picking at random among the classes present."""
+    if confusion is None or np.asarray(confusion).sum() == 0:
+        return ""
+    cm = np.asarray(confusion)
+    present = int((cm.sum(1) > 0).sum())
+    acc = float(np.trace(cm)) / float(cm.sum())
+    predicted = [c for c, n in zip(classes, cm.sum(0)) if n]
+    if present >= 2 and len(predicted) == 1:
+        why = f"it answers {predicted[0]} for every validation image"
+    elif present >= 2 and acc <= 1.0 / present + 0.10:
+        why = f"its validation accuracy ({acc:.0%}) is about what guessing gives ({1 / present:.0%})"
+    else:
+        return ""
+    return (f"This model is at chance: {why}. Do not use it to classify; train longer (more epochs) or on more "
+            "images" + (", or fine-tune the active model instead of starting from scratch." if scratch else "."))
+
+
+def fine_tune(source, kind: str = "classifier", config=None, *, init=None, val_fraction: float = 0.2,
+              keep_classes: bool = True, size: int | None = None, arch: str | None = None, callback=None,
+              should_stop=None, command: str = "napari dock: Fine-tune models") -> FineTuneOutcome:
+    """Train ``kind`` on ``source`` (LabelledImages or a path) split into train / validation only, starting
+    from ``init`` (a LoadedModel; None: from scratch, then ``size`` and ``arch`` choose the new model),
+    keeping ``init``'s classes (``keep_classes``); then score the returned model on the validation
+    images (classifier: confusion matrix, accuracy, :func:`chance_warning`). Raises InputError for
+    data that cannot train (one class, a class with one image, no images)."""
+    from .checkpoints import load_checkpoint
+    from .datasets import stratified_split
+    from .training import TrainConfig
+
+    config = config or TrainConfig()
+    data = _load(source, kind=kind)
+    if not data.samples:
+        raise InputError("No images to train on.")
+    if kind == "classifier":
+        check_classifier_data(data)
+    elif len(data.samples) < 2:
+        raise InputError("The autoencoder needs at least two images (one to train on, one to validate).")
+    vf, seed = float(val_fraction), int(config.seed or 0)
+    fractions = (1.0 - vf, vf, 0.0)
+    labels = [s.label for s in data.samples] if kind == "classifier" else ["_"] * len(data.samples)
+    _, val, _ = stratified_split(labels, fractions=fractions, seed=seed)  # the split train_model makes
+    out = FineTuneOutcome(kind=kind, started_from=getattr(init, "name", None) or "scratch",
+                          n_train=len(data.samples) - len(val), n_val=len(val))
+    if should_stop is not None and (should_stop.is_set() if hasattr(should_stop, "is_set") else should_stop()):
+        return out
+    done = train_model(data, kind, config, init=init, fractions=fractions, split_seed=seed,
+                       size=size if init is None else None, arch=arch if init is None else None,
+                       callback=callback, should_stop=should_stop, command=command,
+                       keep_classes=bool(keep_classes and init is not None and kind == "classifier"))
+    out.result, out.checkpoint = done.result, done.checkpoint
+    out.classes = list(getattr(done.result, "classes", None) or [])
+    if kind == "classifier" and done.result.history:
+        report = evaluate(data.subset(val), load_checkpoint(done.checkpoint))
+        out.confusion = np.asarray(report.confusion, dtype=np.int64)
+        out.val_accuracy = float(report.accuracy)
+        out.warning = chance_warning(out.confusion, report.classes, scratch=init is None)
+    return out
 
 
 def command_line() -> str:

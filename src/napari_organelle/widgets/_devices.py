@@ -1,94 +1,47 @@
-"""A device drop-down over :func:`napari_organelle.training.available_devices`.
+"""The "Run on" / "Device" drop-down: what :func:`napari_organelle.training.available_devices` lists.
 
-It lists what this machine has: ``auto`` (with what auto picks, e.g. "auto (-> cuda:0 NVIDIA H200)"),
-``cpu``, each ``cuda:N`` with its name, and ``mps`` on Apple silicon. The item data is the device id
-the engine understands (``TrainConfig(device=...)``).
+``auto`` (with what it picks, e.g. "auto (-> cuda:0 NVIDIA H200)"), ``cpu``, each ``cuda:N`` with its
+name and ``mps`` on Apple silicon; the value is the id the core takes (``TrainConfig(device=...)``).
+Listing GPUs imports torch, so the list is filled in the background; ``auto`` and ``cpu`` are there
+from the start.
 """
 
 from __future__ import annotations
 
-import logging
+import sys
 
-from qtpy.QtWidgets import QComboBox, QWidget
+from magicgui.widgets import ComboBox
 
-logger = logging.getLogger(__name__)
-
-
-def device_choices() -> list[tuple[str, str]]:
-    """``[(id, description), ...]``, ``auto`` first; falls back to a local probe if the engine fails."""
-    try:
-        from ..training import available_devices
-
-        items = [(str(i), str(d)) for i, d in available_devices()]
-        if items:
-            return items
-    except Exception:  # pragma: no cover - engine missing or broken: still offer something usable
-        logger.debug("training.available_devices() failed; probing torch directly", exc_info=True)
-    return _probe_devices()
+from ._jobs import in_background
 
 
-def _probe_devices() -> list[tuple[str, str]]:
-    items: list[tuple[str, str]] = [("cpu", "cpu")]
-    auto = "cpu"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                items.append((f"cuda:{i}", f"cuda:{i} {torch.cuda.get_device_name(i)}"))
-            auto = items[1][1]
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            items.append(("mps", "mps (Apple GPU)"))
-            if auto == "cpu":
-                auto = "mps"
-    except Exception:  # pragma: no cover
-        pass
-    return [("auto", f"auto (-> {auto})"), *items]
+#: What this machine has, once listed (``auto`` and ``cpu`` until then).
+_DEVICES: list[tuple[str, str]] = [("auto", "auto"), ("cpu", "cpu")]
 
 
-class DeviceComboBox(QComboBox):
-    """Drop-down of the devices this machine has; ``device()`` returns the id for TrainConfig."""
+def _list_devices() -> list[tuple[str, str]]:
+    from ..training import available_devices
 
-    def __init__(self, parent: QWidget | None = None, what: str = "training", *,
-                 release_copies_on_cpu: bool = False) -> None:
-        super().__init__(parent)
-        self.setToolTip(
-            f"Where {what} runs. 'auto' picks the first CUDA GPU, else Apple MPS, else the CPU."
-        )
-        self.refresh()
-        if release_copies_on_cpu:  # inference docks: back on the CPU, free the models' GPU copies
-            self.currentIndexChanged.connect(self._release_if_cpu)
+    return [(str(desc), str(dev)) for dev, desc in available_devices()]
 
-    def _release_if_cpu(self, *_) -> None:
-        if self.device() == "cpu":
-            from ..inference import release_device_copies
 
-            release_device_copies()
+def device_picker(what: str = "training", *, label: str = "Device", release_copies_on_cpu: bool = False,
+                  fill: bool = True) -> ComboBox:
+    combo = ComboBox(label=label, choices=lambda _: _DEVICES, value="auto",
+                     tooltip=f"Where {what} runs. 'auto' picks the first CUDA GPU, else Apple MPS, else the CPU.")
 
-    def refresh(self) -> None:
-        """Re-list the devices, keeping the current choice when it still exists."""
-        current = self.device() if self.count() else "auto"
-        self.blockSignals(True)
-        try:
-            self.clear()
-            for dev_id, desc in device_choices():
-                self.addItem(desc, dev_id)
-        finally:
-            self.blockSignals(False)
-        self.set_device(current)
+    def filled(choices):
+        current = combo.value
+        _DEVICES[:] = choices
+        combo.choices = []  # rebuilt in the engine's order
+        combo.reset_choices()
+        combo.value = current if current in combo.choices else "auto"
 
-    def device(self) -> str:
-        data = self.currentData()
-        return str(data) if data is not None else "auto"
-
-    def set_device(self, dev_id: str) -> bool:
-        """Select ``dev_id``; returns False (and keeps the selection) when this machine lacks it."""
-        idx = self.findData(dev_id)
-        if idx < 0:
-            return False
-        self.setCurrentIndex(idx)
-        return True
-
-    def ids(self) -> list[str]:
-        return [str(self.itemData(i)) for i in range(self.count())]
+    if fill:
+        in_background(_list_devices, filled)
+    if release_copies_on_cpu:  # inference docks: back on the CPU, free the models' GPU copies
+        def release(value):
+            if value == "cpu" and "napari_organelle.inference" in sys.modules:
+                sys.modules["napari_organelle.inference"].release_device_copies()
+        combo.changed.connect(release)
+    return combo

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 PLUGIN = "napari-organelle"
 CLASSIFY = "Classify organelles"
-RECONSTRUCT = "Reconstruct with autoencoder"
+RECONSTRUCT = "Reconstruct images"
 FINETUNE = "Fine-tune models"
+#: Fits a 1600x1000 screen with its title bar and task bar.
+WINDOW = (1560, 900)
 
 
 def _wait(job, timeout_s: float = 120.0) -> None:
@@ -15,26 +17,25 @@ def _wait(job, timeout_s: float = 120.0) -> None:
     from qtpy.QtWidgets import QApplication
 
     t0 = time.monotonic()
-    while job is not None and job.running and time.monotonic() - t0 < timeout_s:  # running from start()
+    while job is not None and job.running and time.monotonic() - t0 < timeout_s:
         QApplication.processEvents()
         time.sleep(0.02)
     QApplication.processEvents()
 
 
 def run_demo(block: bool = True, *, with_finetune: bool = True):
-    """Open napari with one simulated cell per class, dock the widgets and classify the stack.
-
-    Returns the viewer (useful with ``block=False`` in scripts and tests).
-    """
+    """Open napari with one simulated cell per class, dock the widgets (as tabs of one dock area, so each
+    gets the window's full height) and classify the stack. Returns the viewer."""
     import napari
 
     from .. import _sample_data
 
     viewer = napari.Viewer(title="napari-organelle demo")
+    viewer.window.resize(*WINDOW)
     for data, kwargs, layer_type in _sample_data.sample_cells():
         getattr(viewer, f"add_{layer_type}")(data, **kwargs)
-    _, classify = viewer.window.add_plugin_dock_widget(PLUGIN, CLASSIFY)
-    _, reconstruct = viewer.window.add_plugin_dock_widget(PLUGIN, RECONSTRUCT, tabify=False)
+    dock, classify = viewer.window.add_plugin_dock_widget(PLUGIN, CLASSIFY)
+    viewer.window.add_plugin_dock_widget(PLUGIN, RECONSTRUCT, tabify=True)
     if with_finetune:
         try:
             viewer.window.add_plugin_dock_widget(PLUGIN, FINETUNE, tabify=True)
@@ -42,6 +43,12 @@ def run_demo(block: bool = True, *, with_finetune: bool = True):
             from napari.utils.notifications import show_warning
 
             show_warning(f"The fine-tune dock could not be opened: {exc}")
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    dock.raise_()  # the Classify tab in front (napari raises the last dock it added)
+    QTimer.singleShot(0, dock.raise_)
     viewer.dims.set_current_step(0, 4)  # Golgi_gpp: a plane the eye can check
     job = classify.run()
     if block:

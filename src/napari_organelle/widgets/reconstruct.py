@@ -1,178 +1,155 @@
-"""The "Reconstruct with autoencoder" dock.
+"""The "Reconstruct images" dock.
 
-Runs the active autoencoder over an image layer (plane by plane for stacks) in a thread worker, adds
-"<name> reconstruction" (and optionally "<name> residual") exactly over the source layer, and reports
-MSE, PSNR and SSIM. Running again updates those layers instead of adding new ones.
+Controls (image, autoencoder, device, residual), then what Reconstruct does (``inference.reconstruct``
+in a worker, plane by plane, stoppable), then how results are shown: "<name> reconstruction" and
+"<name> residual" exactly over the source layer (updated in place on a re-run), MSE / PSNR / SSIM in
+the dock and in the layers' metadata.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from magicgui.widgets import CheckBox, Container, create_widget
 from napari.layers import Image
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QFormLayout,
-    QLabel,
-    QVBoxLayout,
-    QWidget,
-)
 
 from ..preprocess import InputError
-from ._devices import DeviceComboBox
-from ._common import (
-    Job,
-    JobControls,
-    LayerCombo,
-    ModelPicker,
-    find_layer,
-    layer_transform_kwargs,
-    notify_error,
-)
+from ._devices import device_picker
+from ._jobs import fit_dock, Progress, RunControls, notify_error, stream
+from ._layers import in_viewer, transform_kwargs, upsert_image
+from ._models import ModelPicker, model_card_text
+from ._state import STATE
 
-#: Diverging, dark at 0 (readable on napari's dark canvas): blue where the reconstruction is brighter
-#: than the input, red where the input has signal the autoencoder did not reproduce.
-RESIDUAL_COLORMAP = "twilight"
+
+def residual_colormap():
+    """Diverging and dark at 0, for napari's dark canvas: blue where the reconstruction is brighter than
+    the input, red where the input has signal the autoencoder did not reproduce."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap([[0.15, 0.45, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.2, 0.1, 1.0]],
+                    name="organelle residual (blue - black - red)")
 
 
 def _symmetric_limit(residual: np.ndarray) -> float:
-    r = np.abs(np.asarray(residual, dtype=np.float32))
+    r = np.abs(np.asarray(residual, dtype=np.float32)).ravel()
+    r = r[:: max(1, r.size // 1_000_000)]
     r = r[np.isfinite(r)]
-    if r.size == 0:
-        return 1.0
-    m = float(np.percentile(r[:: max(1, r.size // 1_000_000)], 99.5))
-    return m if m > 0 else (float(r.max()) or 1.0)
+    m = float(np.percentile(r, 99.5)) if r.size else 1.0
+    return m if m > 0 else (float(r.max()) if r.size and r.max() > 0 else 1.0)
 
 
-class ReconstructWidget(JobControls, QWidget):
+class ReconstructWidget(Container):
     """Dock: reconstruct an image with the autoencoder and show what it could not reproduce."""
 
-    cancel_message = "Stopping after the current plane..."
-    message_label_attr = "metrics_label"
-
     def __init__(self, napari_viewer) -> None:
-        super().__init__()
         self.viewer = napari_viewer
+        self.image = create_widget(annotation=Image, label="Image", options={"tooltip": "2D image or stack."})
+        self.model = ModelPicker("autoencoder", label="Autoencoder")
+        self.model.label = "Model"
+        self.device = device_picker("the reconstruction", label="Run on", release_copies_on_cpu=True)
+        self.residual = CheckBox(text="add residual layer (input - reconstruction)", value=True)
+        self.controls = RunControls("Reconstruct")
+        self.body = Container(widgets=[self.image, self.model, self.device, self.residual, self.controls])
+        super().__init__(labels=False)
+        fit_dock(self, self.body, 200)
         self.last_metrics: dict | None = None
+        self._problem = False
+        self.controls.button.changed.connect(self._clicked)
+        self.image.changed.connect(self._on_input)
+        self.reset_choices()
 
-        self.image_combo = LayerCombo(napari_viewer, Image, avoid=("reconstruction", "residual", "cam ("))
-        self.model_picker = ModelPicker("autoencoder")
-        self.device_combo = DeviceComboBox(what="the reconstruction", release_copies_on_cpu=True)
-        self.residual_check = QCheckBox("add residual layer (input - reconstruction)")
-        self.residual_check.setChecked(True)
-        buttons = self._make_job_controls("Reconstruct")
-        self.metrics_label = QLabel("")
-        self.metrics_label.setWordWrap(True)
-        self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
-        self.metrics_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    def reset_choices(self, *args) -> None:
+        self.body.reset_choices(*args)
+        img = self.image.value
+        if img is not None and any(s in img.name for s in (" reconstruction", " residual", " CAM (")):
+            self.image.value = next((x for x in self.image.choices if x is not None and not any(
+                s in x.name for s in (" reconstruction", " residual", " CAM ("))), img)
+        self._on_input()
 
-        form = QFormLayout()
-        form.addRow("Image", self.image_combo)
-        form.addRow("Autoencoder", self.model_picker)
-        form.addRow("Run on", self.device_combo)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self.residual_check)
-        lay.addLayout(buttons)
-        lay.addWidget(self.progress_bar)
-        lay.addWidget(self.metrics_label)
-        lay.addStretch(1)
+    def _on_input(self, *_) -> None:
+        if self._problem:
+            self._problem = False
+            self.controls.say("")
 
-    def run(self) -> Job | None:
+    def _clicked(self, *_) -> None:
+        if self.controls.busy:
+            self.controls.stop("Stopping...")
+        else:
+            self.run()
+
+    # ------------------------------------------------------------------ what Reconstruct does
+    def run(self):
         """Start reconstructing the chosen layer (returns the Job, or None if it cannot start)."""
-        if (busy := self._busy_job()) is not None:
-            return busy
+        if self.controls.busy:
+            return self.controls.job
+        layer = self.image.value
         try:
-            layer = self.image_combo.layer()
             if layer is None:
                 raise InputError("Select an image layer to reconstruct.")
-            if getattr(layer, "rgb", False):
-                raise InputError(f"'{layer.name}' is an RGB layer; the autoencoder works on one channel. "
-                                 "Split the channels (right-click the layer > Split RGB) and pick one.")
-            if getattr(layer, "multiscale", False):
-                raise InputError(f"'{layer.name}' is a multiscale (pyramid) layer; reconstruct a single "
-                                 "resolution level saved as its own layer.")
-            ae = self.model_picker.active()
-            from .. import inference  # imports torch (the triton guard already ran)
+            if layer.rgb:
+                raise InputError(f"'{layer.name}' is an RGB layer; the autoencoder works on one channel. Split the "
+                                 "channels (right-click the layer > Split RGB) and pick one.")
+            if layer.multiscale:
+                raise InputError(f"'{layer.name}' is a multiscale (pyramid) layer; reconstruct a single resolution "
+                                 "level saved as its own layer.")
+        except InputError as exc:
+            self.controls.say(notify_error(exc, "Reconstruction"))
+            self._problem = True
+            return None
+        data, device, add_residual = layer.data, self.device.value, self.residual.value
+        kw, contrast = transform_kwargs(layer), tuple(float(c) for c in layer.contrast_limits)
+
+        def work(job):
+            from .. import inference
             from ..training import resolve_device
 
-            device = resolve_device(self.device_combo.device())  # an unavailable device is refused here
-            data = layer.data  # read in the worker: a lazy (dask, zarr) layer must not block napari
-        except Exception as exc:
-            self._show_message(notify_error(exc, "Reconstruction"))
-            return None
-        name = layer.name
-        kw = layer_transform_kwargs(layer)
-        contrast = tuple(float(c) for c in layer.contrast_limits)
-        add_residual = self.residual_check.isChecked()
+            dev = resolve_device(device)  # an unavailable device is refused here, in the worker
+            source = STATE.get_active("autoencoder")
+            ae = inference.model_on(source, dev)
+            n = int(np.prod(data.shape[:-2])) if len(data.shape) > 2 else 1
+            yield Progress(0, n)
+            rec = yield from stream(lambda report: inference.reconstruct(
+                np.asarray(data), ae, progress=lambda d, t: report(Progress(d, t)), should_stop=job.stop), job)
+            return rec, source, model_card_text(source)
 
-        def work(progress, stop):
-            progress(0, int(np.prod(data.shape[:-2])) if len(data.shape) > 2 else 1)
-            return inference.reconstruct(np.asarray(data), inference.model_on(ae, device), progress=progress,
-                                         should_stop=stop)
-
-        def done(rec):
-            if not any(x is layer for x in self.viewer.layers):  # the layer itself, not its name
-                self._show_message(f"The layer '{name}' was removed while it was being reconstructed; the "
-                                   "results were not added.")
+        def done(payload):
+            rec, source, card = payload
+            self.model.remember_card(source, card)
+            if not in_viewer(self.viewer, layer):  # the layer itself, not one that took its name
+                self.controls.say(f"The layer '{layer.name}' was removed while it was being reconstructed; the "
+                                  "results were not added.")
                 return
-            self._show_result(name, rec, kw, contrast, add_residual, ae, layer)
+            self._show(layer, rec, source, kw, contrast, add_residual)
 
-        return self.start_job(work, desc="Autoencoder reconstruction", on_done=done,
-                              error_title="Reconstruction", message=f"Reconstructing '{name}'...")
+        return self.controls.start(work, desc="Autoencoder reconstruction", on_done=done, what="Reconstruction",
+                                   message=f"Reconstructing '{layer.name}'...")
 
-    def _upsert(self, name: str, data: np.ndarray, **kwargs):
-        """Update the layer called ``name`` if it exists with the same shape, else add it."""
-        existing = find_layer(self.viewer, name)
-        if isinstance(existing, Image) and existing.data.shape == data.shape:
-            existing.data = data
-            for key in ("contrast_limits", "colormap", "scale", "translate", "rotate", "shear", "affine"):
-                if key in kwargs:
-                    setattr(existing, key, kwargs[key])
-            existing.metadata.update(kwargs.get("metadata", {}))
-            return existing
-        if existing is not None:
-            self.viewer.layers.remove(existing)
-        return self.viewer.add_image(data, name=name, **kwargs)
-
-    def _show_result(self, name, rec, kw, contrast, add_residual, ae, src=None) -> None:
+    # ------------------------------------------------------------------ how results are shown
+    def _show(self, src, rec, ae, kw, contrast, add_residual) -> None:
         metrics = {"mse": float(rec.mse), "psnr": float(rec.psnr), "ssim": float(rec.ssim),
-                   "downscale": float(getattr(rec, "downscale", 1.0)),
-                   "model": getattr(ae, "name", ""), "model_path": str(getattr(ae, "path", "") or ""),
-                   "source_layer": name}
-        per_plane = getattr(rec, "per_plane", None)
-        if per_plane:
-            metrics["per_plane"] = per_plane
+                   "downscale": float(rec.downscale), "model": ae.name, "model_path": str(ae.path or ""),
+                   "source_layer": src.name}
+        if rec.per_plane:
+            metrics["per_plane"] = rec.per_plane
         self.last_metrics = metrics
         meta = {"organelle_reconstruction": metrics}
         lo, hi = contrast
-        if not hi > lo:
-            hi = lo + 1.0
-        self._upsert(f"{name} reconstruction", np.asarray(rec.reconstruction, dtype=np.float32),
-                     contrast_limits=(lo, hi), colormap="gray", metadata=meta, **kw)
+        upsert_image(self.viewer, f"{src.name} reconstruction", np.asarray(rec.reconstruction, np.float32),
+                     contrast_limits=(lo, hi if hi > lo else lo + 1.0), colormap="gray", metadata=meta, **kw)
         if add_residual:
             m = _symmetric_limit(rec.residual)
-            self._upsert(f"{name} residual", np.asarray(rec.residual, dtype=np.float32),
-                         contrast_limits=(-m, m), colormap=RESIDUAL_COLORMAP, metadata=meta, **kw)
-        src = src if src is not None else find_layer(self.viewer, name)
-        if src is not None:
-            src.metadata["organelle_reconstruction"] = {k: v for k, v in metrics.items() if k != "per_plane"}
+            upsert_image(self.viewer, f"{src.name} residual", np.asarray(rec.residual, np.float32),
+                         contrast_limits=(-m, m), colormap=residual_colormap(), metadata=meta, **kw)
+        src.metadata["organelle_reconstruction"] = {k: v for k, v in metrics.items() if k != "per_plane"}
         psnr = "inf" if not np.isfinite(rec.psnr) else f"{rec.psnr:.1f} dB"
-        text = (f"<b>{name}</b> reconstructed by <i>{metrics['model']}</i><br>"
-                f"MSE {rec.mse:.5f} &nbsp; PSNR {psnr} &nbsp; SSIM {rec.ssim:.3f}"
-                "<br><span style='color:#9aa'>(on each plane scaled to [0, 1]; mean over planes)</span>")
-        if metrics["downscale"] > 1:
-            text += f"<br>Large image: processed at 1/{metrics['downscale']:g} resolution."
-        n_const = sum(bool(d.get("constant")) for d in (per_plane or []))
-        if n_const:
+        text = (f"<b>{src.name}</b> reconstructed by <i>{ae.name}</i><br>MSE {rec.mse:.5f} &nbsp; PSNR {psnr} "
+                f"&nbsp; SSIM {rec.ssim:.3f}<br><span style='color:#9aa'>(each plane scaled to [0, 1]; mean over "
+                "planes)</span>")
+        if (n_const := sum(bool(d.get("constant")) for d in rec.per_plane)):
             text += (f"<br>{n_const} constant plane{'s' if n_const > 1 else ''} (no signal) kept as "
                      f"{'they are' if n_const > 1 else 'it is'} and left out of the averages.")
         if rec.ssim < 0.5:
-            text += ("<br>Low similarity: this image is unlike the autoencoder's training cells "
-                     "(different organism, stain or magnification?).")
-        self._show_message(text)
-
-
-def make_reconstruct_widget(napari_viewer) -> ReconstructWidget:
-    """Factory kept for scripts: same as ``ReconstructWidget(viewer)``."""
-    return ReconstructWidget(napari_viewer)
+            text += ("<br>Low similarity: this image is unlike the autoencoder's training cells (different "
+                     "organism, stain or magnification?).")
+        if add_residual:
+            text += "<br>Residual: red = signal the autoencoder missed, blue = added, black = reproduced."
+        self.controls.say(text)
