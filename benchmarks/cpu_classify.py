@@ -254,7 +254,11 @@ def run(args) -> dict:
                      "max_prob_diff": float(np.abs(P - ref).max())}
     if args.compare_src:
         R["identity"]["compare_labels_identical"] = [r["label"] for r in rows] == [r["label"] for r in cmp_rows]
-        R["identity"]["compare_rows_identical"] = rows == cmp_rows
+        pcols = [f"p_{c}" for c in classes] + ["confidence"]
+        R["identity"]["compare_other_columns_identical"] = all(
+            all(x[k] == y[k] for k in x if k not in pcols) for x, y in zip(rows, cmp_rows))
+        R["identity"]["compare_max_prob_diff"] = max(abs(float(x[k]) - float(y[k]))
+                                                     for x, y in zip(rows, cmp_rows) for k in pcols)
     if cpu_bf16_fast():
         Pb = np.array([[float(r[f"p_{c}"]) for c in classes] for r in bf_rows])
         R["identity"]["bf16_labels_identical"] = [r["label"] for r in bf_rows] == lab_ref
@@ -269,7 +273,7 @@ def run(args) -> dict:
     log(f"\n## stages per cell ({n} files, one thread, CPU time and wall)")
     torch.set_num_threads(1)
     stages: dict[str, list] = {k: [0.0, 0.0] for k in ("read + validate", "several-cells check",
-                                                        "percentile scaling", "resize", "network (fast)")}
+                                                        "percentile scaling", "resize", "network")}
 
     def tick(key, fn, *a, **k):
         c, w = time.thread_time(), time.perf_counter()
@@ -290,7 +294,7 @@ def run(args) -> dict:
     with torch.inference_mode():
         inference._scores(clf, Xs[:64])  # builds the folded copy once (not timed)
         for i in range(0, n, 64):
-            tick("network (fast)", inference._scores, clf, Xs[i:i + 64])
+            tick("network", inference._scores, clf, Xs[i:i + 64])
 
     def per_cell(fn, reps_=3):
         fn()
@@ -301,19 +305,30 @@ def run(args) -> dict:
             best = min(best, time.perf_counter() - t)
         return best / n * 1e3
 
+    import copy
+
+    fast_net, _ = inference._inference_net(clf, Xs[:2])
+    cl_net = copy.deepcopy(clf.model).to(memory_format=torch.channels_last)
+    batches = [Xs[i:i + 64] for i in range(0, n, 64)]
+    batches_cl = [b.contiguous(memory_format=torch.channels_last) for b in batches]
+
+    def forward(net, bs):
+        return lambda: [net.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(net.features(b), 1), 1))
+                        for b in bs]
+
     with torch.inference_mode():
-        net_plain = per_cell(lambda: [clf.model(Xs[i:i + 64]) for i in range(0, n, 64)])
-        net_cl = per_cell(lambda: [clf.model(Xs[i:i + 64].contiguous(memory_format=torch.channels_last))
-                                   for i in range(0, n, 64)])
-        net_fast = per_cell(lambda: [inference._scores(clf, Xs[i:i + 64]) for i in range(0, n, 64)])
-        net_bf16 = per_cell(lambda: [inference._scores(clf, Xs[i:i + 64], True) for i in range(0, n, 64)]) \
-            if cpu_bf16_fast() else None
+        net_plain = per_cell(forward(clf.model, batches))
+        net_cl = per_cell(forward(cl_net, batches_cl))
+        net_fast = per_cell(forward(fast_net, batches_cl))
+        net_bf16 = per_cell(forward(inference._Bfloat16Features(fast_net), batches_cl)) if cpu_bf16_fast() else None
+        scores = per_cell(lambda: [inference._scores(clf, b) for b in batches])
     total_cpu = sum(v[0] for v in stages.values())
     R["stages_ms"] = {k: {"cpu": 1e3 * v[0] / n, "wall": 1e3 * v[1] / n, "share": v[0] / total_cpu}
                       for k, v in stages.items()}
-    R["network_ms"] = {"plain (float32, as stored)": net_plain, "channels-last input": net_cl,
-                       "folded batch norms + channels-last (default)": net_fast,
-                       "bfloat16 (opt-in)": net_bf16}
+    R["network_ms"] = {"as stored (float32)": net_plain, "channels-last": net_cl,
+                       "folded batch norms + channels-last (the default)": net_fast,
+                       "the same, bfloat16 but the stem (opt-in)": net_bf16,
+                       "inference._scores (the default network + softmax, novelty, structure)": scores}
     for k, v in R["stages_ms"].items():
         log(f"{k}: {v['cpu']:.3f} ms CPU ({100 * v['share']:.0f} %), {v['wall']:.3f} ms wall")
     log(f"total {1e3 * total_cpu / n:.2f} ms CPU a cell")
@@ -340,11 +355,15 @@ def run(args) -> dict:
             for state in ("idle", "busy"):
                 ctx = busy_core() if state == "busy" else contextlib.nullcontext()
                 with ctx, forced_threads(mode):
+                    load = _threads.CpuLoad()
+                    time.sleep(0.5)
+                    got[f"{state}_others"] = load.others()  # cores other processes used just before
                     _threads.mark()
                     got[state] = fn(mode)
             got["ratio"] = got["busy"] / got["idle"]
             R["load"][f"{name}, {label}"] = got
-            log(f"{name}, {label}: idle {got['idle']:.3g}, busy {got['busy']:.3g} ({got['ratio']:.2f}x)")
+            log(f"{name}, {label}: idle {got['idle']:.3g}, busy {got['busy']:.3g} ({got['ratio']:.2f}x); "
+                f"cores used by other processes just before: {got['idle_others']}, {got['busy_others']}")
 
     def single_calls(mode):
         t = time.perf_counter()
@@ -398,8 +417,9 @@ def text(R: dict) -> str:
     L += ["", f"Against a plain reference computed in the benchmark (np.percentile scaling, the network as stored, "
           f"float32) on the {i['files']} files: labels identical: **{i['labels_identical']}**, largest probability "
           f"difference {i['max_prob_diff']:.1g} (the CSV rounds to 1e-6)."
-          + (f" The compared tree: labels identical {i['compare_labels_identical']}, every CSV row identical "
-             f"{i['compare_rows_identical']}." if "compare_labels_identical" in i else "")
+          + (f" Against the compared tree's CSV: labels identical {i['compare_labels_identical']}, every other "
+             f"column but the probabilities identical {i['compare_other_columns_identical']}, probabilities within "
+             f"{i['compare_max_prob_diff']:.0e} (their last printed digit)." if "compare_labels_identical" in i else "")
           + (f" `--precision bfloat16`: {i['bf16_label_differences']} label(s) differ, largest probability difference "
              f"{i['bf16_max_prob_diff']:.3f}, {i['bf16_uncertain_flips']} 'uncertain' flag(s) differ." if "bf16_max_prob_diff" in i
              else ""), ""]
@@ -408,13 +428,18 @@ def text(R: dict) -> str:
         L.append(f"| {k} | {v['cpu']:.2f} | {100 * v['share']:.0f} % | {v['wall']:.2f} |")
     L.append(f"| total | {sum(v['cpu'] for v in R['stages_ms'].values()):.2f} | | "
              f"{sum(v['wall'] for v in R['stages_ms'].values()):.2f} |")
-    L += ["", "Network alone, batch 64, 1 thread, ms a cell: " + "; ".join(
+    L += ["", "The network, batch 64, 1 thread, ms a cell: " + "; ".join(
         f"{k} {v:.2f}" for k, v in R["network_ms"].items() if v is not None) + ". Preparation of a cell: "
         + "; ".join(f"{k} {v:.2f} ms" for k, v in R["prepare_ms"].items()) + ".", ""]
-    L += ["| idle vs one core busy (`python -c \"while True: pass\"` pinned to CPU 0) | idle | one core busy | busy / idle |",
-          "|---|---:|---:|---:|"]
+    L += ["| idle vs one core busy (`python -c \"while True: pass\"` pinned to CPU 0) | idle | one core busy | busy / idle | cores other processes used (idle / busy) |",
+          "|---|---:|---:|---:|---:|"]
+
+    def cores_(v):
+        return "?" if v is None else f"{v:.1f}"
+
     for k, v in R["load"].items():
-        L.append(f"| {k} | {v['idle']:.3g} | {v['busy']:.3g} | {v['ratio']:.2f}x |")
+        L.append(f"| {k} | {v['idle']:.3g} | {v['busy']:.3g} | {v['ratio']:.2f}x | "
+                 f"{cores_(v.get('idle_others'))} / {cores_(v.get('busy_others'))} |")
     return "\n".join(L)
 
 
