@@ -19,11 +19,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from ._arch_names import ARCH_NAMES, ARCH_PARAMS, KINDS
 from .preprocess import HIGH_PERCENTILE, LOW_PERCENTILE, OrganelleError
+
+if TYPE_CHECKING:  # torch is imported where it is needed: `models` runs without it
+    import torch
 
 FORMAT = "napari-organelle-checkpoint"
 FORMAT_VERSION = 1
@@ -192,7 +195,7 @@ def save_checkpoint(path, model, *, kind: str, arch: str, classes=None, input_si
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class LoadedModel:
-    model: "torch.nn.Module"    # eval mode
+    model: torch.nn.Module    # eval mode
     kind: str
     arch: str
     classes: list[str] | None

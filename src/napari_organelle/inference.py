@@ -10,9 +10,12 @@ import contextlib
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import weakref
 
 from .classes import NOT_CLASSIFIED
 from .preprocess import (
@@ -291,7 +294,7 @@ class _FastNet:
         self.net, self.stamp = net, stamp
 
 
-_FAST: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]  # network -> _FastNet
+_FAST: weakref.WeakKeyDictionary = None  # type: ignore[assignment]  # network -> _FastNet
 _FAST_LOCK = threading.Lock()
 
 
