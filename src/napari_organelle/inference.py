@@ -413,6 +413,9 @@ def _scores(clf, x, bfloat16: bool = False):
     from .calibration import mahalanobis_min
 
     t, fo = _calibration(clf)
+    # structure is measured on the batch as given (planes contiguous): on the channels-last copy
+    # the network takes, the protein plane is strided and the blur 5 x slower
+    p = torch.as_tensor(x)[:, :1].float().contiguous()
     net, x = _inference_net(clf, x, bfloat16)
     if hasattr(net, "features") and hasattr(net, "head"):
         f = torch.flatten(F.adaptive_avg_pool2d(net.features(x), 1), 1)
@@ -425,7 +428,6 @@ def _scores(clf, x, bfloat16: bool = False):
         d = mahalanobis_min(f.float().cpu(), fo["means"], fo["precision"])
         novelty = (d / float(fo["threshold"])).numpy()
     # structure: variance left after a 3x3 box blur of the protein channel
-    p = x[:, :1].float()
     blurred = F.avg_pool2d(p, 3, stride=1, padding=1, count_include_pad=False)
     v_raw = p.flatten(1).var(1)
     structure = (blurred.flatten(1).var(1) / v_raw.clamp_min(1e-12)).cpu().numpy()
