@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 WEIGHTS = REPO / "src" / "napari_organelle" / "weights"
 
-FULL = dict(size=192, per_class=500, val_per_class=40, test_per_class=40, epochs=20, batch_size=64, lr=2e-3,
+FULL = dict(size=192, per_class=500, val_per_class=40, test_per_class=40, epochs=14, batch_size=64, lr=2e-3,
             loro_per_class=200, loro_epochs=10, arch="organelle-cnn", arch_kwargs={})
 QUICK = dict(size=96, per_class=12, val_per_class=6, test_per_class=6, epochs=2, batch_size=32, lr=2e-3,
              loro_per_class=8, loro_epochs=1, arch="organelle-cnn", arch_kwargs={})
