@@ -61,6 +61,18 @@ def test_round_trip_identical_outputs(tmp_path):
     assert la.classes is None and "30.5 dB" in la.card
 
 
+def test_card_names_each_figures_data_and_the_real_cell_figures(tmp_path):
+    metrics = {"val_accuracy": 0.8, "indep_a_accuracy": 0.79, "indep_a_data": "cells of renderer indep_a",
+               "indep_data": "not this one", "real_cells": {"hpa | protein+dna": {"cells": 53, "accuracy": 0.736}},
+               "real_cells_data": "real micrographs"}
+    p = save_checkpoint(tmp_path / "m.pt", tiny_clf(), kind="classifier", arch="organelle-cnn", classes=CLS3,
+                        input_size=32, training={"data": "unit"}, metrics=metrics)
+    card = load_checkpoint(p).card
+    assert "Measured on cells of renderer indep_a: indep_a_accuracy 79.00%" in card  # the longest prefix
+    assert "not this one" not in card
+    assert "Measured on real micrographs: hpa | protein+dna 73.6% of 53 cells" in card
+
+
 class _Evil:
     def __init__(self, marker):
         self.marker = marker

@@ -255,6 +255,7 @@ class LoadedModel:
                 ep += f", best epoch {t['best_epoch']}"
         lines.append(f"Trained on: {data}{extra}{ep}")
         groups: dict[str, list[str]] = {}
+        data_keys = [k for k in m if k.endswith("_data") and len(k) > 5]
         for k, v in m.items():
             if (k.endswith("_data") or k == "measured_on" or isinstance(v, (dict, list)) or "loss" in k
                     or k.endswith("_n") or "_n_" in k):
@@ -267,11 +268,22 @@ class LoadedModel:
                 val = f"{v:.4g}"
             else:
                 val = str(v)
-            prefix = k.split("_")[0]
-            src = m.get(f"{prefix}_data") or m.get("measured_on") or "held-out training data"
-            groups.setdefault(src, []).append(f"{k} {val}")
+            # the longest "<prefix>_data" entry that names this figure's data ("indep_a_accuracy" ->
+            # "indep_a_data", not "indep_data")
+            prefixes = [d[:-5] for d in data_keys if k.startswith(d[:-5] + "_")]
+            src = (m.get(max(prefixes, key=len) + "_data") if prefixes else None) or m.get("measured_on") \
+                or "held-out training data"
+            groups.setdefault(str(src), []).append(f"{k} {val}")
         for src, parts in groups.items():
             lines.append(f"Measured on {src}: " + "; ".join(parts))
+        real = m.get("real_cells")
+        if isinstance(real, dict) and real:
+            parts = []
+            for key, v in real.items():
+                if isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float)):
+                    parts.append(f"{key} {100 * float(v['accuracy']):.1f}% of {v.get('cells', '?')} cells")
+            if parts:
+                lines.append(f"Measured on {m.get('real_cells_data') or 'real cells'}: " + "; ".join(parts))
         if t.get("date"):
             lines.append(f"Date: {t['date']}")
         return "\n".join(lines)

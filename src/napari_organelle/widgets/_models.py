@@ -41,11 +41,15 @@ def short_card(loaded, text: str) -> str:
     lines = text.splitlines()
     m = loaded.metrics
     what = f"{loaded.name}: {loaded.arch} {loaded.kind}" + (f", {len(loaded.classes)} classes" if loaded.classes else "")
-    for key, fmt in (("test_accuracy", "{:.1%}"), ("val_accuracy", "{:.1%}"), ("test_psnr", "{:.1f} dB"),
-                     ("val_psnr", "{:.1f} dB")):
-        if isinstance(m.get(key), (int, float)):
-            what += f"; {key.replace('_', ' ')} {fmt.format(m[key])}"
-            break
+    real = (m.get("real_cells") or {}).get("hpa | protein+dna") if isinstance(m.get("real_cells"), dict) else None
+    if isinstance(real, dict) and isinstance(real.get("accuracy"), (int, float)):
+        what += f"; real HPA cells {real['accuracy']:.0%} ({real.get('cells', '?')} cells)"
+    else:
+        for key, fmt in (("test_accuracy", "{:.1%}"), ("val_accuracy", "{:.1%}"), ("test_psnr", "{:.1f} dB"),
+                         ("val_psnr", "{:.1f} dB")):
+            if isinstance(m.get(key), (int, float)):
+                what += f"; {key.replace('_', ' ')} {fmt.format(m[key])}"
+                break
     return "\n".join([ln for ln in lines[:1] if ln.startswith("These weights")] + [what])
 
 
