@@ -42,9 +42,11 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 WEIGHTS = REPO / "src" / "napari_organelle" / "weights"
 
-FULL = dict(size=192, per_class=500, val_per_class=40, test_per_class=40, epochs=14, batch_size=64, lr=2e-3,
+FULL = dict(size=192, per_class=500, val_per_class=40, test_per_class=40, epochs=14, epochs2=8, lr2=5e-4,
+            batch_size=64, lr=2e-3,
             loro_per_class=200, loro_epochs=10, arch="organelle-cnn", arch_kwargs={})
-QUICK = dict(size=96, per_class=12, val_per_class=6, test_per_class=6, epochs=2, batch_size=32, lr=2e-3,
+QUICK = dict(size=96, per_class=12, val_per_class=6, test_per_class=6, epochs=2, epochs2=1, lr2=5e-4,
+             batch_size=32, lr=2e-3,
              loro_per_class=8, loro_epochs=1, arch="organelle-cnn", arch_kwargs={})
 SEEDS = {"train": 0, "val": 1, "test": 2}
 
@@ -89,10 +91,10 @@ def accuracy(model, X, y, protein_only=False) -> float:
     return float((logits.argmax(1).numpy() == y).mean())
 
 
-def train(X, y, Xv, yv, cfg: dict, epochs: int, classes, seed=0, label=""):
+def train(X, y, Xv, yv, cfg: dict, epochs: int, classes, seed=0, label="", init=None, lr=None):
     from napari_organelle import training
 
-    conf = training.TrainConfig(epochs=epochs, batch_size=cfg["batch_size"], lr=cfg["lr"], device="auto",
+    conf = training.TrainConfig(epochs=epochs, batch_size=cfg["batch_size"], lr=lr or cfg["lr"], device="auto",
                                 seed=seed)
     t = time.perf_counter()
 
@@ -100,8 +102,11 @@ def train(X, y, Xv, yv, cfg: dict, epochs: int, classes, seed=0, label=""):
         if isinstance(ev, training.EpochEvent):
             log(f"{label} {training.format_epoch(ev)}")
 
-    res = training.train("classifier", (X, y), (Xv, yv), conf, classes=list(classes), arch=cfg["arch"],
-                         arch_kwargs=dict(cfg["arch_kwargs"]), callback=cb)
+    if init is not None:  # a further round from these weights (the starting model counts as epoch 0)
+        res = training.train("classifier", (X, y), (Xv, yv), conf, classes=list(classes), init=init, callback=cb)
+    else:
+        res = training.train("classifier", (X, y), (Xv, yv), conf, classes=list(classes), arch=cfg["arch"],
+                             arch_kwargs=dict(cfg["arch_kwargs"]), callback=cb)
     log(f"{label} trained in {time.perf_counter() - t:.0f} s ({res.stop_reason})")
     return res
 
@@ -157,6 +162,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--no-install", action="store_true")
     ap.add_argument("--set", action="append", default=[], help="override a setting, e.g. --set epochs=12")
+    ap.add_argument("--round1", default=None, help="reuse this checkpoint (WORK/classifier_round1.pt of an earlier "
+                                                   "run with the same settings) instead of training round 1 again")
     a = ap.parse_args()
     import torch
 
@@ -188,7 +195,20 @@ def main() -> int:
     vparts = [sets(work, r, "val", cfg["val_per_class"], cfg["size"], workers) for r in renderers]
     X = np.concatenate([p[0] for p in parts]); y = np.concatenate([p[1] for p in parts])
     Xv = np.concatenate([p[0] for p in vparts]); yv = np.concatenate([p[1] for p in vparts])
-    res = train(X, y, Xv, yv, cfg, cfg["epochs"], classes, label="bundled")
+    # round 1: warm-up + cosine from scratch; round 2 (epochs2 > 0): a warm restart at the lower lr2
+    # from round 1's weights, kept only if it beats them on the validation cells
+    if a.round1:
+        first = load_checkpoint(a.round1, expected_kind="classifier", name="round1")
+        log(f"round 1 reused from {a.round1}")
+    else:
+        res = train(X, y, Xv, yv, cfg, cfg["epochs"], classes, label="bundled")
+        first = load_checkpoint(res.checkpoint(), expected_kind="classifier", name="round1")
+        write_checkpoint_dict(work / "classifier_round1.pt", res.checkpoint())
+    if cfg.get("epochs2"):
+        res = train(X, y, Xv, yv, cfg, cfg["epochs2"], classes, label="bundled, round 2", init=first,
+                    lr=cfg["lr2"])
+    elif a.round1:
+        raise SystemExit("--round1 needs a second round (epochs2 > 0)")
     temps = [v["temperature"] for v in table.values()]
     extra = calibrate(res.model, Xv, yv, X[:: max(1, len(X) // 4000)], y[:: max(1, len(X) // 4000)],
                       n_classes=len(classes),
@@ -201,7 +221,10 @@ def main() -> int:
     data_desc = (f"simulated cells: {cfg['per_class']} per class from each of {len(renderers)} independently "
                  f"written renderers ({', '.join(renderers)}), seed 0, through the randomised imaging model "
                  f"and the per-cell crop, {cfg['size']} px")
-    ck = res.checkpoint(training={"data": data_desc, "renderers": renderers, "settings": cfg,
+    schedule = (f"round 1: {cfg['epochs']} epochs from scratch, lr {cfg['lr']} (warm-up + cosine)"
+                + (f"; round 2: {cfg['epochs2']} more epochs from round 1's weights, lr {cfg['lr2']} (warm-up + "
+                   f"cosine), best epoch {res.best_epoch} (0 = round 1's weights kept)" if cfg.get("epochs2") else ""))
+    ck = res.checkpoint(training={"data": data_desc, "renderers": renderers, "settings": cfg, "schedule": schedule,
                                   "command": "python benchmarks/bundled_models.py" + (" --quick" if a.quick else "")},
                         metrics={})
     ck["extra"] = extra
