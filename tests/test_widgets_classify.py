@@ -389,7 +389,7 @@ def test_the_simulated_cells_warning_leads_the_model_card(make_napari_viewer_pro
     qtbot.waitUntil(lambda: "bundled-classifier:" in widget.model.card.value, timeout=30_000)
     card = widget.model.card.value
     assert card.splitlines()[0].startswith("These weights learned from simulated cells")
-    assert len(card.splitlines()) <= 3 and "accuracy" in card  # short; the whole card is the tooltip
+    assert len(card.splitlines()) <= 3 and "accuracy on real HPA cells" in card  # short; the whole card is the tooltip
     assert "Trained on: simulated cells" in widget.model.card.tooltip
     STATE.reset()
 

@@ -43,7 +43,7 @@ def short_card(loaded, text: str) -> str:
     what = f"{loaded.name}: {loaded.arch} {loaded.kind}" + (f", {len(loaded.classes)} classes" if loaded.classes else "")
     real = (m.get("real_cells") or {}).get("hpa | protein+dna") if isinstance(m.get("real_cells"), dict) else None
     if isinstance(real, dict) and isinstance(real.get("accuracy"), (int, float)):
-        what += f"; real HPA cells {real['accuracy']:.0%} ({real.get('cells', '?')} cells)"
+        what += f"; accuracy on real HPA cells {real['accuracy']:.0%} ({real.get('cells', '?')} cells)"
     else:
         for key, fmt in (("test_accuracy", "{:.1%}"), ("val_accuracy", "{:.1%}"), ("test_psnr", "{:.1f} dB"),
                          ("val_psnr", "{:.1f} dB")):
