@@ -552,13 +552,9 @@ def plots(R, out_dir: Path) -> None:
 
 
 def write_doc(md: Path, text: str) -> None:
-    begin, end = "<!-- cpu:begin -->", "<!-- cpu:end -->"
-    doc = md.read_text() if md.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
-    if begin not in doc:
-        doc += f"\n{begin}\n{end}\n"
-    a, rest = doc.split(begin, 1)
-    _, b = rest.split(end, 1)
-    md.write_text(a + begin + "\n" + text + "\n" + end + b)
+    from _docs import write_between
+
+    write_between(md, "cpu", text)
 
 
 def main(argv=None) -> int:

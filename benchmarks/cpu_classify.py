@@ -443,14 +443,10 @@ def text(R: dict) -> str:
     return "\n".join(L)
 
 
-def write_doc(md: Path, body: str) -> None:
-    begin, end = "<!-- cpu-classify:begin -->", "<!-- cpu-classify:end -->"
-    doc = md.read_text()
-    if begin not in doc:
-        doc += f"\n{begin}\n{end}\n"
-    a, rest = doc.split(begin, 1)
-    _, b = rest.split(end, 1)
-    md.write_text(a + begin + "\n" + body + "\n" + end + b)
+def write_doc(md: Path, text: str) -> None:
+    from _docs import write_between
+
+    write_between(md, "cpu-classify", text)
 
 
 def main(argv=None) -> int:

@@ -204,17 +204,11 @@ def main():
     log("")
     log(text)
     if not a.no_write:
+        from _docs import write_between
+
         doc = ROOT / "docs" / "benchmarks.md"
-        s = doc.read_text()
-        begin, end = "<!-- fields:begin -->", "<!-- fields:end -->"
-        if begin in s and end in s:
-            s = s[:s.index(begin) + len(begin)] + "\n" + text + "\n" + s[s.index(end):]
-            tmp = doc.with_name(doc.name + ".part")
-            tmp.write_text(s)
-            tmp.replace(doc)
-            log(f"\nWrote the figures into {doc}")
-        else:
-            log(f"\n(no {begin} / {end} markers in {doc}; nothing written)")
+        write_between(doc, "fields", text)
+        log(f"\nWrote the figures into {doc}")
 
 
 if __name__ == "__main__":
