@@ -157,7 +157,17 @@ def _block_mean(plane: np.ndarray, f: int) -> np.ndarray:
         want = min(rows, H - y)
         if blk.shape[0] < want or blk.shape[1] < W:
             blk = np.pad(blk, ((0, want - blk.shape[0]), (0, W - w)), mode="edge")
-        out[y // f:(y + want) // f] = blk.reshape(want // f, f, W // f, f).mean(axis=(1, 3))
+        # sums of whole rows, then of whole columns: f vectorised adds each way (numpy's reduction
+        # over a short inner axis is 4-5x slower; this is most of the several-cells check's cost)
+        r = blk.reshape(want // f, f, W)
+        acc = r[:, 0].copy()
+        for i in range(1, f):
+            acc += r[:, i]
+        c = acc.reshape(want // f, W // f, f)
+        acc2 = c[:, :, 0].copy()
+        for i in range(1, f):
+            acc2 += c[:, :, i]
+        out[y // f:(y + want) // f] = acc2 * np.float32(1.0 / (f * f))
     return out
 
 
@@ -185,6 +195,22 @@ def _background(x: np.ndarray, sigma: float, cells_across: float,
     degree = 0 if cells_across < 3 else (1 if cells_across < 6 else 2)
     step = max(1, int(math.ceil(math.sqrt(h * w / 10000))))  # about 10,000 samples
     v = x[::step, ::step].astype(np.float64)
+    if degree == 0:  # a constant: the least-squares fit is the mean of the background pixels
+        v = v.ravel()
+        sel = v <= np.percentile(v, 20)
+        level, spread = 0.0, sigma
+        for _ in range(iterations):
+            if sel.sum() < 4:
+                break
+            level = float(v[sel].mean())
+            r = v - level
+            rs = r[sel]
+            spread = max(sigma, 1.4826 * float(np.median(np.abs(rs - np.median(rs)))))
+            new = r < 2.5 * spread
+            if np.array_equal(new, sel):
+                break
+            sel = new
+        return level, spread
     yn = (np.arange(0, h, step) + 0.5) / h * 2 - 1
     xn = (np.arange(0, w, step) + 0.5) / w * 2 - 1
     powers = [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
@@ -252,7 +278,9 @@ def _inscribed_radii(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if n == 0:
         return lab, np.zeros(0), np.zeros(0)
     dt = ndi.distance_transform_edt(mask)
-    r = np.asarray(ndi.maximum(dt, lab, np.arange(1, n + 1)), np.float64)
+    r = np.zeros(n + 1)
+    np.maximum.at(r, lab.ravel(), dt.ravel())  # (ndi.maximum does the same 7x slower)
+    r = r[1:]
     area = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(np.float64)
     return lab, r, area
 
