@@ -3,6 +3,8 @@
     python benchmarks/bundled_models.py                  # everything (see the steps), then install
     python benchmarks/bundled_models.py --quick          # a small run of every step (minutes)
     python benchmarks/bundled_models.py --skip-loro      # reuse the leave-one-renderer-out table
+    python benchmarks/bundled_models.py --skip-loro --continue-from OLD.pt --set epochs2=6   # a further round
+                                                         # from a bundled model, e.g. with new renderers
 
 Steps (every sample is reproducible from its seed; see simulator/trainset.py):
 1. training, validation and test sets from each renderer in ``simulator.RENDERERS`` (independently
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -164,6 +167,10 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], help="override a setting, e.g. --set epochs=12")
     ap.add_argument("--round1", default=None, help="reuse this checkpoint (WORK/classifier_round1.pt of an earlier "
                                                    "run with the same settings) instead of training round 1 again")
+    ap.add_argument("--continue-from", default=None, metavar="PATH",
+                    help="a further round (epochs2 epochs at lr2) from this bundled checkpoint, on --renderers "
+                         "(which may add renderers it never saw: its accuracy on their test sets is measured "
+                         "first); its schedule is carried into the new checkpoint")
     a = ap.parse_args()
     import torch
 
@@ -179,6 +186,8 @@ def main() -> int:
         cfg[k] = json.loads(v) if k != "arch" else v
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
+    if a.continue_from and Path(a.continue_from).resolve() == (work / "classifier.pt").resolve():
+        raise SystemExit(f"--continue-from {a.continue_from} is the file this run writes; copy it elsewhere first")
     renderers = a.renderers.split(",") if a.renderers else available_renderers()
     workers = a.workers or len(os.sched_getaffinity(0))
     classes = list(CLASSES)
@@ -197,7 +206,26 @@ def main() -> int:
     Xv = np.concatenate([p[0] for p in vparts]); yv = np.concatenate([p[1] for p in vparts])
     # round 1: warm-up + cosine from scratch; round 2 (epochs2 > 0): a warm restart at the lower lr2
     # from round 1's weights, kept only if it beats them on the validation cells
-    if a.round1:
+    before = {}  # the starting model on renderers it never saw (--continue-from)
+    history = None
+    if a.continue_from:
+        if a.round1:
+            raise SystemExit("--continue-from and --round1 exclude each other")
+        first = load_checkpoint(a.continue_from, expected_kind="classifier", name="previous")
+        prev = torch.load(a.continue_from, map_location="cpu", weights_only=True).get("training", {})
+        history = prev.get("schedule", "an earlier schedule")
+        for r in renderers:
+            if r in prev.get("renderers", renderers):
+                continue
+            Xt, yt = sets(work, r, "test", cfg["test_per_class"], cfg["size"], workers)
+            before[r] = {"accuracy": accuracy(first.model, Xt, yt),
+                         "accuracy_protein_only": accuracy(first.model, Xt, yt, protein_only=True),
+                         "n_test": int(len(yt)), "model": f"the model continued from ({a.continue_from}), trained "
+                                                           f"on {', '.join(prev.get('renderers', []))}"}
+            log(f"starting model on never-seen renderer {r}: {100 * before[r]['accuracy']:.1f} % / protein only "
+                f"{100 * before[r]['accuracy_protein_only']:.1f} %")
+        log(f"continuing from {a.continue_from}")
+    elif a.round1:
         first = load_checkpoint(a.round1, expected_kind="classifier", name="round1")
         log(f"round 1 reused from {a.round1}")
     else:
@@ -205,10 +233,10 @@ def main() -> int:
         first = load_checkpoint(res.checkpoint(), expected_kind="classifier", name="round1")
         write_checkpoint_dict(work / "classifier_round1.pt", res.checkpoint())
     if cfg.get("epochs2"):
-        res = train(X, y, Xv, yv, cfg, cfg["epochs2"], classes, label="bundled, round 2", init=first,
+        res = train(X, y, Xv, yv, cfg, cfg["epochs2"], classes, label="bundled, further round", init=first,
                     lr=cfg["lr2"])
-    elif a.round1:
-        raise SystemExit("--round1 needs a second round (epochs2 > 0)")
+    elif a.round1 or a.continue_from:
+        raise SystemExit("--round1 and --continue-from need a further round (epochs2 > 0)")
     temps = [v["temperature"] for v in table.values()]
     extra = calibrate(res.model, Xv, yv, X[:: max(1, len(X) // 4000)], y[:: max(1, len(X) // 4000)],
                       n_classes=len(classes),
@@ -221,11 +249,18 @@ def main() -> int:
     data_desc = (f"simulated cells: {cfg['per_class']} per class from each of {len(renderers)} independently "
                  f"written renderers ({', '.join(renderers)}), seed 0, through the randomised imaging model "
                  f"and the per-cell crop, {cfg['size']} px")
-    schedule = (f"round 1: {cfg['epochs']} epochs from scratch, lr {cfg['lr']} (warm-up + cosine)"
-                + (f"; round 2: {cfg['epochs2']} more epochs from round 1's weights, lr {cfg['lr2']} (warm-up + "
-                   f"cosine), best epoch {res.best_epoch} (0 = round 1's weights kept)" if cfg.get("epochs2") else ""))
+    if history is not None:
+        k = max([int(n) for n in re.findall(r"round (\d+):", history)] or [1]) + 1
+        schedule = (f"{history}; round {k}: {cfg['epochs2']} more epochs from round {k - 1}'s weights on "
+                    f"{', '.join(renderers)}, lr {cfg['lr2']} (warm-up + cosine), best epoch {res.best_epoch} "
+                    f"(0 = round {k - 1}'s weights kept)")
+    else:
+        schedule = (f"round 1: {cfg['epochs']} epochs from scratch, lr {cfg['lr']} (warm-up + cosine)"
+                    + (f"; round 2: {cfg['epochs2']} more epochs from round 1's weights, lr {cfg['lr2']} (warm-up + "
+                       f"cosine), best epoch {res.best_epoch} (0 = round 1's weights kept)" if cfg.get("epochs2") else ""))
+    command = "python benchmarks/bundled_models.py" + " ".join([""] + sys.argv[1:])
     ck = res.checkpoint(training={"data": data_desc, "renderers": renderers, "settings": cfg, "schedule": schedule,
-                                  "command": "python benchmarks/bundled_models.py" + (" --quick" if a.quick else "")},
+                                  "command": command},
                         metrics={})
     ck["extra"] = extra
     out = work / "classifier.pt"
@@ -236,6 +271,10 @@ def main() -> int:
     m = {"loro": table, "loro_data": (f"leave one renderer out: trained on the other renderers "
                                       f"({cfg['loro_per_class']} per class each, {cfg['loro_epochs']} epochs), "
                                       f"tested on {cfg['test_per_class']} per class of the one left out")}
+    if before:
+        m["unseen_renderers_before"] = before
+        m["unseen_renderers_before_data"] = (f"{cfg['test_per_class']} per class of each renderer new in this round "
+                                             "(seed 2), classified by the starting model, which never saw them")
     for r in renderers:
         Xt, yt = sets(work, r, "test", cfg["test_per_class"], cfg["size"], workers)
         m[f"{r}_accuracy"] = accuracy(model.model, Xt, yt)
