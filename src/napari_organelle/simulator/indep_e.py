@@ -218,12 +218,16 @@ def _microtubules(c, rng, info):
             drift = th.copy()
     ok = lookup(c.cell, sy, sx)
     sy[~ok], sx[~ok] = my, mx
-    L = rng.uniform(10, 40, n)
-    steps = np.ceil(L / 0.5).astype(int)
-    curv = {"radial": rng.uniform(0.03, 0.08), "meshwork": rng.uniform(0.06, 0.12),
-            "parallel": rng.uniform(0.02, 0.05), "wavy": rng.uniform(0.15, 0.25)}[v]
-    ys, xs, alive = walk(sy, sx, th, steps, step, curv, rng, c.d_edge, c.gy, c.gx, margin=margin, edge_stop=rng.uniform(0.05, 0.3),
-                         max_steps=80, drift=drift)
+    L = np.where(rng.random(n) < 0.35, rng.uniform(3, 12, n), rng.uniform(10, 40, n))
+    step = min(step, 4.0)  # px; keeps the curves smooth in small, finely sampled cells
+    step_um = step * c.px
+    steps = np.ceil(L / step_um).astype(int)
+    curv = {"radial": rng.uniform(0.05, 0.11), "meshwork": rng.uniform(0.08, 0.15),
+            "parallel": rng.uniform(0.03, 0.06), "wavy": rng.uniform(0.15, 0.25)}[v]
+    f = np.sqrt(step_um / 0.5)
+    ys, xs, alive = walk(sy, sx, th, steps, step, curv * f, rng, c.d_edge, c.gy, c.gx, margin=margin,
+                         edge_stop=rng.uniform(0.15, 0.5) * f ** 2, max_steps=int(min(steps.max(), 120)),
+                         drift=drift)
     bright = rng.uniform(0.7, 1.3, n) * (rng.uniform(1.8, 3.0) if v == "wavy" else 1.0)
     y, x, w = densify(ys, xs, alive, bright)
     w *= np.where(lookup(c.nucleus, y, x), rng.uniform(0.25, 0.6), 1.0)
@@ -256,16 +260,16 @@ def _er(c, rng, info):
         dens = _cyto_density(c, gamma, reach)
     cyto_area_px = float((dens > 0.05 * dens.max()).sum())
     mesh_px = max(um(c, mesh_um), 1.5)
-    npts = int(np.clip(cyto_area_px / mesh_px ** 2 * 1.3, 30, 2500))
+    npts = int(np.clip(cyto_area_px / mesh_px ** 2 * 2.5, 30, 3500))
     py, px = sample_from(dens, npts, rng)
-    m_eff = max(np.sqrt(cyto_area_px / npts), mesh_px)
+    m_eff = max(np.sqrt(cyto_area_px / npts), mesh_px / 1.6)
     tri = Delaunay(np.column_stack([py, px]))
     e = np.concatenate([tri.simplices[:, [0, 1]], tri.simplices[:, [1, 2]], tri.simplices[:, [0, 2]]])
     e = np.unique(np.sort(e, axis=1), axis=0)
     ey = py[e]
     ex = px[e]
     ln = np.hypot(ey[:, 1] - ey[:, 0], ex[:, 1] - ex[:, 0])
-    keep = (ln < 1.8 * m_eff) & (rng.random(len(e)) > rng.uniform(0.25, 0.5))
+    keep = (ln < 2.0 * m_eff) & (rng.random(len(e)) > rng.uniform(0.1, 0.35))
     ey, ex = ey[keep], ex[keep]
     my = 0.5 * (ey[:, 0] + ey[:, 1])
     mx = 0.5 * (ex[:, 0] + ex[:, 1])
@@ -279,7 +283,7 @@ def _er(c, rng, info):
     level = float(net[cy_mask].mean()) if cy_mask.any() else 1.0
     level = max(level, 1e-9)
     grain = np.clip(1 + rng.uniform(0.2, 0.6) * noise(shp, max(um(c, 0.25), 0.5), rng), 0, None)
-    out = net * rng.uniform(0.6, 1.2) if v != "sheets" else net * rng.uniform(0.2, 0.6)
+    out = net * (rng.uniform(0.4, 1.2) if v == "lacy" else rng.uniform(0.1, 0.6))
     # fine unresolved texture: how grainy/lacy the stain looks at this magnification
     out += grain * dens / max(dens.max(), 1e-9) * level * rng.uniform(0.3, 1.5)
     if not mitotic:
@@ -470,13 +474,17 @@ def _mitochondria(c, rng, info):
     info["variant"] = v
     mean_len = {"network": rng.uniform(3, 8), "fragmented": rng.uniform(0.5, 1.5),
                 "clump": rng.uniform(2, 5), "parallel": rng.uniform(4, 10)}[v]
-    cover = rng.uniform(0.25, 0.7)  # um of tubule per um^2 of cytoplasm
+    cover = rng.uniform(0.5, 1.5)  # um of tubule per um^2 of cytoplasm
     cyto_um = float(c.cyto.sum()) * c.px ** 2
     n = int(np.clip(cyto_um * cover / mean_len, 15, 500))
-    dens = {"network": _cyto_density(c, 1.0, 1.0), "fragmented": _cyto_density(c, 0.7, 0.5),
+    dens = {"network": _cyto_density(c, rng.uniform(1.0, 2.0), 1.0), "fragmented": _cyto_density(c, 0.7, 0.5),
             "clump": _crowd_density(c, rng.uniform(1.0, 3.0)), "parallel": _cyto_density(c, 0.7, 1.0)}[v]
     if c.state == "mitotic":
         dens = c.T * c.cyto * (1 - c.chrom)
+    compact = c.nucleus.sum() > 0.3 * c.cell.sum()
+    over_nuc = rng.random() < (0.7 if compact else 0.25)  # widefield: mitochondria above the nucleus
+    if c.state != "mitotic" and over_nuc:
+        dens = dens + c.nuc_soft * c.T * rng.uniform(0.1, 0.4) * dens.max()
     sy, sx = sample_from(dens, n, rng)
     th = rng.uniform(0, 2 * np.pi, n)
     drift = None
@@ -486,10 +494,10 @@ def _mitochondria(c, rng, info):
     L = np.clip(rng.lognormal(np.log(mean_len), 0.5, n), 0.3, 10)
     steps = np.maximum(1, np.round(L / 0.25)).astype(int)
     curv = {"network": rng.uniform(0.12, 0.25), "fragmented": 0.2, "clump": 0.3, "parallel": 0.05}[v]
-    over_nuc = rng.random() < 0.3
     avoid = None if over_nuc else c.nucleus
     ys, xs, alive = walk(sy, sx, th, steps, um(c, 0.25), curv, rng, c.d_edge, c.gy, c.gx,
-                         margin=max(um(c, 0.5), 1.5), max_steps=40, drift=drift, avoid=avoid)
+                         margin=max(um(c, 0.5), 1.5), max_steps=40, drift=drift, avoid=avoid,
+                         edge_stop=0.6)
     bright = rng.uniform(0.6, 1.4, n)
     y, x, w = densify(ys, xs, alive, bright)
     if v in ("network", "clump"):
@@ -500,11 +508,11 @@ def _mitochondria(c, rng, info):
             bth = rng.uniform(0, 2 * np.pi, nb)
             bl = np.maximum(1, np.round(rng.uniform(1, 4, nb) / 0.25)).astype(int)
             ys2, xs2, al2 = walk(by, bx, bth, bl, um(c, 0.25), curv, rng, c.d_edge, c.gy, c.gx,
-                                 margin=max(um(c, 0.5), 1.5), max_steps=16, avoid=avoid)
+                                 margin=max(um(c, 0.5), 1.5), max_steps=16, avoid=avoid, edge_stop=0.6)
             y2, x2, w2 = densify(ys2, xs2, al2, rng.uniform(0.6, 1.2, nb))
             y, x, w = np.concatenate([y, y2]), np.concatenate([x, x2]), np.concatenate([w, w2])
     if over_nuc:
-        w = w * np.where(lookup(c.nucleus, y, x), rng.uniform(0.15, 0.4), 1.0)
+        w = w * np.where(lookup(c.nucleus, y, x), rng.uniform(0.2, 0.6), 1.0)
     width = rng.uniform(0.3, 0.7)
     info["width_um"] = round(float(width), 2)
     out = blur(splat(shp, y, x, w), _psf_sigma(c, width))
