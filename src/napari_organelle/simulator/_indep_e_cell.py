@@ -338,7 +338,7 @@ def _mitotic_chromosomes(c, rng):
     ang = rng.uniform(0, 2 * np.pi)  # plate long axis
     ua = np.array([np.sin(ang), np.cos(ang)])  # along the plate
     ub = np.array([np.cos(ang), -np.sin(ang)])  # spindle axis
-    n = rng.integers(30, 60)
+    n = rng.integers(40, 80)
     Rcell = c.crho.min()
     plate_l = min(um(c, rng.uniform(8, 13)), 1.3 * Rcell)
     if stage == "prometaphase":
@@ -358,11 +358,11 @@ def _mitotic_chromosomes(c, rng):
         cx = c.cx + along * ua[1] + across * ub[1]
         th = np.arctan2(ub[0], ub[1]) + rng.normal(0, 0.4, n)
         c.plate = (ua, ub, plate_l)
-    ln = um(c, rng.uniform(1.2, 3.5, n))
+    ln = um(c, rng.uniform(1.0, 3.0, n))
     t = np.linspace(-0.5, 0.5, 16)
     ry = (cy[:, None] + t * ln[:, None] * np.sin(th)[:, None]).ravel()
     rx = (cx[:, None] + t * ln[:, None] * np.cos(th)[:, None]).ravel()
-    chrom = blur(splat(shp, ry, rx, 1.0), max(um(c, 0.35), 0.7))
+    chrom = blur(splat(shp, ry, rx, 1.0), max(um(c, 0.25), 0.6))
     chrom = chrom / max(chrom.max(), 1e-9)
     chrom = np.clip(chrom * 1.6, 0, 1) * c.cell
     region = blur(chrom, max(um(c, 0.4), 0.6)) > 0.15

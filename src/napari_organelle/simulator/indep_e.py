@@ -100,7 +100,7 @@ def _actin(c, rng, info):
         out += blur(splat(shp, y[thick], x[thick], w[thick]), _psf_sigma(c, 0.7))
     fib_level = max(np.percentile(out[out > 0], 95), 1e-9) if (out > 0).any() else 1.0
     # cortex
-    wc = um(c, rng.uniform(0.5, 2.0))
+    wc = um(c, rng.uniform(0.4, 1.3))
     cort_amp = rng.uniform(0.8, 2.0) if v == "cortex" else rng.uniform(0.15, 0.8)
     out += np.exp(-c.d_edge / max(wc, 0.7)) * c.cell * cort_amp * fib_level
     # lamellipodium / ruffles and transverse arcs
@@ -158,7 +158,7 @@ def _actin(c, rng, info):
     if fine.max() > 0:
         out += fine * (fib_level / max(np.percentile(fine[fine > 0], 95), 1e-9) if v in ("cortex", "few") else 1.0)
     # diffuse meshwork
-    mesh_amp = rng.uniform(0.08, 0.35) * fib_level
+    mesh_amp = rng.uniform(0.04, 0.25) * fib_level
     grain = np.clip(1 + 0.35 * noise(shp, max(um(c, 0.25), 0.5), rng), 0, None)
     out += c.T * grain * mesh_amp * np.where(c.nucleus, rng.uniform(0.3, 0.7), 1.0)
     return out
@@ -586,6 +586,8 @@ _DRAW = {
     "Nucleus": _nucleus,
 }
 _NUCLEAR = ("Nucleolus", "Nucleus")
+# compact bright structures "against a dim cytoplasm" (biology.md): less unbound protein around them
+_BG_SCALE = {"Golgi_gia": 0.4, "Golgi_gpp": 0.5, "Lysosome": 0.7}
 
 
 def _paste(c, a, dtype):
@@ -609,7 +611,7 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
     ref = max(ref, 0.3 * float(struct.max()), 1e-12)
     struct = struct / ref
     # unbound protein / antibody background, from almost nothing to a third of the structure
-    bg = rng.uniform(0.0, 0.33) ** 1.3
+    bg = rng.uniform(0.0, 0.33) ** 1.3 * _BG_SCALE.get(cls, 1.0)
     if cls in _NUCLEAR and c.state != "mitotic":
         where = c.nuc_soft + c.cyto * rng.uniform(0.05, 0.4)
     else:
