@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .base import extent
 from ._indep_e_draw import (blur, disc_points, extent_pts, noise, polar_of, rho_at, splat,
                             star_mask)
 
@@ -116,28 +117,34 @@ def make_cell(rng, size, diameter):
     y, x = y * scale, x * scale
     c.px = float(length_um / target)  # um per pixel
     c.axis = rot  # long axis direction (angle of +x of the outline frame)
-    # place: bounding box inside the frame with a margin
-    m = 4
-    lo_y, hi_y = size / 2 - y.min() - (size / 2 - m), size - m - 1 - y.max() - size / 2
-    lo_x, hi_x = size / 2 - x.min() - (size / 2 - m), size - m - 1 - x.max() - size / 2
-    lo_y, lo_x = m - y.min(), m - x.min()
-    hi_y, hi_x = size - 1 - m - y.max(), size - 1 - m - x.max()
-    c.oy = rng.uniform(min(lo_y, hi_y), max(lo_y, hi_y)) if hi_y > lo_y else (lo_y + hi_y) / 2
-    c.ox = rng.uniform(min(lo_x, hi_x), max(lo_x, hi_x)) if hi_x > lo_x else (lo_x + hi_x) / 2
-    # work on a crop around the cell (the renderer pastes it into the frame at the end)
-    y0 = int(max(0, np.floor(c.oy + y.min()) - 3))
-    x0 = int(max(0, np.floor(c.ox + x.min()) - 3))
-    y1 = int(min(size, np.ceil(c.oy + y.max()) + 4))
-    x1 = int(min(size, np.ceil(c.ox + x.max()) + 4))
-    c.off = (y0, x0)
     c.frame = size
-    c.oy, c.ox = c.oy - y0, c.ox - x0
-    h, w = y1 - y0, x1 - x0
-    c.size = (h, w)
-    c.by, c.bx = y + c.oy, x + c.ox
-    c.cpsi, c.crho = polar_of(c.oy, c.ox, c.by, c.bx)
-    c.yy, c.xx = np.mgrid[:h, :w].astype(np.float32)
-    c.cell, _, _ = star_mask(None, c.oy, c.ox, c.cpsi, c.crho, c.yy, c.xx)
+    uy, ux = rng.random(2)
+    for _fix in range(4):
+        # place: bounding box inside the frame with a margin
+        m = 4
+        lo_y, lo_x = m - y.min(), m - x.min()
+        hi_y, hi_x = size - 1 - m - y.max(), size - 1 - m - x.max()
+        oy = lo_y + uy * (hi_y - lo_y) if hi_y > lo_y else (lo_y + hi_y) / 2
+        ox = lo_x + ux * (hi_x - lo_x) if hi_x > lo_x else (lo_x + hi_x) / 2
+        # work on a crop around the cell (the renderer pastes it into the frame at the end)
+        y0 = int(max(0, np.floor(oy + y.min()) - 3))
+        x0 = int(max(0, np.floor(ox + x.min()) - 3))
+        y1 = int(min(size, np.ceil(oy + y.max()) + 4))
+        x1 = int(min(size, np.ceil(ox + x.max()) + 4))
+        c.off = (y0, x0)
+        c.oy, c.ox = oy - y0, ox - x0
+        h, w = y1 - y0, x1 - x0
+        c.size = (h, w)
+        c.by, c.bx = y + c.oy, x + c.ox
+        c.cpsi, c.crho = polar_of(c.oy, c.ox, c.by, c.bx)
+        c.yy, c.xx = np.mgrid[:h, :w].astype(np.float32)
+        c.cell, _, _ = star_mask(None, c.oy, c.ox, c.cpsi, c.crho, c.yy, c.xx)
+        e = extent(c.cell)
+        # thin tails narrower than a pixel vanish when rasterised: grow the outline to compensate
+        if abs(e - target) < 0.06 * target or e < 1:
+            break
+        f = target / e
+        y, x = (y - y.mean()) * f + y.mean(), (x - x.mean()) * f + x.mean()
     c.psi = np.arctan2(c.yy - c.oy, c.xx - c.ox)
     c.d_edge = ndi.distance_transform_edt(c.cell).astype(np.float32)
     gy, gx = np.gradient(ndi.gaussian_filter(c.d_edge, 1.0))

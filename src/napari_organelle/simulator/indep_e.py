@@ -172,7 +172,7 @@ def _microtubules(c, rng, info):
     if c.state == "mitotic":
         info["variant"] = "spindle"
         (p1y, p1x), (p2y, p2x) = c.poles
-        n = rng.integers(60, 160)
+        n = rng.integers(150, 350)
         lines_y, lines_x = [], []
         for (py, px), (qy, qx) in (((p1y, p1x), (p2y, p2x)), ((p2y, p2x), (p1y, p1x))):
             f = rng.uniform(0.3, 0.65, n)  # how far toward the other pole
@@ -191,13 +191,13 @@ def _microtubules(c, rng, info):
         xs = np.concatenate([l.reshape(-1, 24) for l in lines_x])
         alive = (lookup(c.cell, ys, xs)[:, 1:])
         y, x, w = densify(ys, xs, alive, np.ones(ys.shape[0]))
-        out = splat(shp, y, x, w)
+        out = blur(splat(shp, y, x, w), _psf_sigma(c, 0.3))
         level = max(np.percentile(out[out > 0], 99), 1e-9)
         for py, px in c.poles:
             dy, dx, dw = disc_points([py], [px], [um(c, 0.5)], [1.0], rng)
             s = blur(splat(shp, dy, dx, dw), _psf_sigma(c, 0.4))
             out += s / max(s.max(), 1e-9) * level * rng.uniform(0.5, 1.2)
-        out += c.T * level * rng.uniform(0.05, 0.25)
+        out += c.T * level * rng.uniform(0.03, 0.15)
         return out
     v = _pick(rng, dict(radial=0.4, meshwork=0.25, parallel=0.15 + 0.2 * (c.line == "spread"), wavy=0.15))
     info["variant"] = v
