@@ -176,9 +176,11 @@ def _microtubules(c, rng, info):
         lines_y, lines_x = [], []
         for (py, px), (qy, qx) in (((p1y, p1x), (p2y, p2x)), ((p2y, p2x), (p1y, p1x))):
             f = rng.uniform(0.3, 0.65, n)  # how far toward the other pole
-            spread = um(c, rng.uniform(2, 5))
-            ey = py + (qy - py) * f + rng.normal(0, spread, n) * c.spindle_axis[1]
-            ex = px + (qx - px) * f - rng.normal(0, spread, n) * c.spindle_axis[0]
+            plate_l = c.plate[2] if c.plate is not None else um(c, 8)
+            spread = plate_l * rng.uniform(0.2, 0.35)
+            off = rng.normal(0, spread, n)
+            ey = py + (qy - py) * f + off * c.spindle_axis[1]
+            ex = px + (qx - px) * f - off * c.spindle_axis[0]
             t = np.linspace(0, 1, 24)
             lines_y.append(py + (ey - py)[:, None] * t)
             lines_x.append(px + (ex - px)[:, None] * t)
@@ -190,7 +192,8 @@ def _microtubules(c, rng, info):
         ys = np.concatenate([l.reshape(-1, 24) for l in lines_y])
         xs = np.concatenate([l.reshape(-1, 24) for l in lines_x])
         alive = (lookup(c.cell, ys, xs)[:, 1:])
-        y, x, w = densify(ys, xs, alive, np.ones(ys.shape[0]))
+        # fibres converge at the poles: thinner there per fibre, so the pole does not swamp the spindle
+        y, x, w = densify(ys, xs, alive, np.broadcast_to(0.15 + np.linspace(0, 1, 23), alive.shape))
         out = blur(splat(shp, y, x, w), _psf_sigma(c, 0.3))
         level = max(np.percentile(out[out > 0], 99), 1e-9)
         for py, px in c.poles:
