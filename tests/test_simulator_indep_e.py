@@ -124,3 +124,14 @@ def test_mitotic_and_rounded_cells_occur_at_a_few_percent():
     r = indep_e.render("Microtubules", np.random.default_rng([9, i]), size=104, diameter=80)
     assert r.state == "mitotic" and check_rendered(r, "Microtubules", 104, 80) == []
     assert r.dna.max() > 1.5
+
+
+def test_info_is_json_and_names_the_variant():
+    import json
+
+    for cls in CLASSES:
+        r = _render(cls, 3, 104, 80)
+        json.dumps(r.info)
+        assert r.info["state"] == r.state and "line" in r.info
+        if cls != "ActinFilaments" or r.state == "interphase":
+            assert "variant" in r.info, cls

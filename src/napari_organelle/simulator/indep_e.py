@@ -204,7 +204,7 @@ def _microtubules(c, rng, info):
         return out
     v = _pick(rng, dict(radial=0.4, meshwork=0.25, parallel=0.15 + 0.2 * (c.line == "spread"), wavy=0.15))
     info["variant"] = v
-    n = int(np.clip(c.area_um / rng.uniform(2.5, 7), 40, 450))
+    n = int(np.clip(c.area_um / rng.uniform(2.0, 6), 50, 700))
     if v == "wavy":
         n = int(n * 0.6)
     my, mx = c.mtoc
@@ -244,6 +244,9 @@ def _microtubules(c, rng, info):
         s = blur(splat(shp, dy, dx, dw), _psf_sigma(c, 0.4))
         out += s / max(s.max(), 1e-9) * level * rng.uniform(1.0, 3.0)
     out += c.T * level * rng.uniform(0.03, 0.3) * np.where(c.nucleus, 0.5, 1.0)
+    # the crowded centre: overlapping microtubules merge into a bright haze around the centrosome
+    r_mtoc = np.hypot(c.yy - my, c.xx - mx)
+    out += np.exp(-r_mtoc / um(c, rng.uniform(3, 8))) * c.cyto * level * rng.uniform(0.0, 0.6)
     return out
 
 
@@ -515,7 +518,7 @@ def _mitochondria(c, rng, info):
             y2, x2, w2 = densify(ys2, xs2, al2, rng.uniform(0.6, 1.2, nb))
             y, x, w = np.concatenate([y, y2]), np.concatenate([x, x2]), np.concatenate([w, w2])
     if over_nuc:
-        w = w * np.where(lookup(c.nucleus, y, x), rng.uniform(0.2, 0.6), 1.0)
+        w = w * np.where(lookup(c.nucleus, y, x), rng.uniform(0.1, 0.35), 1.0)
     width = rng.uniform(0.3, 0.7)
     info["width_um"] = round(float(width), 2)
     out = blur(splat(shp, y, x, w), _psf_sigma(c, width))
