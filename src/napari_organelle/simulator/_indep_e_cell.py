@@ -48,6 +48,7 @@ def _outline(rng, n, aspect, wobble, line, state):
         info["protrusions"] = int(n_pro)
     r = np.maximum(r, 0.35)
     x, y = r * np.cos(th) * aspect, r * np.sin(th)
+    straight = np.zeros(n, bool)
     if state == "interphase" and line == "spread" and rng.random() < 0.55:
         fan = rng.uniform(0.3, 0.9)  # broad lamella at +x, narrow tail at -x
         y = y * (1 + fan * x / aspect) / (1 + fan)
@@ -61,8 +62,10 @@ def _outline(rng, n, aspect, wobble, line, state):
             dmax = p.max()
             d = dmax * rng.uniform(0.7, 0.92)
             over = np.maximum(p - d, 0)
+            straight |= over > 0
             x, y = x - over * nx, y - over * ny
         info["straight_edges"] = True
+    info["_straight"] = straight
     return y, x, info
 
 
@@ -109,6 +112,7 @@ def make_cell(rng, size, diameter):
         length_um = rng.uniform(15, 25) if c.state == "mitotic" else rng.uniform(10, 18)
         target = diameter * rng.uniform(0.5, 0.75)
         y, x, info = _outline(rng, 256, rng.uniform(1.0, 1.12), 0.03, c.line, c.state)
+    c.straight = info.pop("_straight")  # outline points on an edge shared with a neighbour
     c.info = {"line": c.line, **info}
     rot = rng.uniform(0, 2 * np.pi)
     cr, sr = np.cos(rot), np.sin(rot)

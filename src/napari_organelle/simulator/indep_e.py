@@ -103,6 +103,16 @@ def _actin(c, rng, info):
     wc = um(c, rng.uniform(0.4, 1.3))
     cort_amp = rng.uniform(0.8, 2.0) if v == "cortex" else rng.uniform(0.15, 0.8)
     out += np.exp(-c.d_edge / max(wc, 0.7)) * c.cell * cort_amp * fib_level
+    if c.straight.any():  # a sharp bright line where the cell touches a neighbour
+        k = np.nonzero(c.straight & np.roll(c.straight, -1))[0]
+        by = np.stack([c.by[k], c.by[(k + 1) % c.by.size]], 1)
+        bx = np.stack([c.bx[k], c.bx[(k + 1) % c.bx.size]], 1)
+        cy_, cx_ = c.oy, c.ox  # pull the line just inside the outline
+        f = 1 - 1.2 / np.maximum(np.hypot(by - cy_, bx - cx_), 1.2)
+        y, x, w = densify(cy_ + (by - cy_) * f, cx_ + (bx - cx_) * f, np.ones((k.size, 1), bool),
+                          np.full(k.size, rng.uniform(0.5, 1.5) * fib_level))
+        out += blur(splat(shp, y, x, w), _psf_sigma(c, 0.4))
+        info["shared_edges"] = True
     # lamellipodium / ruffles and transverse arcs
     if v == "ruffle" or (v == "fibres" and rng.random() < 0.4) or c.info.get("fan"):
         front = c.axis if c.info.get("fan") else rng.uniform(0, 2 * np.pi)
