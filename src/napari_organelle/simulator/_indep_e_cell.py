@@ -109,9 +109,18 @@ def make_cell(rng, size, diameter):
         aspect = rng.uniform(*arange_)
         y, x, info = _outline(rng, 256, aspect, wob, c.line, c.state)
     else:
+        c.stage = None
+        if c.state == "mitotic":
+            c.stage = str(rng.choice(["prometaphase", "metaphase", "anaphase", "telophase"],
+                                     p=[0.27, 0.4, 0.18, 0.15]))
         length_um = rng.uniform(15, 25) if c.state == "mitotic" else rng.uniform(10, 18)
         target = diameter * rng.uniform(0.5, 0.75)
-        y, x, info = _outline(rng, 256, rng.uniform(1.0, 1.12), 0.03, c.line, c.state)
+        if c.stage == "telophase":  # two daughters joined by a narrow bridge
+            length_um = rng.uniform(24, 38)
+            y, x, info = _outline(rng, 256, rng.uniform(1.7, 2.0), 0.02, c.line, c.state)
+            y = y * (1 - rng.uniform(0.45, 0.7) * np.exp(-0.5 * (x / 0.3) ** 2))
+        else:
+            y, x, info = _outline(rng, 256, rng.uniform(1.0, 1.12), 0.03, c.line, c.state)
     c.straight = info.pop("_straight")  # outline points on an edge shared with a neighbour
     c.info = {"line": c.line, **info}
     rot = rng.uniform(0, 2 * np.pi)
@@ -344,15 +353,27 @@ def _points_in(c, mask, n, rng):
 
 def _mitotic_chromosomes(c, rng):
     shp = c.cell.shape
-    stage = rng.choice(["prometaphase", "metaphase", "anaphase"], p=[0.3, 0.45, 0.25])
+    stage = c.stage
     c.info["stage"] = str(stage)
     ang = rng.uniform(0, 2 * np.pi)  # plate long axis
+    if stage == "telophase":
+        ang = c.axis + np.pi / 2  # the division axis is the outline's long axis
     ua = np.array([np.sin(ang), np.cos(ang)])  # along the plate
     ub = np.array([np.cos(ang), -np.sin(ang)])  # spindle axis
     n = rng.integers(40, 80)
     Rcell = c.crho.min()
     plate_l = min(um(c, rng.uniform(8, 13)), 1.3 * Rcell)
-    if stage == "prometaphase":
+    if stage == "telophase":
+        half = c.crho.max() * rng.uniform(0.45, 0.6)
+        side = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        r = np.sqrt(rng.random(n)) * min(um(c, rng.uniform(2, 3.5)), 0.5 * half)
+        a = rng.uniform(0, 2 * np.pi, n)
+        cy = c.oy + side * half * ub[0] + r * np.sin(a)
+        cx = c.ox + side * half * ub[1] + r * np.cos(a)
+        th = rng.uniform(0, 2 * np.pi, n)
+        c.plate = None
+        c.daughters = [(c.oy + s_ * half * ub[0], c.ox + s_ * half * ub[1]) for s_ in (-1, 1)]
+    elif stage == "prometaphase":
         r = np.sqrt(rng.random(n)) * min(um(c, rng.uniform(3, 5)), 0.6 * Rcell)
         a = rng.uniform(0, 2 * np.pi, n)
         cy, cx = c.cy + r * np.sin(a), c.cx + r * np.cos(a)
@@ -396,10 +417,16 @@ def _mitotic_chromosomes(c, rng):
     if stage == "prometaphase":
         ub = np.array([np.sin(ang), np.cos(ang)])
     c.poles = [(c.cy + s * sep * ub[0], c.cx + s * sep * ub[1]) for s in (-1, 1)]
+    if stage == "telophase":
+        c.poles = c.daughters
     c.spindle_axis = ub
     c.golgi_angle = ang
     c.mtoc = c.poles[0]
-    dome = np.clip(1 - (np.hypot(c.yy - c.oy, c.xx - c.ox) / max(c.crho.max(), 1)) ** 2, 0, 1)
+    if stage == "telophase":
+        rr = np.minimum(*[np.hypot(c.yy - py, c.xx - px) for py, px in c.daughters]) / max(c.crho.max() * 0.55, 1)
+    else:
+        rr = np.hypot(c.yy - c.oy, c.xx - c.ox) / max(c.crho.max(), 1)
+    dome = np.clip(1 - rr ** 2, 0, 1)
     c.T = ((0.45 + 0.55 * np.sqrt(dome)) * (1 - np.exp(-c.d_edge / um(c, 0.5))) * c.cell).astype(np.float32)
     c.nuc_soft = chrom
     c.dna = (chrom * rng.uniform(2.0, 4.0)).astype(np.float64)

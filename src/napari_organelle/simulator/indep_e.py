@@ -179,6 +179,8 @@ def _microtubules(c, rng, info):
     shp = c.cell.shape
     step = um(c, 0.5)
     margin = max(um(c, 0.5), 1.5)
+    if c.state == "mitotic" and c.info.get("stage") == "telophase":
+        return _midbody(c, rng, info)
     if c.state == "mitotic":
         info["variant"] = "spindle"
         (p1y, p1x), (p2y, p2x) = c.poles
@@ -257,6 +259,42 @@ def _microtubules(c, rng, info):
     # the crowded centre: overlapping microtubules merge into a bright haze around the centrosome
     r_mtoc = np.hypot(c.yy - my, c.xx - mx)
     out += np.exp(-r_mtoc / um(c, rng.uniform(3, 8))) * c.cyto * level * rng.uniform(0.0, 0.6)
+    return out
+
+
+def _midbody(c, rng, info):
+    """Late division: a bright midbody bridge between the daughters, dim radial arrays in each."""
+    shp = c.cell.shape
+    info["variant"] = "midbody"
+    uy, ux = np.sin(c.axis), np.cos(c.axis)  # division axis
+    n = rng.integers(30, 80)
+    t = np.linspace(-1, 1, 25)
+    ln = um(c, rng.uniform(2, 5, n))
+    off = rng.normal(0, um(c, rng.uniform(0.3, 0.8)), n)
+    # bundles pinched at the bridge, splaying into each daughter
+    ys = c.oy + t * ln[:, None] * uy + off[:, None] * np.abs(t) * ux
+    xs = c.ox + t * ln[:, None] * ux - off[:, None] * np.abs(t) * uy
+    alive = lookup(c.cell, ys, xs)[:, 1:]
+    y, x, w = densify(ys, xs, alive, np.ones(n))
+    out = blur(splat(shp, y, x, w), _psf_sigma(c, 0.3))
+    level = max(out.max(), 1e-9)
+    dy, dx, dw = disc_points([c.oy], [c.ox], [um(c, rng.uniform(0.4, 0.8))], [1.0], rng)
+    mb = blur(splat(shp, dy, dx, dw), _psf_sigma(c, 0.4))
+    out += mb / max(mb.max(), 1e-9) * level * rng.uniform(0.6, 1.5)
+    rays = []
+    for py, px in c.daughters:
+        m = rng.integers(40, 120)
+        a = rng.uniform(0, 2 * np.pi, m)
+        L = um(c, rng.uniform(3, 9, m))
+        ry = py + L[:, None] * np.sin(a)[:, None] * np.linspace(0, 1, 16)
+        rx = px + L[:, None] * np.cos(a)[:, None] * np.linspace(0, 1, 16)
+        rays.append((ry, rx))
+    ry = np.concatenate([r[0] for r in rays])
+    rx = np.concatenate([r[1] for r in rays])
+    y, x, w = densify(ry, rx, lookup(c.cell, ry, rx)[:, 1:], np.ones(ry.shape[0]))
+    arr = splat(shp, y, x, w)
+    out += arr / max(np.percentile(arr[arr > 0], 99), 1e-9) * level * rng.uniform(0.15, 0.4) if (arr > 0).any() else 0
+    out += c.T * level * rng.uniform(0.03, 0.12)
     return out
 
 
