@@ -135,3 +135,19 @@ def test_info_is_json_and_names_the_variant():
         assert r.info["state"] == r.state and "line" in r.info
         if cls != "ActinFilaments" or r.state == "interphase":
             assert "variant" in r.info, cls
+
+
+def test_subpixel_lines_keep_their_brightness_per_unit_length():
+    from napari_organelle.simulator._indep_e_draw import densify, splat
+
+    totals, peaks = [], []
+    for off in (0.0, 0.25, 0.5, 0.77):
+        py = np.array([[10.0 + off, 40.0 + off]])
+        px = np.array([[5.0, 45.0]])
+        y, x, w = densify(py, px, np.ones((1, 1), bool), np.array([2.0]))
+        img = splat((64, 64), y, x, w)
+        totals.append(img.sum())
+        peaks.append(img[25].sum())  # one row across the line: brightness per pixel of length
+    length = np.hypot(30, 40)
+    assert np.allclose(totals, 2.0 * length, rtol=1e-6)
+    assert np.allclose(peaks, peaks[0], rtol=0.05)
