@@ -342,6 +342,14 @@ def _dna(c, rng):
         mic = mic / max(mic.max(), 1e-9) * 0.9
         dna = dna + mic
         c.nucleus = c.nucleus | ((mic > 0.3) & c.cell)
+    if rng.random() < 0.06:  # debris: a few small bright DNA spots in the cytoplasm
+        k = int(rng.integers(1, 4))
+        dy, dx = _points_in(c, c.cell & ~c.nucleus & (c.d_edge > 2), k, rng)
+        if dy.size:
+            dy, dx, dw = disc_points(dy, dx, um(c, rng.uniform(0.15, 0.4)), rng.uniform(0.5, 1.5, dy.size), rng)
+            deb = blur(splat(shp, dy, dx, dw), max(um(c, 0.15), 0.5))
+            dna = dna + deb / max(deb.max(), 1e-9) * rng.uniform(0.5, 1.2)
+            c.info["debris"] = int(k)
     c.dna = dna * c.cell
     c.chrom = None
 
