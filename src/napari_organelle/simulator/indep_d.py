@@ -613,6 +613,8 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
         dna = C.make_dna(g, rng)
         g.poles = None
     info = dict(g.info)
+    expr = float(np.exp(rng.uniform(np.log(0.35), np.log(2.5))))  # drawn before the class: same stream
+    dna_gain = float(np.exp(rng.normal(0, 0.15)))
     if cls == "ActinFilaments":
         prot = _actin(g, rng, info)
     elif cls == "Microtubules":
@@ -636,12 +638,11 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
     prot = np.where(cell, prot, 0) * np.where(g.cell, g.cover, 1)
     prot = np.maximum(prot, 0)
     s = max(float(np.percentile(prot[g.cell], 99.9)), float(prot.max()) / 12, 1e-12)
-    expr = float(np.exp(rng.uniform(np.log(0.35), np.log(2.5))))
     info["expression"] = round(expr, 2)
     prot = prot / s * expr
     dna = np.maximum(dna, 0)
     dna = dna / max(float(np.percentile(dna[g.nucleus], 99.5)) if g.nucleus.any() else dna.max(), 1e-12)
-    dna = dna * float(np.exp(rng.normal(0, 0.15)))
+    dna = dna * dna_gain
     return RenderedCell(protein=prot.astype(np.float32), dna=dna.astype(np.float32), cell=cell.astype(bool),
                         nucleus=(g.nucleus & g.cell), pixel_size_um=float(g.p), state=g.state, info=info)
 
