@@ -17,7 +17,7 @@ _EXT_DIRS = np.linspace(0, np.pi, 8, endpoint=False)
 # cell line: (probability, longest extent um, nucleus area fraction, aspect ratio range)
 LINES = {
     "HeLa": (0.36, (20, 40), (0.14, 0.30), (0.55, 1.0)),
-    "U2OS": (0.26, (40, 80), (0.06, 0.14), (0.25, 0.6)),
+    "U2OS": (0.26, (40, 80), (0.07, 0.16), (0.35, 0.7)),
     "epithelial": (0.24, (15, 30), (0.25, 0.5), (0.65, 1.0)),
     "hiPSC": (0.14, (10, 18), (0.5, 0.7), (0.7, 1.0)),
 }
@@ -305,7 +305,8 @@ def make_geometry(rng, size, diameter):
     nfrac = frac / (2 if binuc else 1)
     q = rng.uniform(0.6, 1.0)
     nl_um = np.sqrt(nfrac * area / (np.pi * q)) * g.p  # semi-major in um
-    nl_um = np.clip(nl_um, 2.5, 10.5) if state == "interphase" else nl_um
+    lo_um = {"HeLa": 5.0, "U2OS": 5.5, "epithelial": 4.0, "hiPSC": 3.0}[line]
+    nl_um = np.clip(nl_um, lo_um, 10.5) if state == "interphase" else nl_um
     a = nl_um / g.p
     b = a * q
     harm = []
@@ -433,9 +434,9 @@ def make_dna(g, rng):
     amp = rng.uniform(0.2, 0.4)
     base = 1 + amp * 0.5 * coarse + rng.uniform(0.08, 0.2) * fine
     rim = rng.uniform(0.0, 0.35) * np.exp(-(((1 - g.nu) * g.rn_px * p) / 0.6) ** 2)
-    nf = int(rng.integers(2, 10) if rng.random() < 0.6 else rng.integers(10, 30))
+    nf = int(rng.integers(0, 8) if rng.random() < 0.7 else rng.integers(8, 25))
     fy, fx = g.sample(rng, nf, lambda y, x, u, nu, t: (nu < 0.85).astype(float))
-    foci = dots(size, fy, fx, rng.uniform(0.5, 1.5, fy.size) * (0.5 / p) ** 2 * 3, 0.4 / p)
+    foci = dots(size, fy, fx, rng.uniform(0.3, 1.0, fy.size) * 2 * np.pi * (0.35 / p) ** 2 * rng.uniform(0.2, 0.6), 0.35 / p)
     hole = rng.uniform(0.45, 0.85)
     dna = (np.clip(base, 0.2, None) + rim + foci) * g.ncover * (1 - hole * g.nucleoli_field)
     if rng.random() < 0.06:  # a micronucleus nearby

@@ -115,7 +115,7 @@ def _actin(g, rng, info):
     # stress fibres
     nf = {"fibres": rng.integers(25, 80), "few_fibres": rng.integers(0, 8), "cortex": rng.integers(0, 4),
           "podosomes": rng.integers(0, 10), "ruffles": rng.integers(3, 20)}[variant]
-    nf = int(nf * np.clip(g.area_px * p * p / 900, 0.4, 1.5))
+    nf = int(nf * np.clip(g.area_px * p * p / 900, 0.12, 1.5))
     if nf:
         cy, cx = g.sample(rng, nf, lambda y, x, u, nu, t: (u < 0.8).astype(float))
         nf = cy.size
@@ -141,7 +141,7 @@ def _actin(g, rng, info):
         idx = np.arange(121)[None, :]
         val = (idx[:, :-1] >= keep_l[:, None]) & (idx[:, :-1] < keep_r[:, None])
         P = np.stack([Y, X], -1)
-        width = rng.uniform(0.2, 0.8)
+        width = rng.uniform(0.2, 0.35) if rng.random() < 0.6 else rng.uniform(0.35, 0.9)
         fb = rng.lognormal(0, 0.35, nf)[:, None] * np.ones((1, 120))
         nuY, nuX = 0.5 * (Y[:, 1:] + Y[:, :-1]), 0.5 * (X[:, 1:] + X[:, :-1])
         fb = fb * np.where(g.nu_at(nuY, nuX) < 1, rng.uniform(0.3, 0.9), 1.0)
@@ -231,7 +231,7 @@ def _microtubules(g, rng, info):
         variant = "meshwork"
     info["variant"] = str(variant)
     area_um = g.area_px * p * p
-    n = int(np.clip(area_um * rng.uniform(0.15, 0.45), 60, 450))
+    n = int(np.clip(area_um * rng.uniform(0.3, 0.8), 120, 700))
     my, mx = g.mtoc
     if variant == "radial":
         y = my + rng.normal(0, 0.5 / p, n)
@@ -244,22 +244,23 @@ def _microtubules(g, rng, info):
         if variant == "parallel":
             th = g.alpha + rng.normal(0, 0.2, n) + np.pi * (rng.random(n) < 0.5)
     step_um = 0.8
-    curv = {"wavy": 0.25, "parallel": 0.06}.get(str(variant), rng.uniform(0.07, 0.16)) * np.ones(n)
+    curv = {"wavy": 0.25, "parallel": 0.06, "meshwork": rng.uniform(0.12, 0.2)}.get(str(variant), rng.uniform(0.07, 0.16)) * np.ones(n)
     L = rng.uniform(10, 40, n)
     steps = int(40 / step_um)
-    es = (rng.uniform(0.5, 5, n) / step_um).astype(int)
+    es = (rng.uniform(0.3, 3, n) / step_um).astype(int) * (rng.random(n) < rng.uniform(0.3, 0.8))
     P, valid = _walk(g, rng, y, x, th, steps, step_um / p, curv, edge="follow", edge_steps=es, umax=0.95)
     valid &= (np.arange(steps)[None, :] < (L / step_um)[:, None])
     mY, mX = 0.5 * (P[:, 1:, 0] + P[:, :-1, 0]), 0.5 * (P[:, 1:, 1] + P[:, :-1, 1])
     over_nuc = g.nu_at(mY, mX) < 1
-    w = rng.lognormal(0, 0.2, n)[:, None] * (1 + (rng.random(n) < 0.15)[:, None] * rng.uniform(0.8, 2))
+    w = rng.lognormal(0, 0.25, n)[:, None] * (1 + (rng.random(n) < 0.15)[:, None] * rng.uniform(0.8, 2))
+    w = w * rng.uniform(0.35, 0.7)  # hundreds of lines: each one fainter than a stress fibre
     w = w * np.where(over_nuc, rng.uniform(0.15, 0.5), 1.0)
     img += C.paths(size, P, valid, _lw(g, 1.0) * w)
     # haze: free tubulin plus the crowded centre
     hz = rng.uniform(0.03, 0.25)
     d_mtoc = np.hypot(g.yy - my, g.xx - mx) * p
     img += _haze(g, rng, hz, 0.4)
-    img += rng.uniform(0.0, 0.3) * np.exp(-d_mtoc / rng.uniform(3, 8)) * g.thick * g.cyto
+    img += rng.uniform(0.05, 0.4) * np.exp(-d_mtoc / rng.uniform(3, 8)) * g.thick * g.cyto
     if rng.random() < 0.5:
         img += C.dots(size, [my], [mx], [_amt(g, rng.uniform(1, 3), 0.8)], _dsig(g, 0.8))
         info["mtoc_spot"] = True
@@ -304,7 +305,7 @@ def _er(g, rng, info):
     reach = rng.uniform(0.85, 1.0)
     dn = np.maximum(nu - 1, 0) * g.rn_px * p
     periph = rng.uniform(4, 15)
-    keep_p = np.clip(0.9 * np.exp(-dn / periph) + 0.25, 0, 0.85) * (u < reach) * (nu > 1)
+    keep_p = np.clip(0.45 * np.exp(-dn / periph) + rng.uniform(0.45, 0.6), 0, 0.93) * (u < reach) * (nu > 1)
     keep = rng.random(M.shape[0]) < keep_p
     w = g.thick_at(u, e, nu)[keep] ** 0.5 * rng.lognormal(0, 0.25, keep.sum())
     tub_amp = {"sheet": rng.uniform(0.3, 0.6)}.get(str(marker), rng.uniform(0.7, 1.0))
@@ -363,8 +364,9 @@ def _golgi(g, rng, info, gpp):
     ey = by + np.sin(t) * dist / p
     ex = bx + np.cos(t) * dist / p
     u, _ = g.u_at(ey, ex)
-    ok = u < 0.92
-    ey, ex, t = ey[ok], ex[ok], t[ok]
+    far = u > 0.9  # no room in a thin cytoplasm: the Golgi sits above the nucleus (thick cell)
+    f = np.where(far, 0.88 / np.maximum(u, 1e-6), 1.0)
+    ey, ex = g.cy + (ey - g.cy) * f, g.cx + (ex - g.cx) * f
     n_el = ey.size
     # stacks: short curved segments along the envelope tangent, 0.5-1.5 um
     L = rng.uniform(0.5, 1.5, n_el) * (1 + (1 - frag) * rng.uniform(0, 1.2, n_el)) / p
