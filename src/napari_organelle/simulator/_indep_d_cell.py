@@ -272,8 +272,8 @@ def make_geometry(rng, size, diameter):
         frac = rng.uniform(fa, fb)
     else:
         phys = rng.uniform(15, 25) if state == "mitotic" else rng.uniform(11, 19)
-        ext = np.clip(phys / g.p, 0.5 * diameter, 0.77 * diameter)
-        target = ext
+        target = rng.uniform(0.5, 0.77) * diameter
+        g.p = float(phys / target)  # a rounded cell keeps its physical size
         rtab = 1 + 0.02 * rng.standard_normal(_NTH)
         rtab = ndi.gaussian_filter1d(rtab, 20, mode="wrap")
         rtab = rtab * (1 + 0.06 * np.cos(2 * _THG + rng.uniform(0, 6.3)))
@@ -460,30 +460,30 @@ def make_chromosomes(g, rng):
     along = np.array([np.cos(ang), np.sin(ang)])  # (x, y) of the plate's long axis
     perp = np.array([-np.sin(ang), np.cos(ang)])
     if stage == "prometaphase":
-        r = rng.uniform(3, 5) / p
+        r = min(rng.uniform(3, 5) / p, 0.6 * g.rn_px)
         t = rng.uniform(0, TWO_PI, n)
         rr = np.sqrt(rng.random(n)) * r
         cx = nx + rr * np.cos(t)
         cy = ny + rr * np.sin(t)
         poles = None
     else:
-        plate = rng.uniform(7, 12) / p
+        plate = min(rng.uniform(7, 12) / p, 1.1 * g.rn_px)
         s = rng.uniform(-0.5, 0.5, n) * plate
         w = rng.normal(0, 0.6 / p, n)
         if stage == "anaphase":
-            sep = rng.uniform(2, 5) / p
+            sep = min(rng.uniform(2, 5) / p, 0.5 * g.rn_px)
             w = w + np.where(rng.random(n) < 0.5, -sep, sep)
             s = s * 0.8
         cx = nx + s * along[0] + w * perp[0]
         cy = ny + s * along[1] + w * perp[1]
         poles = [(ny + perp[1] * d, nx + perp[0] * d) for d in (-1, 1) for d in [d * rng.uniform(5, 7) / p]]
     # each chromosome: a short rod 1.5-4 um
-    L = rng.uniform(1.5, 4, n) / p
+    L = np.minimum(rng.uniform(1.5, 4, n) / p, 0.3 * g.rn_px)
     t = rng.uniform(0, TWO_PI, n)
     a = np.stack([cy - 0.5 * L * np.sin(t), cx - 0.5 * L * np.cos(t)], 1)
     b = np.stack([cy + 0.5 * L * np.sin(t), cx + 0.5 * L * np.cos(t)], 1)
     chrom = blur(segments(size, a, b, 1.0), 0.35 / p)
-    chrom = chrom / max(chrom.max(), 1e-9)
+    chrom = chrom / max(chrom.max(), 1e-9) * g.cover
     mask = (blur(chrom, 0.4 / p) > 0.12) & g.cell
     if not mask.any():
         mask = (chrom > 0.05 * chrom.max()) & g.cell
