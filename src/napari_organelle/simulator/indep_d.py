@@ -267,29 +267,23 @@ def _microtubules(g, rng, info):
     return img
 
 
-def _er(g, rng, info):
-    size, p = g.size, g.p
-    img = np.zeros((size, size))
-    marker = rng.choice(["tubular", "tubular", "sheet", "mixed"])
-    info["variant"] = str(marker)
-    mesh_um = rng.uniform(0.5, 2.0)
-    a_px = max(mesh_um / p, 2.2)  # below ~2 px the meshes are not resolved anyway: a grainy stain
+def _er_lattice(g, rng, a_px, half_extent=None, centre=None):
+    """Jittered, warped, rotated brick-wall lattice (honeycomb topology: 3-way junctions)."""
     y_lo, y_hi, x_lo, x_hi = g.bbox
-    # brick-wall lattice (honeycomb topology, 3-way junctions), jittered and rotated
-    R = max(y_hi - y_lo, x_hi - x_lo) * 0.75 + 2 * a_px
+    R = (max(y_hi - y_lo, x_hi - x_lo) * 0.75 if half_extent is None else half_extent) + 2 * a_px
     hx, hy = 0.65 * a_px, 0.75 * a_px
     nj, ni = int(2 * R / hx) + 1, int(2 * R / hy) + 1
-    if ni * nj > 60000:
-        s = np.sqrt(ni * nj / 60000)
+    if ni * nj > 50000:
+        s = np.sqrt(ni * nj / 50000)
         hx, hy = hx * s, hy * s
         nj, ni = int(2 * R / hx) + 1, int(2 * R / hy) + 1
     I, J = np.mgrid[0:ni, 0:nj]
     wy = C.noise(rng, max(ni, nj), 6.0)[:ni, :nj] * 0.8 * hy
     wx = C.noise(rng, max(ni, nj), 6.0)[:ni, :nj] * 0.8 * hx
-    vy = (I * hy - R) + rng.normal(0, 0.3 * hy, I.shape) + wy
-    vx = (J * hx - R) + rng.normal(0, 0.3 * hx, I.shape) + wx
+    vy = (I * hy - R) + rng.normal(0, 0.2 * hy, I.shape) + wy
+    vx = (J * hx - R) + rng.normal(0, 0.2 * hx, I.shape) + wx
     rot = rng.uniform(0, TWO_PI)
-    cy0, cx0 = 0.5 * (y_lo + y_hi), 0.5 * (x_lo + x_hi)
+    cy0, cx0 = (0.5 * (y_lo + y_hi), 0.5 * (x_lo + x_hi)) if centre is None else centre
     Y = cy0 + vy * np.cos(rot) - vx * np.sin(rot)
     X = cx0 + vy * np.sin(rot) + vx * np.cos(rot)
     hA = np.stack([Y[:, :-1].ravel(), X[:, :-1].ravel()], 1)
@@ -301,33 +295,55 @@ def _er(g, rng, info):
     B = np.concatenate([hB, vB])
     M = 0.5 * (A + B)
     u, e = g.u_at(M[:, 0], M[:, 1])
+    inside = u < 1
+    A, B, M, u, e = A[inside], B[inside], M[inside], u[inside], e[inside]
     nu = g.nu_at(M[:, 0], M[:, 1])
+    return A, B, u, e, nu
+
+
+def _er(g, rng, info):
+    size, p = g.size, g.p
+    img = np.zeros((size, size))
+    compact = g.line in ("epithelial", "hiPSC") or g.state != "interphase"
+    marker = rng.choice(["tubular", "tubular", "sheet", "mixed", "cloud" if compact else "tubular"])
+    info["variant"] = str(marker)
+    mesh_um = rng.uniform(0.5, 2.0)
+    a_px = max(mesh_um / p, 2.2)  # below ~2 px the meshes are not resolved anyway: a grainy stain
+    A, B, u, e, nu = _er_lattice(g, rng, a_px)
     reach = rng.uniform(0.85, 1.0)
     dn = np.maximum(nu - 1, 0) * g.rn_px * p
     periph = rng.uniform(4, 15)
-    keep_p = np.clip(0.45 * np.exp(-dn / periph) + rng.uniform(0.45, 0.6), 0, 0.93) * (u < reach) * (nu > 1)
-    keep = rng.random(M.shape[0]) < keep_p
+    keep_p = np.clip(0.3 * np.exp(-dn / periph) + rng.uniform(0.62, 0.75), 0, 0.97) * (u < reach) * (nu > 1)
+    keep = rng.random(A.shape[0]) < keep_p
     w = g.thick_at(u, e, nu)[keep] ** 0.5 * rng.lognormal(0, 0.25, keep.sum())
-    tub_amp = {"sheet": rng.uniform(0.3, 0.6)}.get(str(marker), rng.uniform(0.7, 1.0))
-    net = C.segments(size, A[keep], B[keep], _lw(g, tub_amp, 0.2) * w)
-    img += net
+    tub_amp = {"sheet": rng.uniform(0.3, 0.6), "cloud": rng.uniform(0.2, 0.5)}.get(str(marker), rng.uniform(0.7, 1.0))
+    img += C.segments(size, A[keep], B[keep], _lw(g, tub_amp, 0.2) * w)
+    # a finer, denser mesh in the perinuclear zone (crowded tubules)
+    dense_um = rng.uniform(2, 6)
+    a2 = max(a_px * rng.uniform(0.45, 0.7), 2.0)
+    if a2 < a_px * 0.9:
+        ny, nx = g.nuclei[0][0], g.nuclei[0][1]
+        A2, B2, u2, e2, nu2 = _er_lattice(g, rng, a2, half_extent=g.rn_px * 1.3 + dense_um / p, centre=(ny, nx))
+        dn2 = np.maximum(nu2 - 1, 0) * g.rn_px * p
+        k2 = (rng.random(A2.shape[0]) < 0.95 * np.exp(-((dn2 / dense_um) ** 2))) & (nu2 > 1) & (u2 < reach)
+        w2 = g.thick_at(u2, e2, nu2)[k2] ** 0.5 * rng.lognormal(0, 0.25, k2.sum())
+        img += C.segments(size, A2[k2], B2[k2], _lw(g, tub_amp * rng.uniform(0.5, 0.9), 0.2) * w2)
     # perinuclear sheets: a nearly uniform bright zone 2-8 um wide (grainy)
     sw = rng.uniform(2, 8) if g.line not in ("epithelial", "hiPSC") else rng.uniform(1.5, 5)
-    sheet_amp = {"sheet": rng.uniform(0.6, 1.0), "mixed": rng.uniform(0.4, 0.7)}.get(str(marker), rng.uniform(0.15, 0.45))
+    sheet_amp = {"sheet": rng.uniform(0.6, 1.0), "mixed": rng.uniform(0.4, 0.7),
+                 "cloud": rng.uniform(0.8, 1.2)}.get(str(marker), rng.uniform(0.15, 0.45))
+    if marker == "cloud":
+        sw = sw * rng.uniform(1.3, 2.0)
     grain = np.clip(1 + 0.35 * C.noise(rng, size, max(0.35 / p, 0.8)), 0, None)
     img += sheet_amp * np.exp(-((g.dn_um / sw) ** 1.5)) * g.cyto * g.thick ** 0.5 * grain
     # nuclear envelope ring; the nucleus itself dark or dim (ER above/below in widefield)
     ne = np.exp(-((_ring_dist(g) / max(0.2, 0.8 * p)) ** 2)) * g.cover
-    img += rng.uniform(0.5, 1.0) * ne
+    img += rng.uniform(0.5, 1.0) * ne * (g.state != "mitotic")
     img += rng.uniform(0.0, 0.2) * g.ncover * (1 + 0.3 * C.noise(rng, size, 0.6 / p)).clip(0)
     img += _haze(g, rng, rng.uniform(0.02, 0.2), 0.15)
     if g.state == "mitotic":  # ER through the rounded cell, excluded from chromosomes
         img = img * (1 - g.ncover) + 0.0
     return img
-
-
-def _mito_er_mitotic(g, rng, size):
-    return None
 
 
 def _golgi(g, rng, info, gpp):
