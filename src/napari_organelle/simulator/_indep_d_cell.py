@@ -437,7 +437,7 @@ def make_dna(g, rng):
     nf = int(rng.integers(0, 8) if rng.random() < 0.7 else rng.integers(8, 25))
     fy, fx = g.sample(rng, nf, lambda y, x, u, nu, t: (nu < 0.85).astype(float))
     foci = dots(size, fy, fx, rng.uniform(0.3, 1.0, fy.size) * 2 * np.pi * (0.35 / p) ** 2 * rng.uniform(0.2, 0.6), 0.35 / p)
-    hole = rng.uniform(0.45, 0.85)
+    hole = rng.uniform(0.45, 0.85) if rng.random() < 0.8 else rng.uniform(0.1, 0.45)
     dna = (np.clip(base, 0.2, None) + rim + foci) * g.ncover * (1 - hole * g.nucleoli_field)
     if rng.random() < 0.06:  # a micronucleus nearby
         t = rng.uniform(0, TWO_PI)

@@ -264,6 +264,15 @@ def _microtubules(g, rng, info):
     if rng.random() < 0.5:
         img += C.dots(size, [my], [mx], [_amt(g, rng.uniform(1, 3), 0.8)], _dsig(g, 0.8))
         info["mtoc_spot"] = True
+    if g.state == "interphase" and rng.random() < 0.05:  # midbody remnant: a bright bar at the edge
+        t = rng.uniform(0, TWO_PI)
+        rr = np.interp(t, C._THG, g.rtab, period=TWO_PI) * 0.9
+        cy, cx = g.cy + np.sin(t + g.alpha) * rr, g.cx + np.cos(t + g.alpha) * rr
+        L = rng.uniform(1.5, 3.5) / p
+        a = np.array([[cy - np.sin(t + g.alpha) * L / 2, cx - np.cos(t + g.alpha) * L / 2]])
+        b = np.array([[cy + np.sin(t + g.alpha) * L / 2, cx + np.cos(t + g.alpha) * L / 2]])
+        img += C.blur(C.segments(size, a, b, _lw(g, 3.0, 0.5)), _dsig(g, 0.5)) * g.cover
+        info["midbody"] = True
     return img
 
 
@@ -481,7 +490,7 @@ def _lysosome(g, rng, info):
     dmean = {"few_large": 1.1}.get(str(variant), rng.uniform(0.6, 1.0))
     d = np.clip(rng.normal(dmean, 0.25, y.size), 0.5, 1.5)
     b = rng.lognormal(0, 0.4, y.size) * 1.6
-    small = d < rng.uniform(0.9, 1.2)
+    small = d < (rng.uniform(0.85, 1.6) if variant != "few_large" else rng.uniform(0.8, 1.1))
     img += C.dots(size, y[small], x[small], _amt(g, 1.0, d[small]) * b[small], _dsig(g, 0.7))
     # larger ones: a ring of membrane stain (dark centre)
     big = ~small
