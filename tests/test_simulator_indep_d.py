@@ -112,8 +112,13 @@ def test_dna_only_in_nucleus_and_class_independent_geometry():
 
 
 def test_mitotic_and_rounded_cells_occur_at_a_few_percent():
-    states = [indep_d.render("Endosome", np.random.default_rng([9, i]), size=64, diameter=50).state
-              for i in range(300)]
+    cells = [indep_d.render("Endosome", np.random.default_rng([9, i]), size=64, diameter=50) for i in range(300)]
+    states = [r.state for r in cells]
     frac_m = states.count("mitotic") / len(states)
     frac_r = states.count("rounded") / len(states)
     assert 0.01 <= frac_m <= 0.08 and 0.01 <= frac_r <= 0.08, (frac_m, frac_r)
+    # condensed chromosomes are brighter per area than interphase chromatin; rounded cells are smaller
+    dna = {s: np.mean([r.dna[r.nucleus].mean() for r in cells if r.state == s]) for s in ("interphase", "mitotic")}
+    assert dna["mitotic"] > 1.4 * dna["interphase"], dna
+    area = {s: np.mean([r.cell.sum() * r.pixel_size_um ** 2 for r in cells if r.state == s]) for s in set(states)}
+    assert area["rounded"] < area["interphase"] and area["mitotic"] < area["interphase"], area

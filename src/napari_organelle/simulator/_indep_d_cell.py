@@ -484,7 +484,7 @@ def make_chromosomes(g, rng):
     b = np.stack([cy + 0.5 * L * np.sin(t), cx + 0.5 * L * np.cos(t)], 1)
     chrom = blur(segments(size, a, b, 1.0), 0.35 / p)
     chrom = chrom / max(chrom.max(), 1e-9) * g.cover
-    mask = (blur(chrom, 0.4 / p) > 0.12) & g.cell
+    mask = (blur(chrom, 0.3 / p) > 0.18) & g.cell
     if not mask.any():
         mask = (chrom > 0.05 * chrom.max()) & g.cell
     g.nucleus = mask
@@ -494,4 +494,4 @@ def make_chromosomes(g, rng):
     g.info["mitotic_stage"] = str(stage)
     g.nucleoli_field = np.zeros((size, size))
     g.nucleoli = []
-    return chrom * rng.uniform(2.0, 3.5) * (1 + 0.15 * noise(rng, size, 0.5 / p)).clip(0.5)
+    return chrom * rng.uniform(3.0, 5.0) * (1 + 0.15 * noise(rng, size, 0.5 / p)).clip(0.5)

@@ -664,11 +664,14 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
     cell = g.cell | g.extra_mask if getattr(g, "extra_mask", None) is not None else g.cell
     prot = np.where(cell, prot, 0) * np.where(g.cell, g.cover, 1)
     prot = np.maximum(prot, 0)
-    s = max(float(np.percentile(prot[g.cell], 99.9)), float(prot.max()) / 12, 1e-12)
+    s = max(float(np.percentile(prot[g.cell], 99.9)), float(prot.max()) / 6, 1e-12)
     info["expression"] = round(expr, 2)
     prot = prot / s * expr
     dna = np.maximum(dna, 0)
-    dna = dna / max(float(np.percentile(dna[g.nucleus], 99.5)) if g.nucleus.any() else dna.max(), 1e-12)
+    if g.state == "mitotic":  # condensed chromosomes: 2-4x interphase chromatin (typical 99.5th pct ~1.45)
+        dna = dna / 1.45
+    else:
+        dna = dna / max(float(np.percentile(dna[g.nucleus], 99.5)), 1e-12)
     dna = dna * dna_gain
     return RenderedCell(protein=prot.astype(np.float32), dna=dna.astype(np.float32), cell=cell.astype(bool),
                         nucleus=(g.nucleus & g.cell), pixel_size_um=float(g.p), state=g.state, info=info)
