@@ -85,9 +85,6 @@ def blur(img, sigma):
     return out
 
 
-BOX = [None]  # (y0, y1, x0, x1) of the current cell, set by make_geometry; noise is only made there
-
-
 _UP_CACHE: dict = {}
 
 
@@ -108,11 +105,11 @@ def _up_matrix(size, n, scale):
     return m
 
 
-def noise(rng, size, scale_px):
+def noise(rng, size, scale_px, box=None):
     """Smooth random field, zero mean, unit-ish std, correlation length ~scale_px."""
     scale_px = max(scale_px, 0.7)
     if scale_px < 3:
-        y0, y1, x0, x1 = BOX[0] if BOX[0] is not None else (0, size, 0, size)
+        y0, y1, x0, x1 = box if box is not None else (0, size, 0, size)
         f = np.zeros((size, size))
         f[y0:y1, x0:x1] = ndi.gaussian_filter(rng.standard_normal((y1 - y0, x1 - x0)), scale_px * 0.6)
         s = f[y0:y1, x0:x1].std()
@@ -294,7 +291,7 @@ def make_geometry(rng, size, diameter):
     g.cy = rng.uniform(cy_lo, cy_hi) if cy_hi > cy_lo else size / 2
     g.cx = rng.uniform(cx_lo, cx_hi) if cx_hi > cx_lo else size / 2
     g.bbox = (g.cy + by.min(), g.cy + by.max(), g.cx + bx.min(), g.cx + bx.max())
-    BOX[0] = (int(max(0, g.bbox[0] - 3)), int(min(size, g.bbox[1] + 4)),
+    g.box = (int(max(0, g.bbox[0] - 3)), int(min(size, g.bbox[1] + 4)),
               int(max(0, g.bbox[2] - 3)), int(min(size, g.bbox[3] + 4)))
     area = 0.5 * np.sum(g.rtab ** 2) * (TWO_PI / _NTH)
     g.area_px = area
@@ -429,8 +426,8 @@ def make_dna(g, rng):
     size, p = g.size, g.p
     if g.state == "mitotic":
         return None  # drawn with the chromosomes
-    fine = noise(rng, size, rng.uniform(0.3, 1.0) / p)
-    coarse = noise(rng, size, 4.0 / p)
+    fine = noise(rng, size, rng.uniform(0.3, 1.0) / p, g.box)
+    coarse = noise(rng, size, 4.0 / p, g.box)
     amp = rng.uniform(0.2, 0.4)
     base = 1 + amp * 0.5 * coarse + rng.uniform(0.08, 0.2) * fine
     rim = rng.uniform(0.0, 0.35) * np.exp(-(((1 - g.nu) * g.rn_px * p) / 0.6) ** 2)
@@ -494,4 +491,4 @@ def make_chromosomes(g, rng):
     g.info["mitotic_stage"] = str(stage)
     g.nucleoli_field = np.zeros((size, size))
     g.nucleoli = []
-    return chrom * rng.uniform(3.0, 5.0) * (1 + 0.15 * noise(rng, size, 0.5 / p)).clip(0.5)
+    return chrom * rng.uniform(3.0, 5.0) * (1 + 0.15 * noise(rng, size, 0.5 / p, g.box)).clip(0.5)

@@ -83,7 +83,7 @@ def _haze(g, rng, level, nuc_frac, grain_um=None):
     """Diffuse protein: cytoplasm (weighted by thickness) and nucleus at nuc_frac of it."""
     t = g.thick * g.cyto + nuc_frac * g.ncover * (0.5 + 0.5 * g.thick)
     if grain_um:
-        t = t * np.clip(1 + 0.25 * C.noise(rng, g.size, grain_um / g.p), 0.3, None)
+        t = t * np.clip(1 + 0.25 * C.noise(rng, g.size, grain_um / g.p, g.box), 0.3, None)
     return level * t
 
 
@@ -169,7 +169,7 @@ def _actin(g, rng, info):
         wa = rng.uniform(0.4, 1.2)
         d = np.angle(np.exp(1j * (th - c)))
         band = np.exp(-0.5 * (d / wa) ** 4) * np.exp(-((edge_um / rng.uniform(2, 5)) ** 2))
-        mesh = np.clip(1 + 0.6 * C.noise(rng, size, 0.35 / p), 0, None)
+        mesh = np.clip(1 + 0.6 * C.noise(rng, size, 0.35 / p, g.box), 0, None)
         img += rng.uniform(0.5, 1.0) * band * mesh * g.cover
         info["lamella"] = True
         if rng.random() < 0.6:  # transverse arcs behind the lamella
@@ -201,7 +201,7 @@ def _actin(g, rng, info):
         d = rng.uniform(0.5, 1.0)
         img += C.dots(size, y, x, _amt(g, 1.2, d) * rng.lognormal(0, 0.3, y.size), _dsig(g, d))
     # diffuse fine meshwork, dimmer over the nucleus
-    mesh = np.clip(1 + 0.35 * C.noise(rng, size, 0.3 / p), 0, None)
+    mesh = np.clip(1 + 0.35 * C.noise(rng, size, 0.3 / p, g.box), 0, None)
     img += rng.uniform(0.05, 0.3) * mesh * (g.thick * g.cyto + 0.35 * g.ncover)
     return img
 
@@ -343,12 +343,12 @@ def _er(g, rng, info):
                  "cloud": rng.uniform(0.8, 1.2)}.get(str(marker), rng.uniform(0.15, 0.45))
     if marker == "cloud":
         sw = sw * rng.uniform(1.3, 2.0)
-    grain = np.clip(1 + 0.35 * C.noise(rng, size, max(0.35 / p, 0.8)), 0, None)
+    grain = np.clip(1 + 0.35 * C.noise(rng, size, max(0.35 / p, 0.8), g.box), 0, None)
     img += sheet_amp * np.exp(-((g.dn_um / sw) ** 1.5)) * g.cyto * g.thick ** 0.5 * grain
     # nuclear envelope ring; the nucleus itself dark or dim (ER above/below in widefield)
     ne = np.exp(-((_ring_dist(g) / max(0.2, 0.8 * p)) ** 2)) * g.cover
     img += rng.uniform(0.5, 1.0) * ne * (g.state != "mitotic")
-    img += rng.uniform(0.0, 0.2) * g.ncover * (1 + 0.3 * C.noise(rng, size, 0.6 / p)).clip(0)
+    img += rng.uniform(0.0, 0.2) * g.ncover * (1 + 0.3 * C.noise(rng, size, 0.6 / p, g.box)).clip(0)
     img += _haze(g, rng, rng.uniform(0.02, 0.2), 0.15)
     if g.state == "mitotic":  # ER through the rounded cell, excluded from chromosomes
         img = img * (1 - g.ncover) + 0.0
@@ -585,7 +585,7 @@ def _nucleolus(g, rng, info):
         fc = C.dots(size, fy[k][:nfc] + 0.5, fx[k][:nfc] + 0.5, _amt(g, 1.0, d), _dsig(g, d))
         fc = np.clip(fc, 0, 1)
     rim = 4 * F * (1 - F) * rng.uniform(0.0, 0.6)
-    tex = np.clip(1 + 0.2 * C.noise(rng, size, 0.4 / p), 0.3, None)
+    tex = np.clip(1 + 0.2 * C.noise(rng, size, 0.4 / p, g.box), 0.3, None)
     img += F * tex * (1 - rng.uniform(0.3, 0.6) * fc) + rim
     variant = rng.choice(["nucleolin", "fibrillarin"])
     info["variant"] = str(variant)
@@ -609,7 +609,7 @@ def _nucleus_cls(g, rng, info, dna):
         gamma = rng.uniform(0.85, 1.15)
         return np.power(dna / max(dna.max(), 1e-9), gamma)
     grain = rng.choice([0.3, 0.6, 1.0])
-    fill = 1 + rng.uniform(0.05, 0.3) * C.noise(rng, size, grain / p) + 0.15 * C.noise(rng, size, 3 / p)
+    fill = 1 + rng.uniform(0.05, 0.3) * C.noise(rng, size, grain / p, g.box) + 0.15 * C.noise(rng, size, 3 / p, g.box)
     rim = rng.uniform(0, 0.4) * np.exp(-(((1 - g.nu) * g.rn_px * p) / 0.5) ** 2)
     img = (np.clip(fill, 0.2, None) + rim) * g.ncover * (1 - rng.uniform(0.6, 0.95) * g.nucleoli_field)
     img += _haze(g, rng, rng.uniform(0.0, 0.06), 0.0)
