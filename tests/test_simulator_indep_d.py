@@ -14,6 +14,16 @@ def _r(cls, seed, size=128, diameter=100):
     return indep_d.render(cls, np.random.default_rng(seed), size=size, diameter=diameter)
 
 
+def test_info_is_json():
+    import json
+
+    for i, cls in enumerate(CLASSES):
+        r = _r(cls, 300 + i)
+        assert r.state in ("interphase", "mitotic", "rounded")
+        json.dumps(r.info)
+        assert "variant" in r.info, (cls, r.info)
+
+
 def test_registered():
     assert load_renderer("indep_d") is indep_d
 

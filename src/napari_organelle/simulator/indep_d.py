@@ -109,7 +109,7 @@ def _actin(g, rng, info):
     cort = np.exp(-((edge_um / cw) ** 2))
     th = np.mod(np.arctan2(g.yy - g.cy, g.xx - g.cx) - g.alpha, TWO_PI)
     shared = np.interp(th, C._THG, g.cut_tab.astype(float), period=TWO_PI)
-    cort = cort * (1 + 1.2 * shared)
+    cort = cort * (1 + 1.2 * shared) * np.clip(1 + rng.uniform(0.1, 0.4) * C.noise(rng, size, 2.0 / p, g.box), 0.2, None)
     cort_amp = {"cortex": 1.0, "few_fibres": 0.6}.get(variant, rng.uniform(0.2, 0.6))
     img += cort_amp * cort * g.cover
     # stress fibres
