@@ -491,4 +491,17 @@ def make_chromosomes(g, rng):
     g.info["mitotic_stage"] = str(stage)
     g.nucleoli_field = np.zeros((size, size))
     g.nucleoli = []
+    # no nuclear envelope: distances to the chromosomes replace the nucleus's normalised radius
+    d = ndi.distance_transform_edt(~g.nucleus)
+    field = np.where(g.nucleus, 0.5, 1 + d / max(g.rn_px, 1))
+    g.nu = field
+    g.dn_um = d * p
+    g.cyto = g.cover * (1 - g.ncover)
+
+    def nu_at(y, x):
+        yi = np.clip(np.asarray(y).astype(int), 0, size - 1)
+        xi = np.clip(np.asarray(x).astype(int), 0, size - 1)
+        return field[yi, xi]
+
+    g.nu_at = nu_at
     return chrom * rng.uniform(3.0, 5.0) * (1 + 0.15 * noise(rng, size, 0.5 / p, g.box)).clip(0.5)
