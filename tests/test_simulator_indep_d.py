@@ -132,3 +132,24 @@ def test_mitotic_and_rounded_cells_occur_at_a_few_percent():
     assert dna["mitotic"] > 1.4 * dna["interphase"], dna
     area = {s: np.mean([r.cell.sum() * r.pixel_size_um ** 2 for r in cells if r.state == s]) for s in set(states)}
     assert area["rounded"] < area["interphase"] and area["mitotic"] < area["interphase"], area
+
+
+def test_lines_keep_their_brightness_per_unit_length_at_any_pixel_size():
+    from types import SimpleNamespace
+
+    from napari_organelle.simulator import _indep_d_cell as C
+    from napari_organelle.simulator._indep_d_classes import _lw
+
+    L_um, D, w_um = 12.0, 1.0, 0.25
+    totals = []
+    for p in (0.05, 0.13, 0.4):
+        g = SimpleNamespace(p=p)
+        size = int(L_um / p) + 20
+        a = np.array([[10.3, 10.7]])
+        ang = 0.37
+        b = a + (L_um / p) * np.array([[np.sin(ang), np.cos(ang)]])
+        img = C.segments(size, a, b, _lw(g, D, w_um))
+        totals.append(img.sum() * p * p)  # fluorophore per um of line x length, in physical units
+        # anti-aliased: the line is spread over at most ~2 px across, never a gap along it
+        assert (img > 0).sum() < 3 * L_um / p
+    assert np.allclose(totals, D * w_um * L_um, rtol=1e-6), totals

@@ -383,7 +383,7 @@ def make_nucleoli(g, rng):
     for n in g.nuclei:
         ny, nx, a, b, ang = n[:5]
         for _ in range(k):
-            dmax = min(4.0, 0.55 * 2 * b * p)
+            dmax = max(1.2, min(4.0, 0.35 * 2 * b * p))
             d_um = rng.uniform(1.0, dmax) if not big else rng.uniform(0.7, 1.0) * dmax
             for _t in range(10):
                 r = np.sqrt(rng.random()) * 0.55
