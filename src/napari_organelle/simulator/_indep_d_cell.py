@@ -233,7 +233,7 @@ def _polar_outline(rng, line, aspect):
     if rng.random() < 0.3:  # ruffled
         info["ruffled"] = True
         for k in rng.integers(9, 24, 3):
-            r = r * (1 + rng.uniform(0.005, 0.025) * np.cos(k * th + rng.uniform(0, TWO_PI)))
+            r = r * (1 + rng.uniform(0.004, 0.015) * np.cos(k * th + rng.uniform(0, TWO_PI)))
     ncut = {"HeLa": rng.choice([0, 0, 1, 2]), "U2OS": rng.choice([0, 0, 1]),
             "epithelial": rng.choice([1, 2, 3, 4]), "hiPSC": rng.choice([2, 3, 4, 5])}[line]
     cut = np.zeros_like(th, bool)

@@ -243,8 +243,12 @@ def _microtubules(g, rng, info):
     P, valid = _walk(g, rng, y, x, th, steps, step_um / p, curv, edge="follow", edge_steps=es, umax=0.95)
     valid &= (np.arange(steps)[None, :] < (L / step_um)[:, None])
     mY, mX = 0.5 * (P[:, 1:, 0] + P[:, :-1, 0]), 0.5 * (P[:, 1:, 1] + P[:, :-1, 1])
-    over_nuc = g.nu_at(mY, mX) < 1
-    w = rng.lognormal(0, 0.25, n)[:, None] * (1 + (rng.random(n) < 0.15)[:, None] * rng.uniform(0.8, 2))
+    nu_m = g.nu_at(mY, mX)
+    over_nuc = nu_m < 1
+    u_m, e_m = g.u_at(mY, mX)
+    thick_m = g.thick_at(u_m, e_m, nu_m)  # more polymer stacked where the cell is thick
+    bundled = 1 + (rng.random(n) < 0.15)[:, None] * rng.uniform(0.8, 2)
+    w = (0.45 + 0.55 * thick_m) * rng.lognormal(0, 0.25, n)[:, None] * bundled
     w = w * rng.uniform(0.35, 0.7)  # hundreds of lines: each one fainter than a stress fibre
     w = w * np.where(over_nuc, rng.uniform(0.15, 0.5), 1.0)
     img += C.paths(size, P, valid, _lw(g, 1.0) * w)
