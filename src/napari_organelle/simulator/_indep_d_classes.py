@@ -276,7 +276,7 @@ def _er_lattice(g, rng, a_px, half_extent=None, centre=None):
     """Jittered, warped, rotated brick-wall lattice (honeycomb topology: 3-way junctions)."""
     y_lo, y_hi, x_lo, x_hi = g.bbox
     R = (max(y_hi - y_lo, x_hi - x_lo) * 0.75 if half_extent is None else half_extent) + 2 * a_px
-    hx, hy = 0.65 * a_px, 0.75 * a_px
+    hx, hy = 0.5 * a_px, 0.87 * a_px  # a honeycomb of edge ~0.58 a (polygons ~a across)
     nj, ni = int(2 * R / hx) + 1, int(2 * R / hy) + 1
     if ni * nj > 50000:
         s = np.sqrt(ni * nj / 50000)
@@ -285,7 +285,8 @@ def _er_lattice(g, rng, a_px, half_extent=None, centre=None):
     I, J = np.mgrid[0:ni, 0:nj]
     wy = C.noise(rng, max(ni, nj), 6.0)[:ni, :nj] * 0.8 * hy
     wx = C.noise(rng, max(ni, nj), 6.0)[:ni, :nj] * 0.8 * hx
-    vy = (I * hy - R) + rng.normal(0, 0.2 * hy, I.shape) + wy
+    zig = np.where((I + J) % 2 == 0, hy / 6, -hy / 6)  # zig-zag rows: 120-degree junctions
+    vy = (I * hy - R) + zig + rng.normal(0, 0.2 * hy, I.shape) + wy
     vx = (J * hx - R) + rng.normal(0, 0.2 * hx, I.shape) + wx
     rot = rng.uniform(0, TWO_PI)
     cy0, cx0 = (0.5 * (y_lo + y_hi), 0.5 * (x_lo + x_hi)) if centre is None else centre
