@@ -404,6 +404,24 @@ def _golgi(g, rng, info, gpp):
     width = rng.uniform(0.35, 0.7)
     rib = C.paths(size, P, np.ones((n_el, mids), bool), _lw(g, 1.0, width) * bright)
     rib += C.dots(size, ey, ex, _amt(g, rng.uniform(0.5, 1.0), width * 1.5) * rng.lognormal(0, 0.5, n_el), 0)
+    if variant != "dispersed":  # the connecting ribbon: continuous for giantin, gappier when fragmented
+        nlay = 1 if variant in ("arc", "cap") else int(rng.integers(2, 4))
+        ns = 48
+        for c0 in centres:
+            for lay in range(nlay):
+                tt = c0 + np.linspace(-0.5, 0.5, ns) * span * rng.uniform(0.6, 1.0)
+                byr, bxr = g.nuc_boundary(tt)
+                wig = np.cumsum(rng.normal(0, 0.15, ns))
+                d0 = rng.uniform(0.3, 0.9) + lay * rng.uniform(0.6, 1.0) + 0.3 * (wig - wig.mean())
+                ry, rx = byr + np.sin(tt) * d0 / p, bxr + np.cos(tt) * d0 / p
+                uu, _ = g.u_at(ry, rx)
+                fr = np.where(uu > 0.9, 0.88 / np.maximum(uu, 1e-6), 1.0)
+                ry, rx = g.cy + (ry - g.cy) * fr, g.cx + (rx - g.cx) * fr
+                gap = rng.random(ns - 1) < 0.1 + 0.5 * frag
+                gap = gap & (rng.random(ns - 1) < 0.7)
+                P = np.stack([ry, rx], -1)[None]
+                wr = rng.uniform(0.4, 0.9) * (1 - 0.5 * frag) * rng.lognormal(0, 0.3, ns - 1)
+                rib += C.paths(size, P, ~gap[None], _lw(g, 1.0, width) * wr[None])
     img += C.blur(rib, _dsig(g, width))
     # vesicles near the Golgi and (gpp130 more) peripheral puncta
     nv = int(rng.integers(3, 15) + frag * rng.integers(5, 60))
