@@ -384,7 +384,7 @@ def make_nucleoli(g, rng):
         ny, nx, a, b, ang = n[:5]
         for _ in range(k):
             dmax = max(1.2, min(4.0, 0.35 * 2 * b * p))
-            d_um = rng.uniform(1.0, dmax) if not big else rng.uniform(0.7, 1.0) * dmax
+            d_um = rng.uniform(min(1.5, dmax), dmax) if not big else rng.uniform(0.75, 1.0) * dmax
             for _t in range(10):
                 r = np.sqrt(rng.random()) * 0.55
                 t = rng.uniform(0, TWO_PI)

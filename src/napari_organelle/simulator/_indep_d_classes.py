@@ -225,9 +225,13 @@ def _microtubules(g, rng, info):
     area_um = g.area_px * p * p
     n = int(np.clip(area_um * rng.uniform(0.3, 0.8), 120, 700))
     my, mx = g.mtoc
-    if variant == "radial":
-        y = my + rng.normal(0, 0.5 / p, n)
-        x = mx + rng.normal(0, 0.5 / p, n)
+    if variant == "radial":  # centrosomal plus some non-centrosomal (Golgi / cytoplasmic) nucleation
+        y = my + rng.normal(0, rng.uniform(0.4, 1.2) / p, n)
+        x = mx + rng.normal(0, rng.uniform(0.4, 1.2) / p, n)
+        nc = int(n * rng.uniform(0.2, 0.7))
+        if nc:
+            yo, xo = g.sample(rng, nc, lambda y, x, u, nu, t: 0.3 + 0.7 * t)
+            y[: yo.size], x[: xo.size] = yo, xo
         th = rng.uniform(0, TWO_PI, n)
     else:
         y, x = g.sample(rng, n, lambda y, x, u, nu, t: 0.3 + 0.7 * t)
