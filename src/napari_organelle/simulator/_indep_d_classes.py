@@ -97,7 +97,7 @@ def _actin(g, rng, info):
     variant = rng.choice(["fibres", "fibres", "few_fibres", "cortex", "podosomes", "ruffles"])
     info["variant"] = str(variant)
     # cortex
-    cw = rng.uniform(0.5, 2.0)
+    cw = float(np.clip(rng.lognormal(np.log(0.8), 0.35), 0.5, 2.0))  # cortex width, um
     cort = np.exp(-((edge_um / cw) ** 2))
     th = np.mod(np.arctan2(g.yy - g.cy, g.xx - g.cx) - g.alpha, TWO_PI)
     shared = np.interp(th, C._THG, g.cut_tab.astype(float), period=TWO_PI)
