@@ -260,6 +260,7 @@ def make_geometry(rng, size, diameter):
     _, (lo, hi), (fa, fb), (qa, qb) = LINES[line]
     L_um = rng.uniform(lo, hi)  # the interphase extent of this cell line sets the pixel size
     target = diameter * rng.uniform(0.86, 1.0)
+    L_um = float(np.clip(L_um, 0.012 * target, 1.9 * target))  # keep the pixel size in (0.01, 2) um
     g.p = float(L_um / target)
     g.line, g.state = line, state
     info = {"line": line, "state": state}
@@ -270,7 +271,7 @@ def make_geometry(rng, size, diameter):
     else:
         phys = rng.uniform(15, 25) if state == "mitotic" else rng.uniform(11, 19)
         target = rng.uniform(0.5, 0.77) * diameter
-        g.p = float(phys / target)  # a rounded cell keeps its physical size
+        g.p = float(np.clip(phys / target, 0.012, 1.9))  # a rounded cell keeps its physical size
         rtab = 1 + 0.02 * rng.standard_normal(_NTH)
         rtab = ndi.gaussian_filter1d(rtab, 20, mode="wrap")
         rtab = rtab * (1 + 0.06 * np.cos(2 * _THG + rng.uniform(0, 6.3)))
