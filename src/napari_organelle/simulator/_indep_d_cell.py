@@ -340,7 +340,7 @@ def make_geometry(rng, size, diameter):
         if shrink >= 3:
             a, b = a * 0.92, b * 0.92
             g.rn_px = float(np.sqrt(a * b))
-    info.update({"binucleate": bool(binuc), "kidney": bool(bend > 0), "nucleus_um": round(2 * a * g.p, 1)})
+    info.update({"binucleate": bool(binuc), "kidney": bool(bend > 0), "nucleus_um": round(float(2 * a * g.p), 1)})
     g.t_len = rng.uniform(3, 8)      # um decay of thickness away from the nucleus
     g.edge_len = rng.uniform(1.5, 5)  # um over which the cell thins to nothing at the edge
     if state != "interphase":
