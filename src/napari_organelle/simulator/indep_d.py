@@ -1,15 +1,21 @@
 """``indep_d``: an independent renderer of simulated fluorescence cells (docs/biology.md).
 
-Design (see ``_indep_d_cell`` for the class-independent part):
+Three files: ``_indep_d_cell`` (class-independent: outline, nuclei, nucleoli, thickness, DNA and the
+drawing primitives), ``_indep_d_classes`` (the protein of each class) and this entry module.
 
-* Cell: one of four cell lines (HeLa, U2OS-like spread/fan cells, compact epithelial, hiPSC) drawn
-  as a star-shaped polar outline (ellipse + low harmonics, protrusions, ruffles, straight edges shared
-  with neighbours); 3.5 % mitotic and 3 % rounded cells. The pixel size is the line's physical extent
-  divided by the asked diameter. Nucleus: lobed / kidney ellipse, off-centre, sometimes two nuclei.
-  Thickness: thick near the nucleus, thinning to the edge; cytoplasmic stains are weighted by it.
-* Protein: structures in physical units, thin ones as anti-aliased sub-pixel lines with a fixed
-  brightness per unit length, plus a diffuse background 0-1/3 of the structure brightness, and an
-  expression level varying ~8x. Every class chooses among the variants biology.md lists.
+* Cell: one of four cell lines (HeLa 20-40 um, U2OS-like spread / fan cells 40-80 um, compact
+  epithelial 15-30 um, hiPSC 10-18 um) drawn as a star-shaped polar outline (ellipse + low harmonics,
+  protrusions, ruffles, straight edges shared with neighbours); 3.5 % mitotic (prometaphase mass,
+  metaphase plate or anaphase groups) and 3 % rounded cells, both at their own physical size. The
+  pixel size is the cell's physical extent / the asked diameter. Nucleus: lobed or kidney-shaped
+  ellipse, off-centre, 4 % binucleate, occasional micronucleus; nucleoli make the DNA's holes.
+  Thickness: thick over and near the nucleus, thinning to the edge; cytoplasmic stains follow it.
+* Protein: structures at physical size; thin ones as anti-aliased sub-pixel lines with a fixed
+  brightness per unit length (``_lw``), wider ones blurred to their width; a diffuse background of
+  0-1/3 of the structure brightness; an expression level varying ~7x. Each class draws one of the
+  variants biology.md lists (``info["variant"]``). The random stream is consumed identically for
+  every class until the protein is drawn, so cell, nucleus, DNA and brightness range never depend
+  on the class.
 """
 
 from __future__ import annotations
