@@ -21,6 +21,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "indep_a": ("indep_a", "render"),
     "indep_b": ("indep_b", "render"),
     "indep_c": ("indep_c", "render"),
+    "indep_d": ("indep_d", "render"),
     "indep_e": ("indep_e", "render"),
 }
 
