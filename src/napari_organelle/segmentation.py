@@ -168,6 +168,7 @@ def _block_mean(plane: np.ndarray, f: int) -> np.ndarray:
         for i in range(1, f):
             acc2 += c[:, :, i]
         out[y // f:(y + want) // f] = acc2 * np.float32(1.0 / (f * f))
+        del blk, r, c  # (the views would keep this block alive while the next one is read)
     return out
 
 
