@@ -289,8 +289,8 @@ def _make_nucleus(c, rng, frac_rng):
     area = f * c.area
     ratio = rng.uniform(0.6, 1.0)
     a = np.sqrt(area / (np.pi * ratio))  # semi-major px
-    a = float(np.clip(a, 5 * um, 11 * um)) if c.state == "interphase" else a
-    a = min(a, np.sqrt(area / (np.pi * ratio)))  # never more than the drawn fraction allows
+    if c.state == "interphase":  # nuclei are 10-20 um long whatever the cell
+        a = float(np.clip(a, rng.uniform(4.8, 5.6) * um, 10 * um))
     ang = c.alpha + rng.normal(0, 0.4)
     binuc = c.state == "interphase" and rng.random() < 0.02
     kidney = rng.uniform(0.1, 0.25) if rng.random() < 0.15 else 0.0

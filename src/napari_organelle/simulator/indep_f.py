@@ -72,6 +72,8 @@ def _actin(c, rng, img, info):
         info["variant"] = "cortex ring"
         return 0.15
     v = rng.choice(["fibres", "cortex", "mixed", "podosomes"], p=[0.35, 0.25, 0.3, 0.1])
+    if c.line in ("epithelial", "stem") and v == "fibres" and rng.random() < 0.7:
+        v = "cortex"
     info["variant"] = str(v)
     nf = {"fibres": rng.integers(25, 81), "cortex": rng.integers(0, 5), "mixed": rng.integers(5, 30),
           "podosomes": rng.integers(0, 10)}[v]
@@ -92,7 +94,7 @@ def _actin(c, rng, img, info):
         YY = np.concatenate([Y2[:, ::-1], Y], 1)
         XX = np.concatenate([X2[:, ::-1], X], 1)
         OK = np.concatenate([ok2[:, ::-1], ok], 1)
-        w = rng.uniform(0.2, 1.0, nf) * um
+        w = np.clip(rng.lognormal(np.log(rng.uniform(0.25, 0.5)), 0.4, nf), 0.2, 1.0) * um
         inten = rng.uniform(0.5, 1.0, nf)
         over_n = np.where(K.at(c.nucleus, YY, XX), rng.uniform(0.3, 0.8), 1.0)
         K.paths(img, YY, XX, OK, inten[:, None] * over_n, np.broadcast_to(w[:, None], YY.shape))
@@ -100,7 +102,7 @@ def _actin(c, rng, img, info):
         for Ya, Xa, oka in ((Y, X, ok), (Y2, X2, ok2)):
             last = np.maximum(oka.sum(1) - 1, 0)
             ey, ex = Ya[np.arange(nf), last], Xa[np.arange(nf), last]
-            per = K.at(c.D, ey, ex) < 4 * um
+            per = (K.at(c.D, ey, ex) < 4 * um) & oka[:, 0]
             fl = rng.uniform(1, 5, nf) * um
             sy, sx = ey - fl * np.sin(ang) * (Ya is Y2 and -1 or 1), ex - fl * np.cos(ang) * (Ya is Y2 and -1 or 1)
             K.segments(img, ey[per], ex[per], sy[per], sx[per], 1.5 * inten[per], 0.6 * um)
@@ -157,7 +159,7 @@ def _microtubules(c, rng, img, info):
     info["variant"] = str(v)
     area_um2 = c.area * c.px ** 2
     n = int(np.clip(area_um2 * rng.uniform(0.2, 0.6), 60, 500))
-    L = rng.uniform(10, 40, n) * um
+    L = np.where(rng.random(n) < rng.uniform(0.2, 0.6), rng.uniform(4, 15, n), rng.uniform(10, 40, n)) * um
     step = max(0.7, 0.4 * um)
     if v == "radial" or rng.random() < 0.2:
         y = c.csy + rng.normal(0, 0.4 * um, n)
@@ -171,12 +173,12 @@ def _microtubules(c, rng, img, info):
     curv = {"wavy": 0.12}.get(v, 0.035) * np.sqrt(step / um / 0.4)
     ns = int(min(400, L.max() / step + 1))
     Y, X, ok = _walk(c, rng, y, x, ang, ns, step, curv, L, edge_um=1.5,
-                     edge_run=rng.exponential(rng.uniform(1, 4), n) * um)
+                     edge_run=rng.exponential(rng.uniform(0.3, 2.0), n) * um)
     over = np.where(K.at(c.nucleus, Y, X), rng.uniform(0.25, 0.6), 1.0)
     inten = rng.uniform(0.7, 1.3, n)[:, None] * over
     K.paths(img, Y, X, ok, inten, wpx)
     if rng.random() < 0.6:  # MTOC
-        K.dots(img, [c.csy], [c.csx], [rng.uniform(0.4, 1.0) * um], rng.uniform(1.5, 4))
+        K.dots(img, [c.csy], [c.csx], [rng.uniform(0.2, 0.5) * um], rng.uniform(0.5, 2) * min(wpx, 1) / 0.1)
     # free tubulin haze, comparable to 0.5-3 lines per pixel, densest around the nucleus
     img += rng.uniform(0.5, 3.0) * min(wpx, 1.0) * np.exp(-c.Dn_out / (rng.uniform(2, 8) * um)) * c.T * \
         np.where(c.nucleus, 0.4, 1.0)
@@ -288,8 +290,8 @@ def _golgi(c, rng, img, info, gpp):
     if npp:
         y, x = K.sample_points(rng, c.T * (~c.nucleus), npp)
         K.dots(img, y, x, rng.uniform(0.15, 0.25, npp) * um, rng.uniform(0.2, 0.6, npp))
-    img += rng.uniform(0.0, 0.08) * _cyto_bg(c, 0.4)
-    return rng.uniform(0.01, 0.1)
+    img += rng.uniform(0.0, 0.04) * _cyto_bg(c, 0.4)
+    return rng.uniform(0.005, 0.06)
 
 
 def _puncta(c, rng, img, info, lyso):
@@ -349,7 +351,7 @@ def _mito(c, rng, img, info):
     info["variant"] = str(v)
     area_um2 = float((c.cell & ~c.nucleus).sum()) * c.px ** 2
     meanL = {"network": 5, "fragmented": 1.2, "clump": 3, "parallel": 7}[v] * rng.uniform(0.7, 1.4)
-    n = int(np.clip(area_um2 * rng.uniform(0.15, 0.5) / meanL * 2, 20, 600))
+    n = int(np.clip(area_um2 * rng.uniform(0.4, 1.2) / meanL, 20, 900))
     lam = {"clump": rng.uniform(1.5, 3.5)}.get(v, rng.uniform(3, 12))
     w = c.T * (~c.nucleus) * (0.15 + np.exp(-c.Dn_out / (lam * um)))
     y, x = K.sample_points(rng, w, n)
