@@ -276,7 +276,7 @@ def _golgi(c, rng, img, info, gpp):
             o = np.argsort(th)
             K.paths(img, ey[o][None], ex[o][None], np.ones((1, ne), bool), 0.5 * np.median(inten),
                     0.3 * um)
-        np_ = int(rng.integers(2, 8))
+        np_ = min(ne, int(rng.integers(2, 8)))
         K.dots(img, ey[:np_], ex[:np_], rng.uniform(0.3, 0.75, np_) * um, rng.uniform(0.8, 1.5, np_))
         allY.append(ey)
         allX.append(ex)
