@@ -228,7 +228,7 @@ def _er(c, rng, img, info):
         ring = np.exp(-0.5 * (c.Dn_out / max(0.2 * um, 0.6)) ** 2) * (~c.nucleus) + \
             np.exp(-0.5 * (c.Dn_in / max(0.2 * um, 0.6)) ** 2) * c.nucleus
         img += rng.uniform(0.5, 1.2) * ring * c.cell
-        img += rng.uniform(0.0, 0.3) * c.nucleus * grain  # ER above/below the nucleus (widefield)
+        img += rng.uniform(0.0, 0.3) * min(sheets, 0.5) * c.nucleus * grain  # ER above/below the nucleus
     return rng.uniform(0.02, 0.2)
 
 
