@@ -80,7 +80,7 @@ def _actin(c, rng, img, info):
     cortex = {"fibres": rng.uniform(0.2, 0.6), "cortex": rng.uniform(0.8, 1.3)}.get(v, rng.uniform(0.4, 1.0))
     img += cortex * np.exp(-c.D / (rng.uniform(0.3, 1.0) * um)) * c.cell
     if nf:
-        fan = rng.random() < 0.35
+        fan = c.line in ("hela", "spread") and rng.random() < 0.3
         base = c.alpha + rng.normal(0, 0.2)
         spread = rng.uniform(0.05, 0.5)
         ang = base + rng.normal(0, spread, nf) + (rng.random(nf) < 0.15) * rng.uniform(0.5, 1.2, nf)
@@ -194,12 +194,14 @@ def _er(c, rng, img, info):
         reach = 50.0
         info["variant"] = "mitotic"
         sheets = rng.uniform(0.2, 0.5)
+        tub = rng.uniform(0.2, 0.6)
     else:
         v = rng.choice(["lacy", "compact", "sheets"], p=[0.45, 0.3, 0.25])
         info["variant"] = str(v)
         reach = {"lacy": rng.uniform(8, 30), "compact": rng.uniform(3, 8), "sheets": rng.uniform(4, 15)}[v]
         mesh = {"lacy": rng.uniform(0.6, 2.0), "compact": rng.uniform(0.5, 1.2), "sheets": rng.uniform(0.5, 1.5)}[v]
         sheets = {"lacy": rng.uniform(0.1, 0.4), "compact": rng.uniform(0.4, 0.9), "sheets": rng.uniform(0.7, 1.3)}[v]
+        tub = {"lacy": rng.uniform(0.5, 1.0), "compact": rng.uniform(0.25, 0.7), "sheets": rng.uniform(0.05, 0.3)}[v]
         dens = c.T * (~c.nucleus) * (0.15 + np.exp(-c.Dn_out / (reach * um)))
         dens *= np.clip(c.D / (rng.uniform(0.3, 3) * um), 0, 1)  # often not reaching the very edge
     area_um2 = float((dens > 0.05).sum()) * c.px ** 2
@@ -217,11 +219,18 @@ def _er(c, rng, img, info):
         my, mx = (y[a] + y[b]) / 2, (x[a] + x[b]) / 2
         keep &= K.at(c.cell, my, mx) & ~K.at(c.nucleus, my, mx)
         a, b = a[keep], b[keep]
-        K.segments(img, y[a], x[a], y[b], x[b], rng.uniform(0.6, 1.2, a.size) / max(wpx * 3, 1e-3)
-                   * max(wpx, 1) ** 0 * 0.4, wpx)
-        img *= 1 / max(float(np.percentile(img[img > 0], 95)) if (img > 0).any() else 1, 1e-9) * 0.7
+        # tubules are gently curved: split each edge at a displaced midpoint
+        my, mx = (y[a] + y[b]) / 2, (x[a] + x[b]) / 2
+        jit = rng.normal(0, 0.12, a.size)
+        my, mx = my + jit * (x[b] - x[a]), mx - jit * (y[b] - y[a])
+        ti = rng.uniform(0.6, 1.2, a.size)
+        net = np.zeros(c.shape)
+        K.segments(net, np.r_[y[a], my], np.r_[x[a], mx], np.r_[my, y[b]], np.r_[mx, x[b]], np.r_[ti, ti], wpx)
+        if (net > 0).any():
+            net *= tub / max(float(np.percentile(net[net > 0], 95)), 1e-9)
+        img += net
     # sheets / unresolved network: grainy, dense perinuclear zone
-    grain = np.clip(1 + 0.45 * K.noise(rng, c.shape, rng.uniform(0.25, 0.6) * um), 0, None)
+    grain = np.clip(1 + rng.uniform(0.3, 0.6) * K.noise(rng, c.shape, rng.uniform(0.2, 0.5) * um), 0, None)
     zone = np.exp(-c.Dn_out / (rng.uniform(2, 8) * um)) if c.state != "mitotic" else 1.0
     img += sheets * dens / max(dens.max(), 1e-9) * zone * grain
     if c.state != "mitotic":  # nuclear envelope ring
@@ -350,8 +359,8 @@ def _mito(c, rng, img, info):
         v = "fragmented" if rng.random() < 0.7 else "clump"
     info["variant"] = str(v)
     area_um2 = float((c.cell & ~c.nucleus).sum()) * c.px ** 2
-    meanL = {"network": 5, "fragmented": 1.2, "clump": 3, "parallel": 7}[v] * rng.uniform(0.7, 1.4)
-    n = int(np.clip(area_um2 * rng.uniform(0.4, 1.2) / meanL, 20, 900))
+    meanL = {"network": 3.5, "fragmented": 1.2, "clump": 2.5, "parallel": 6}[v] * rng.uniform(0.7, 1.4)
+    n = int(np.clip(area_um2 * rng.uniform(0.5, 1.6) / meanL, 20, 1200))
     lam = {"clump": rng.uniform(1.5, 3.5)}.get(v, rng.uniform(3, 12))
     w = c.T * (~c.nucleus) * (0.15 + np.exp(-c.Dn_out / (lam * um)))
     y, x = K.sample_points(rng, w, n)
@@ -359,11 +368,12 @@ def _mito(c, rng, img, info):
     ang = rng.uniform(0, K.TAU, n) if v != "parallel" else c.alpha + rng.normal(0, 0.25, n)
     step = max(0.7, 0.3 * um)
     ns = int(min(200, L.max() / step + 1))
-    Y, X, ok = _walk(c, rng, y, x, ang, ns, step, 0.25 * np.sqrt(step / um / 0.3), L, edge_um=0.7,
-                     avoid_nucleus=rng.random() < 0.8)
-    width = rng.uniform(0.3, 0.7, n) * um
+    Y, X, ok = _walk(c, rng, y, x, ang, ns, step, rng.uniform(0.1, 0.22) * np.sqrt(step / um / 0.3), L, edge_um=0.7,
+                     avoid_nucleus=rng.random() < 0.9)
+    width = np.clip(rng.lognormal(np.log(0.4), 0.25, n), 0.3, 0.7) * um
     inten = rng.uniform(0.6, 1.2, n)
-    K.paths(img, Y, X, ok, inten, width)
+    over = np.where(K.at(c.nucleus, Y, X), rng.uniform(0.2, 0.6), 1.0)  # out of focus above the nucleus
+    K.paths(img, Y, X, ok, inten[:, None] * over, width)
     if v == "network":  # branches from random points on existing tubules
         nb = n // 2
         i = rng.integers(0, n, nb)
