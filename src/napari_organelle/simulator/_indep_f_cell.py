@@ -57,8 +57,9 @@ def segments(img, y0, x0, y1, x1, inten, width):
     width = np.broadcast_to(np.asarray(width, float), y0.shape).ravel()
     dy, dx = y1 - y0, x1 - x0
     L = np.hypot(dy, dx)
-    n = np.maximum(1, np.ceil(L / 0.7)).astype(np.int64)
-    m = np.maximum(1, np.ceil(width / 0.6)).astype(np.int64)
+    sp = np.where(width > 3, 0.95, 0.7)  # sample spacing (px); wide ribbons need fewer samples
+    n = np.maximum(1, np.ceil(L / sp)).astype(np.int64)
+    m = np.maximum(1, np.ceil(width / np.where(width > 3, 0.95, 0.6))).astype(np.int64)
     tot = n * m
     seg = np.repeat(np.arange(L.size), tot)
     start = np.cumsum(tot) - tot
@@ -133,8 +134,7 @@ def sample_points(rng, weight, n):
 
 def at(img, y, x):
     H, W = img.shape
-    y, x = np.nan_to_num(y, nan=-1.0), np.nan_to_num(x, nan=-1.0)
-    return img[np.clip(np.round(y).astype(int), 0, H - 1), np.clip(np.round(x).astype(int), 0, W - 1)]
+    return img[np.clip(np.rint(y), 0, H - 1).astype(np.intp), np.clip(np.rint(x), 0, W - 1).astype(np.intp)]
 
 
 def wrap(a):

@@ -41,16 +41,19 @@ def _walk(c, rng, y, x, ang, nsteps, step, curv, lengths, edge_um=1.0, avoid_nuc
     nmax = np.maximum(1, (lengths / step)).astype(int)
     run = np.zeros(n)
     edge_run = np.full(n, np.inf) if edge_run is None else edge_run
+    Hh, Ww = c.cell.shape
     for s in range(nsteps + 1):
-        inside = K.at(c.cell, y, x) & (K.at(c.D, y, x) > 0.5)
+        iy = np.clip(np.rint(y), 0, Hh - 1).astype(np.intp)
+        ix = np.clip(np.rint(x), 0, Ww - 1).astype(np.intp)
+        d = c.D[iy, ix]
+        inside = d > 0.5
         if avoid_nucleus:
-            inside &= ~K.at(c.nucleus, y, x) | (s == 0)
+            inside &= ~c.nucleus[iy, ix] | (s == 0)
         alive &= inside & (s <= nmax) & (run <= edge_run)
         Y[:, s], X[:, s], ok[:, s] = y, x, alive
         if s == nsteps or not alive.any():
             break
-        d = K.at(c.D, y, x)
-        gy, gx = K.at(c.gy, y, x), K.at(c.gx, y, x)
+        gy, gx = c.gy[iy, ix], c.gx[iy, ix]
         near = d < edge
         run += near * step
         ty, tx = gx, -gy
