@@ -97,7 +97,7 @@ def _actin(c, rng, img, info):
         YY = np.concatenate([Y2[:, ::-1], Y], 1)
         XX = np.concatenate([X2[:, ::-1], X], 1)
         OK = np.concatenate([ok2[:, ::-1], ok], 1)
-        w = np.clip(rng.lognormal(np.log(rng.uniform(0.25, 0.5)), 0.4, nf), 0.2, 1.0) * um
+        w = np.clip(rng.lognormal(np.log(rng.uniform(0.2, 0.4)), 0.4, nf), 0.15, 0.8) * um
         inten = rng.uniform(0.5, 1.0, nf)
         over_n = np.where(K.at(c.nucleus, YY, XX), rng.uniform(0.3, 0.8), 1.0)
         K.paths(img, YY, XX, OK, inten[:, None] * over_n, np.broadcast_to(w[:, None], YY.shape))
@@ -108,7 +108,7 @@ def _actin(c, rng, img, info):
             per = (K.at(c.D, ey, ex) < 4 * um) & oka[:, 0]
             fl = rng.uniform(1, 5, nf) * um
             sy, sx = ey - fl * np.sin(ang) * (Ya is Y2 and -1 or 1), ex - fl * np.cos(ang) * (Ya is Y2 and -1 or 1)
-            K.segments(img, ey[per], ex[per], sy[per], sx[per], 1.5 * inten[per], 0.6 * um)
+            K.segments(img, ey[per], ex[per], sy[per], sx[per], 1.5 * inten[per], rng.uniform(0.3, 0.6) * um)
     if rng.random() < 0.5 or v == "cortex":  # lamellipodium / ruffle at a leading edge
         a0 = rng.uniform(-np.pi, np.pi)
         th = np.arctan2(np.arange(c.shape[0])[:, None] - c.my, np.arange(c.shape[1])[None] - c.mx)
@@ -158,7 +158,7 @@ def _microtubules(c, rng, img, info):
             K.paths(img, Ya, Xa, ok, 0.6, wpx)
         img += rng.uniform(1, 3) * min(wpx, 1.0) * c.T
         return 0.1
-    v = rng.choice(["radial", "meshwork", "parallel", "wavy"], p=[0.4, 0.3, 0.15, 0.15])
+    v = rng.choice(["radial", "meshwork", "parallel", "wavy", "bundled"], p=[0.37, 0.28, 0.13, 0.12, 0.1])
     info["variant"] = str(v)
     area_um2 = c.area * c.px ** 2
     n = int(np.clip(area_um2 * rng.uniform(0.2, 0.6), 60, 500))
@@ -173,15 +173,20 @@ def _microtubules(c, rng, img, info):
         ang = rng.uniform(0, K.TAU, n)
         if v == "parallel":
             ang = c.alpha + rng.normal(0, 0.15, n) + np.pi * (rng.random(n) < 0.5)
-    curv = {"wavy": 0.12}.get(v, 0.035) * np.sqrt(step / um / 0.4)
+    if v == "bundled":  # fewer, brighter, thicker bundles of several microtubules
+        n = max(30, n // 4)
+        y, x, ang, L = y[:n], x[:n], ang[:n], L[:n]
+    curv = {"wavy": 0.12, "bundled": 0.06}.get(v, 0.035) * np.sqrt(step / um / 0.4)
     ns = int(min(400, L.max() / step + 1))
     Y, X, ok = _walk(c, rng, y, x, ang, ns, step, curv, L, edge_um=1.5,
                      edge_run=rng.exponential(rng.uniform(0.3, 2.0), n) * um)
     over = np.where(K.at(c.nucleus, Y, X), rng.uniform(0.25, 0.6), 1.0)
     inten = rng.uniform(0.7, 1.3, n)[:, None] * over
+    if v == "bundled":
+        inten = inten * rng.integers(2, 6, n)[:, None]
     K.paths(img, Y, X, ok, inten, wpx)
     if rng.random() < 0.6:  # MTOC
-        K.dots(img, [c.csy], [c.csx], [rng.uniform(0.2, 0.5) * um], rng.uniform(0.5, 2) * min(wpx, 1) / 0.1)
+        K.dots(img, [c.csy], [c.csx], [rng.uniform(0.2, 0.5) * um], rng.uniform(0.3, 1.2) * min(wpx, 1) / 0.1)
     # free tubulin haze, comparable to 0.5-3 lines per pixel, densest around the nucleus
     img += rng.uniform(0.5, 3.0) * min(wpx, 1.0) * np.exp(-c.Dn_out / (rng.uniform(2, 8) * um)) * c.T * \
         np.where(c.nucleus, 0.4, 1.0)
