@@ -140,17 +140,18 @@ def _microtubules(c, rng, img, info):
     if c.state == "mitotic":
         info["variant"] = "spindle"
         a = c.spindle_ang
-        hl = rng.uniform(4, 7) * um
-        p1 = (c.ny + hl * np.cos(a), c.nx - hl * np.sin(a))
-        p2 = (c.ny - hl * np.cos(a), c.nx + hl * np.sin(a))
+        hl = min(rng.uniform(4, 7) * um, 0.6 * np.sqrt(c.area / np.pi))
+        # the spindle axis is perpendicular to the metaphase plate (plate runs along (cos a, -sin a))
+        p1 = (c.ny + hl * np.sin(a), c.nx + hl * np.cos(a))
+        p2 = (c.ny - hl * np.sin(a), c.nx - hl * np.cos(a))
         n = 80
         t = np.linspace(0, 1, 25)
-        bow = rng.normal(0, 1, n) * 1.8 * um
-        Y = p1[0] + (p2[0] - p1[0]) * t[None] + np.sin(np.pi * t)[None] * bow[:, None] * np.sin(a + np.pi / 2 + 1.57)
-        X = p1[1] + (p2[1] - p1[1]) * t[None] + np.sin(np.pi * t)[None] * bow[:, None] * np.cos(a + 1.57 + 1.57)
+        bow = rng.normal(0, 1, n) * 2.0 * um
+        Y = p1[0] + (p2[0] - p1[0]) * t[None] + np.sin(np.pi * t)[None] * bow[:, None] * np.cos(a)
+        X = p1[1] + (p2[1] - p1[1]) * t[None] - np.sin(np.pi * t)[None] * bow[:, None] * np.sin(a)
         K.paths(img, Y, X, np.ones_like(Y, bool), 1.0, wpx)
         for p in (p1, p2):
-            K.dots(img, [p[0]], [p[1]], [0.8 * um], 3.0)
+            K.dots(img, [p[0]], [p[1]], [0.4 * um], rng.uniform(0.5, 1.5))
             na = 30
             ang = rng.uniform(0, K.TAU, na)
             Ya, Xa, ok = _walk(c, rng, np.full(na, p[0]), np.full(na, p[1]), ang, 30, 0.3 * um, 0.05,
@@ -354,8 +355,8 @@ def _puncta(c, rng, img, info, lyso):
     K.dots(img, y[ok], x[ok], diam[ok] / 2, inten[ok], ringf[ok])
     if not lyso:
         img += rng.uniform(0.0, 0.3) * np.exp(-c.D / max(0.3 * um, 0.7)) * c.cell * (rng.random() < 0.6)
-        img += rng.uniform(0.02, 0.12) * _cyto_bg(c, 0.2)
-        return rng.uniform(0.03, 0.25)
+        img += rng.uniform(0.02, 0.1) * _cyto_bg(c, 0.2)
+        return rng.uniform(0.02, 0.15)
     img += rng.uniform(0.01, 0.08) * _cyto_bg(c, 0.3)
     return rng.uniform(0.01, 0.15)
 
