@@ -126,3 +126,16 @@ def test_mitotic_cells_are_smaller_with_bright_chromosomes():
         if found == 2:
             break
     assert found == 2
+
+
+def test_gpp130_golgi_is_on_average_more_fragmented_than_giantin():
+    def pieces(cls):
+        counts = []
+        for r in _interphase(cls, 20, size=200, diameter=160, seed=21):
+            p = r.protein * (r.cell & ~r.nucleus)
+            _, n = ndi.label(p > 0.3 * np.percentile(p[p > 0], 99.5))
+            counts.append(n)
+        return np.mean(counts)
+
+    gia, gpp = pieces("Golgi_gia"), pieces("Golgi_gpp")
+    assert gpp > 1.2 * gia, (gia, gpp)

@@ -453,4 +453,8 @@ def dna_image(c, rng):
         img *= 1.4
     if c.micronucleus is not None:
         dots(img, [c.micronucleus[0]], [c.micronucleus[1]], [c.micronucleus[2]], 1.1)
+    if rng.random() < 0.05:  # DNA debris: a few small bright spots in the cytoplasm
+        k = int(rng.integers(1, 4))
+        y, x = sample_points(rng, (c.cell & ~c.nucleus & (c.D > 1.0 * um)) * 1.0, k)
+        dots(img, y, x, rng.uniform(0.2, 0.4, y.size) * um, rng.uniform(1.0, 2.0, y.size))
     return np.clip(img, 0, None) * 0.6
