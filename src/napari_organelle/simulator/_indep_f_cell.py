@@ -252,6 +252,22 @@ def make_cell(rng, size, diameter):
     rho, Rt = raster_polar(shape, cy, cx, scale, elong, alpha, th, R)
     c.cell = rho < Rt
     c.rho_rel = rho / Rt
+    c.filo = None
+    if c.state == "interphase" and rng.random() < 0.3:  # filopodia: thin spikes, part of the cell
+        k = int(rng.integers(3, 16))
+        D0 = ndi.distance_transform_edt(c.cell)
+        gy, gx = np.gradient(D0)
+        ey, ex = sample_points(rng, (c.cell & (D0 < 1.5)) * 1.0, k)
+        g = np.hypot(at(gy, ey, ex), at(gx, ey, ex)) + 1e-9
+        L = rng.uniform(2, 8, k) / c.px
+        fy, fx = ey - at(gy, ey, ex) / g * L, ex - at(gx, ey, ex) / g * L
+        tmp = segments(np.zeros(shape), ey, ex, fy, fx, 1.0, max(1.0, 0.2 / c.px))
+        tmp[:3], tmp[-3:], tmp[:, :3], tmp[:, -3:] = 0, 0, 0, 0
+        spikes = tmp > 0.3
+        ys, xs = np.nonzero(c.cell | spikes)
+        if pts_extent(ys.astype(float), xs.astype(float)) <= 1.07 * diameter:
+            c.cell = c.cell | spikes
+            c.filo = (ey, ex, fy, fx)
     c.cy, c.cx, c.alpha, c.elong = cy, cx, alpha, elong
     c.D = ndi.distance_transform_edt(c.cell)  # px to the cell edge
     c.gy, c.gx = np.gradient(c.D)

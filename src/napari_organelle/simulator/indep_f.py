@@ -119,12 +119,9 @@ def _actin(c, rng, img, info):
         if rng.random() < 0.5:  # transverse arcs behind the lamella
             for d in rng.uniform(3, 8, int(rng.integers(1, 4))):
                 img += 0.5 * sector * np.exp(-0.5 * ((c.D - d * um) / max(0.25 * um, 0.6)) ** 2)
-    if rng.random() < 0.4:  # filopodia (inside the mask's edge, pointing out)
-        n = int(rng.integers(3, 20))
-        ey, ex = K.sample_points(rng, (c.cell & (c.D < 1.5)) * 1.0, n)
-        gy, gx = K.at(c.gy, ey, ex), K.at(c.gx, ey, ex)
-        L = rng.uniform(2, 8, n) * um
-        K.segments(img, ey, ex, ey + gy * L, ex + gx * L, 0.8, 0.15 * um)
+    if c.filo is not None:  # filopodia (part of the cell outline for every class): bright actin spikes
+        ey, ex, fy, fx = c.filo
+        K.segments(img, ey, ex, fy, fx, rng.uniform(0.6, 1.2), max(1.0, 0.15 * um))
     if v == "podosomes":
         n = int(rng.integers(30, 150))
         y, x = K.sample_points(rng, c.T * (~c.nucleus), n)
