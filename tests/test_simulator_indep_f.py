@@ -139,3 +139,13 @@ def test_gpp130_golgi_is_on_average_more_fragmented_than_giantin():
 
     gia, gpp = pieces("Golgi_gia"), pieces("Golgi_gpp")
     assert gpp > 1.2 * gia, (gia, gpp)
+
+
+def test_cell_nucleus_and_dna_do_not_depend_on_the_class():
+    for seed in range(3):
+        ref = indep_f.render("ER", np.random.default_rng([40, seed]), size=160, diameter=120)
+        for cls in ("Nucleolus", "ActinFilaments", "Lysosome"):
+            r = indep_f.render(cls, np.random.default_rng([40, seed]), size=160, diameter=120)
+            assert np.array_equal(r.cell, ref.cell) and np.array_equal(r.nucleus, ref.nucleus)
+            assert np.array_equal(r.dna, ref.dna) and r.state == ref.state
+            assert r.pixel_size_um == ref.pixel_size_um
