@@ -23,6 +23,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "indep_c": ("indep_c", "render"),
     "indep_d": ("indep_d", "render"),
     "indep_e": ("indep_e", "render"),
+    "indep_f": ("indep_f", "render"),
 }
 
 
