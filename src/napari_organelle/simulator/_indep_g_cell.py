@@ -98,6 +98,20 @@ def until_exit(inside):
     return np.cumprod(inside, axis=1).astype(bool)
 
 
+def upsample(a, k, shape):
+    """Bilinear upsampling of a coarse grid (sample i at pixel i*k) by an integer factor k."""
+    H, W = shape
+    out = a.astype(np.float32)
+    for axis, n in ((0, H), (1, W)):
+        q = np.arange(n, dtype=np.float32) / k
+        i0 = np.minimum(q.astype(np.int64), out.shape[axis] - 2)
+        f = q - i0
+        lo, hi = np.take(out, i0, axis=axis), np.take(out, i0 + 1, axis=axis)
+        f = f[:, None] if axis == 0 else f[None, :]
+        out = lo + (hi - lo) * f
+    return out
+
+
 def smooth_noise(rng, shape, sigma):
     """Zero-mean unit-sd Gaussian random field with correlation length ~sigma px."""
     H, W = shape
@@ -105,7 +119,7 @@ def smooth_noise(rng, shape, sigma):
     small = rng.standard_normal((H // k + 3, W // k + 3))
     g = ndi.gaussian_filter(small, max(sigma / k, 0.5), mode="wrap")
     if k > 1:
-        g = ndi.zoom(g, k, order=1, prefilter=False)
+        g = upsample(g, k, (H, W))
     g = g[:H, :W]
     return (g - g.mean()) / (g.std() + 1e-9)
 
@@ -334,8 +348,12 @@ def _nucleus(rng, G):
     G.nuclei = [(cy, cx, f, scale) for cy, cx, f in centres]
     soft = np.zeros(G.cell.shape, np.float32)
     for cy, cx, f, sc in G.nuclei:
-        dy, dx = G.yy - cy, G.xx - cx
-        soft = np.maximum(soft, np.clip(f(np.arctan2(dy, dx)) * sc - np.hypot(dy, dx) + 0.5, 0, 1))
+        rm = f(tb).max() * sc + 3
+        y0, y1 = int(max(cy - rm, 0)), int(min(cy + rm + 1, G.size))
+        x0, x1 = int(max(cx - rm, 0)), int(min(cx + rm + 1, G.size))
+        dy, dx = G.yy[y0:y1, x0:x1] - cy, G.xx[y0:y1, x0:x1] - cx
+        soft[y0:y1, x0:x1] = np.maximum(soft[y0:y1, x0:x1],
+                                        np.clip(f(np.arctan2(dy, dx)) * sc - np.hypot(dy, dx) + 0.5, 0, 1))
     G.nucsoft = soft * G.cellsoft
     G.nuc = G.nucsoft > 0.5
     G.ny, G.nx = np.mean([c[0] for c in G.nuclei]), np.mean([c[1] for c in G.nuclei])
@@ -364,7 +382,7 @@ def _distances(rng, G):
     dn = ndi.distance_transform_edt(~nm) * k
     di = ndi.distance_transform_edt(nm) * k
     if k > 1:
-        de, dn, di = (ndi.zoom(a, k, order=1)[: G.size, : G.size] for a in (de, dn, di))
+        de, dn, di = (upsample(a, k, (G.size, G.size)) for a in (de, dn, di))
     G.de, G.dn, G.di = de.astype(np.float32), dn.astype(np.float32), di.astype(np.float32)
     if G.state == "interphase":
         gamma = rng.uniform(0.6, 1.3)
@@ -459,19 +477,26 @@ def dna(rng, G):
     if G.state == "mitotic":
         tex = 1 + 0.2 * smooth_noise(rng, S, 0.3 * G.um)
         return G.chrom * tex.clip(0.3) * rng.uniform(2, 4)
+    ys_, xs_ = np.nonzero(G.nuc)
+    pad = int(2 * G.um) + 3
+    sl = (slice(max(ys_.min() - pad, 0), ys_.max() + pad + 1), slice(max(xs_.min() - pad, 0), xs_.max() + pad + 1))
+    ns, di, nl = G.nucsoft[sl], G.di[sl], G.nucleoli[sl]
+    S2 = ns.shape
     gran = rng.uniform(0.3, 1.0) * G.um / 2
-    tex = 1 + rng.uniform(0.08, 0.25) * smooth_noise(rng, S, gran)
-    tex *= 1 + rng.uniform(0.1, 0.3) * smooth_noise(rng, S, 2.5 * G.um)
-    img = G.nucsoft * tex.clip(0.2)
+    tex = 1 + rng.uniform(0.08, 0.25) * smooth_noise(rng, S2, gran)
+    tex *= 1 + rng.uniform(0.1, 0.3) * smooth_noise(rng, S2, 2.5 * G.um)
+    sub = ns * tex.clip(0.2)
     nf = int(rng.choice([0, 2, 5, 10, 20], p=[0.3, 0.3, 0.2, 0.12, 0.08]))
     if nf:
-        ys, xs = sample_points(rng, G.nuc.astype(float), nf)
-        f = np.zeros(S)
+        ys, xs = sample_points(rng, (ns > 0.5).astype(float), nf)
+        f = np.zeros(S2)
         splat(f, ys, xs, rng.uniform(0.5, 1.5, nf) * (G.um ** 2))
-        img += blur(f, 0.4 * G.um) * G.nucsoft
+        sub += blur(f, 0.4 * G.um) * ns
     rim = rng.uniform(0.0, 0.4)
-    img *= 1 + rim * np.exp(-G.di / (0.6 * G.um))
-    img *= 1 - rng.uniform(0.5, 0.85) * blur(G.nucleoli, 0.15 * G.um)
+    sub *= 1 + rim * np.exp(-di / (0.6 * G.um))
+    sub *= 1 - rng.uniform(0.5, 0.85) * blur(nl, 0.15 * G.um)
+    img = np.zeros(S, np.float32)
+    img[sl] = sub
     if rng.random() < 0.04:  # micronucleus / debris
         ys, xs = sample_points(rng, (G.cyto > 0.9) * np.exp(-G.dn / (3 * G.um)), 1)
         if len(ys):

@@ -215,7 +215,7 @@ def microtubules(rng, G):
     # bend at the edge and run along it
     reached = alive[:, -1] == 0
     last = np.maximum(alive.sum(1) - 1, 0)
-    k = np.nonzero(reached & (alive.sum(1) > 5) & (rng.random(n) < 0.6))[0]
+    k = np.nonzero(reached & (alive.sum(1) > 5) & (rng.random(n) < rng.uniform(0.05, 0.3)))[0]
     if len(k):
         ey, ex = py[k, last[k]], px[k, last[k]]
         psi0 = np.arctan2(ey - G.oy, ex - G.ox)
@@ -228,9 +228,12 @@ def microtubules(rng, G):
         psi = psi0[:, None] + sgn[:, None] * s / np.maximum(R0[:, None], 1)
         r = G.Rf(psi) - rng.uniform(0.4, 1.2) * um
         ay, ax = G.oy + r * np.sin(psi), G.ox + r * np.cos(psi)
-        img += _lines(G, S, ay, ax, (Lrun / m)[:, None] * bright[k, None] * C.lookup(G.cell, ay, ax), 0)
+        img += _lines(G, S, ay, ax, 0.6 * (Lrun / m)[:, None] * bright[k, None] * C.lookup(G.cell, ay, ax), 0)
     img = C.blur(img, 0.4)  # keep lines PSF-thin but continuous
+    img *= 0.6 + 0.4 * G.T / max(G.T.max(), 1e-6)
     ref = np.percentile(img[G.cell], 99)
+    dm = np.hypot(G.yy - G.my, G.xx - G.mx)
+    img += ref * rng.uniform(0.0, 0.4) * np.exp(-dm / (rng.uniform(3, 8) * um)) * G.cyto
     if rng.random() < 0.5:
         img += _dots(rng, G, np.array([G.my]), np.array([G.mx]), np.array([ref * rng.uniform(1, 2.5)]),
                      np.array([rng.uniform(0.5, 1.2)]), 1)
@@ -271,9 +274,10 @@ def er(rng, G):
               (b[:, 0] > 0) & (b[:, 0] < S[0] - 1) & (b[:, 1] > 0) & (b[:, 1] < S[1] - 1)
         keep &= inb
         a, b = a[keep], b[keep]
-        sy, sx, ds, _ = C.segments(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+        sy, sx, ds, seg = C.segments(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
         okp = C.lookup(G.cell, sy, sx) & ~C.lookup(G.nuc, sy, sx)
-        img += _lines(G, S, sy, sx, ds * okp * rng.uniform(0.7, 1.3), 0)
+        rb = rng.lognormal(0, rng.uniform(0.2, 0.6), len(a))
+        img += _lines(G, S, sy, sx, ds * okp * rb[seg], 0)
     img = C.blur(img, 0.45)
     ref = max(np.percentile(img[G.cell], 99), 1e-6)
     grain = (1 + rng.uniform(0.2, 0.5) * C.smooth_noise(rng, S, rng.uniform(0.2, 0.5) * um)).clip(0.2)
