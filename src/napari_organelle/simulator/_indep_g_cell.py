@@ -46,8 +46,18 @@ def splat(img, y, x, w):
     return img
 
 
-def blur(img, sigma):
-    return ndi.gaussian_filter(img, sigma, truncate=3.0) if sigma > 0.3 else img
+def blur(img, sigma, bb=None):
+    """Gaussian blur; with bb=(y0, y1, x0, x1) only that box (plus a margin) is filtered."""
+    if sigma <= 0.3:
+        return img
+    if bb is None:
+        return ndi.gaussian_filter(img, sigma, truncate=3.0)
+    m = int(3 * sigma) + 2
+    H, W = img.shape
+    y0, y1, x0, x1 = max(bb[0] - m, 0), min(bb[1] + m, H), max(bb[2] - m, 0), min(bb[3] + m, W)
+    out = np.zeros_like(img)
+    out[y0:y1, x0:x1] = ndi.gaussian_filter(img[y0:y1, x0:x1], sigma, truncate=3.0)
+    return out
 
 
 def resample_polyline(pts, step=0.6):
@@ -259,6 +269,8 @@ def build(rng, size, diameter, state):
     G.filopodia = []
     if not rounded and rng.random() < 0.3:
         _filopodia(rng, G, p)
+    ys, xs = np.nonzero(G.cell)
+    G.bb = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
     _nucleus(rng, G)
     _distances(rng, G)
     return G
@@ -312,7 +324,7 @@ def _nucleus(rng, G):
     frac = rng.uniform(lo, hi)
     aspect = rng.uniform(0.6, 1.0) if G.state == "interphase" else rng.uniform(0.8, 1.0)
     a = np.sqrt(frac * area / (np.pi * aspect))
-    a = float(np.clip(a, 3.5 * G.um, 11 * G.um))
+    a = float(np.clip(a, 5.0 * G.um, 11 * G.um))
     b = a * aspect
     orient = G.axis + rng.normal(0, 0.4)
     kidney = rng.uniform(0.1, 0.3) if rng.random() < 0.2 else 0.0

@@ -8,6 +8,7 @@ class; each class then draws its protein from physical sizes converted with the 
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import Voronoi
 
 from ..classes import CLASSES
 from . import _indep_g_cell as C
@@ -29,7 +30,7 @@ def _lines(G, S, ys, xs, w, sigma_px):
     """Draw sampled line points with a blur of sigma_px (0: sub-pixel splat only)."""
     img = np.zeros(S)
     C.splat(img, ys, xs, w)
-    return C.blur(img, sigma_px)
+    return C.blur(img, sigma_px, G.bb)
 
 
 def _dots(rng, G, ys, xs, amp, diam_um, nbins=3):
@@ -48,7 +49,7 @@ def _dots(rng, G, ys, xs, amp, diam_um, nbins=3):
         s = float(np.median(sig[m]))
         layer = np.zeros(S)
         C.splat(layer, ys[m], xs[m], amp[m] * 2 * np.pi * max(s, 0.6) ** 2)
-        out += C.blur(layer, s)
+        out += C.blur(layer, s, G.bb)
     return out
 
 
@@ -123,7 +124,7 @@ def actin(rng, G):
             img += _lines(G, S, sy, sx, ds * C.loguni(rng, 1.0, 3.0, len(e))[seg], 0.35 * um)
     # cortex
     cw = rng.uniform(0.5, 2.0) * um / 2
-    camp = {"cortex": rng.uniform(0.8, 1.5), "fibres": rng.uniform(0.1, 0.5)}.get(v, rng.uniform(0.3, 0.9))
+    camp = {"cortex": rng.uniform(0.6, 1.3), "fibres": rng.uniform(0.1, 0.4)}.get(v, rng.uniform(0.2, 0.7))
     img += camp * np.exp(-G.de / cw) * G.cellsoft
     if G.straight:
         img += camp * 0.5 * np.exp(-G.de / (0.3 * um)) * (G.Rmap < G.Rmap.max() * 2)
@@ -229,7 +230,7 @@ def microtubules(rng, G):
         r = G.Rf(psi) - rng.uniform(0.4, 1.2) * um
         ay, ax = G.oy + r * np.sin(psi), G.ox + r * np.cos(psi)
         img += _lines(G, S, ay, ax, 0.6 * (Lrun / m)[:, None] * bright[k, None] * C.lookup(G.cell, ay, ax), 0)
-    img = C.blur(img, 0.4)  # keep lines PSF-thin but continuous
+    img = C.blur(img, 0.4, G.bb)  # keep lines PSF-thin but continuous
     img *= 0.6 + 0.4 * G.T / max(G.T.max(), 1e-6)
     ref = np.percentile(img[G.cell], 99)
     dm = np.hypot(G.yy - G.my, G.xx - G.mx)
@@ -244,15 +245,13 @@ def microtubules(rng, G):
 
 def er(rng, G):
     S, um = G.cell.shape, G.um
-    from scipy.spatial import Voronoi
-
     info = {}
     mitotic = G.state == "mitotic"
     v = "spread" if mitotic else _pick(rng, {"lacy": 2.5 if G.line == "spread" else 1.2, "cloud": 2.0 if G.line != "spread" else 0.8,
-                                                "sheet": 1.0, "mixed": 1.5})
+                                                "sheet": 1.0, "mixed": 1.5, "grainy": 1.2})
     info["variant"] = v
-    mesh = rng.uniform(0.5, 2.0) * um
-    lam = {"lacy": rng.uniform(8, 20), "cloud": rng.uniform(2, 6), "sheet": rng.uniform(4, 10),
+    mesh = (rng.uniform(0.4, 0.8) if v == "grainy" else rng.uniform(0.5, 2.0)) * um
+    lam = {"grainy": rng.uniform(4, 12), "lacy": rng.uniform(8, 20), "cloud": rng.uniform(2, 6), "sheet": rng.uniform(4, 10),
            "mixed": rng.uniform(4, 12), "spread": 30}[v] * um
     reach = 0.0 if v == "lacy" else rng.uniform(0, 3) * um
     dens = G.cyto * (np.exp(-G.dn / lam) + 0.05) * (G.de > reach)
@@ -274,14 +273,18 @@ def er(rng, G):
               (b[:, 0] > 0) & (b[:, 0] < S[0] - 1) & (b[:, 1] > 0) & (b[:, 1] < S[1] - 1)
         keep &= inb
         a, b = a[keep], b[keep]
+        # tubules are gently curved: a displaced midpoint per ridge
+        nrm = (b - a)[:, ::-1] * np.array([1, -1])
+        mid = (a + b) / 2 + nrm * rng.normal(0, 0.12, (len(a), 1))
+        a, b = np.concatenate([a, mid]), np.concatenate([mid, b])
         sy, sx, ds, seg = C.segments(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
         okp = C.lookup(G.cell, sy, sx) & ~C.lookup(G.nuc, sy, sx)
-        rb = rng.lognormal(0, rng.uniform(0.2, 0.6), len(a))
+        rb = np.tile(rng.lognormal(0, rng.uniform(0.2, 0.6), len(a) // 2), 2)
         img += _lines(G, S, sy, sx, ds * okp * rb[seg], 0)
-    img = C.blur(img, 0.45)
+    img = C.blur(img, 0.45, G.bb)
     ref = max(np.percentile(img[G.cell], 99), 1e-6)
     grain = (1 + rng.uniform(0.2, 0.5) * C.smooth_noise(rng, S, rng.uniform(0.2, 0.5) * um)).clip(0.2)
-    sheet_amp = {"lacy": rng.uniform(0.1, 0.4), "cloud": rng.uniform(0.6, 1.2), "sheet": rng.uniform(0.8, 1.5),
+    sheet_amp = {"grainy": rng.uniform(0.2, 0.6), "lacy": rng.uniform(0.1, 0.4), "cloud": rng.uniform(0.6, 1.2), "sheet": rng.uniform(0.8, 1.5),
                  "mixed": rng.uniform(0.3, 0.8), "spread": rng.uniform(0.2, 0.5)}[v]
     zone = rng.uniform(2, 8) * um
     sheets = np.exp(-G.dn / zone) * G.cyto if not mitotic else G.T * G.cellsoft * (1 - G.nucsoft)
@@ -377,7 +380,7 @@ def _puncta(rng, G, n, diam, amp, perifrac, peri_scale, ring_p=0.0, cluster=Fals
         wr = np.repeat(amp[ring] * C.TAU * rr / m * 1.2, m)
         layer = np.zeros(G.cell.shape)
         C.splat(layer, ry, rx, wr)
-        img += C.blur(layer, max(0.12 * um, 0.5))
+        img += C.blur(layer, max(0.12 * um, 0.5), G.bb)
         img += _dots(rng, G, ys[ring], xs[ring], amp[ring] * 0.25, diam[ring] * 0.6)
     return img, int(len(ys))
 
@@ -475,7 +478,7 @@ def mitochondria(rng, G):
         sy, sx, dd, seg = C.segments(ys - L / 2 * np.sin(a), xs - L / 2 * np.cos(a), ys + L / 2 * np.sin(a), xs + L / 2 * np.cos(a))
         wgt = dd * np.where(rod[seg], 1.0, rng.uniform(0.6, 1.0) * um / max(dd.mean(), 1e-3) * 0.6)
         img += _lines(G, S, sy, sx, wgt * np.where(C.lookup(G.nuc, sy, sx), over, 1.0), max(width, 0.45) * um / 2.355)
-    img = C.blur(img, 0.4)
+    img = C.blur(img, 0.4, G.bb)
     ref = max(np.percentile(img[G.cell], 99.5), 1e-6)
     img *= 0.5 + 0.5 * G.T / max(G.T.max(), 1e-6)
     img += ref * _haze(G, rng.uniform(0.02, 0.2), 0.3)
