@@ -204,8 +204,8 @@ def _outline(rng, line, rounded):
             r -= rng.uniform(0.1, 0.25) * np.exp(-0.5 * (angdiff(t, c) / rng.uniform(0.2, 0.5)) ** 2)
     if rng.random() < 0.25:  # ruffled
         shape += "+ruffled"
-        for k in rng.integers(12, 40, 4):
-            r += rng.normal(0, 0.012) * np.cos(k * t + rng.uniform(0, TAU))
+        for k in rng.integers(10, 28, 4):
+            r += rng.normal(0, 0.006) * np.cos(k * t + rng.uniform(0, TAU))
     r = np.maximum(r, 0.35)
     lo, hi = LINES[line][2]
     aspect = rng.uniform(lo, hi)
@@ -235,9 +235,12 @@ def build(rng, size, diameter, state):
         for _ in range(rng.integers(1, 4)):  # straight edges shared with neighbours
             a = rng.uniform(0, TAU)
             nvec = np.array([np.sin(a), np.cos(a)])
-            q = p @ nvec
-            cut = rng.uniform(0.65, 0.9) * q.max()
-            p = p - np.maximum(q - cut, 0)[:, None] * nvec
+            cut = rng.uniform(0.65, 0.9) * (p @ nvec).max()
+            # along each ray from the star centre, stop at the line (angles kept: no saw-tooth)
+            ang0, r0 = np.arctan2(p[:, 0], p[:, 1]), np.hypot(p[:, 0], p[:, 1])
+            cosd = np.cos(ang0 - a)
+            r0 = np.where(cosd > 1e-6, np.minimum(r0, cut / np.maximum(cosd, 1e-6)), r0)
+            p = np.stack([r0 * np.sin(ang0), r0 * np.cos(ang0)], 1)
             G.straight += 1
     if rounded:
         target = diameter * (rng.uniform(0.5, 0.78) if state == "rounded" else 1.0)

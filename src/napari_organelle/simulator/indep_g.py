@@ -168,22 +168,30 @@ def microtubules(rng, G):
         # spindle: two poles, fibres to the chromosomes, astral rays
         a = G.plate_angle
         half = G.spindle_len * rng.uniform(0.55, 0.8)
-        poles = [(G.oy + s * half * np.cos(a + np.pi / 2) * 0, G.ox) for s in (1, -1)]
         poles = [(G.oy + s * half * np.sin(a + np.pi / 2), G.ox + s * half * np.cos(a + np.pi / 2)) for s in (1, -1)]
-        for py, pxx in poles:
-            n = 120
-            tt = rng.uniform(-0.5, 0.5, n) * G.spindle_len
-            ty, tx = G.oy + tt * np.cos(a) * 0 + tt * np.sin(a), G.ox + tt * np.cos(a)
-            sy, sx, dd, _ = C.segments(np.full(n, py), np.full(n, pxx), ty, tx)
-            img += _lines(G, S, sy, sx, dd, 0)
+        perp = a + np.pi / 2
+        for sgn, (py, pxx) in zip((1, -1), poles):
+            n = 140
+            tt = rng.uniform(-0.55, 0.55, n) * G.spindle_len
+            tt[: n // 4] = rng.uniform(-0.15, 0.15, n // 4) * G.spindle_len  # kinetochore bundles, central
+            ty = G.oy + tt * np.sin(a) - sgn * rng.uniform(0, 0.6, n) * half * np.sin(perp) * (rng.random(n) < 0.3)
+            tx = G.ox + tt * np.cos(a) - sgn * rng.uniform(0, 0.6, n) * half * np.cos(perp) * (rng.random(n) < 0.3)
+            # barrel: quadratic curve bulging away from the spindle axis
+            my = (py + ty) / 2 + 0.25 * (ty - G.oy)
+            mx = (pxx + tx) / 2 + 0.25 * (tx - G.ox)
+            q = np.linspace(0, 1, 40)[None]
+            cy_ = (1 - q) ** 2 * py + 2 * (1 - q) * q * my[:, None] + q ** 2 * ty[:, None]
+            cx_ = (1 - q) ** 2 * pxx + 2 * (1 - q) * q * mx[:, None] + q ** 2 * tx[:, None]
+            seg = np.hypot(np.diff(cy_, axis=1), np.diff(cx_, axis=1))
+            img += _lines(G, S, cy_[:, 1:], cx_[:, 1:], seg * C.lookup(G.cell, cy_[:, 1:], cx_[:, 1:]), 0)
             m = 60
             ang = rng.uniform(0, C.TAU, m)
-            L = rng.uniform(1, 5, m) * um
+            L = rng.uniform(1, 6, m) * um
             sy, sx, dd, _ = C.segments(np.full(m, py), np.full(m, pxx), py + L * np.sin(ang), pxx + L * np.cos(ang))
-            img += 0.5 * _lines(G, S, sy, sx, dd, 0)
+            img += 0.5 * _lines(G, S, sy, sx, dd * C.lookup(G.cell, sy, sx), 0)
             img += _dots(rng, G, np.array([py]), np.array([pxx]), np.array([3.0]), np.array([1.0]), 1)
-        img = C.blur(img, 0.5)
-        img += _haze(G, rng.uniform(0.1, 0.4), 1.0) * img.max() * 0.3
+        img = C.blur(img, 0.5, G.bb)
+        img += _haze(G, rng.uniform(0.03, 0.15), 1.0) * img.max()
         return img, {"variant": "spindle"}
     v = _pick(rng, {"radial": 3, "mesh": 2, "parallel": 2.5 if G.line == "spread" else 0.7, "wavy": 1})
     info["variant"] = v
@@ -338,6 +346,15 @@ def golgi(rng, G, kind):
                 rx = cx + (rr + bend * np.sin(np.linspace(0, np.pi, 8))) * np.cos(q)
                 ys_all.append(ry), xs_all.append(rx)
                 w_all.append(np.full(8, C.loguni(rng, 0.5, 2.0) * stack_len / 8))
+        if v in ("arc", "cap", "two") and rng.random() < 1 - frag:
+            # connected ribbon: a continuous, wavy backbone joining the stacks
+            phi = c + np.linspace(-span / 2, span / 2, 120)
+            wob = np.cumsum(rng.normal(0, 0.08 * um, 120))
+            r = f(phi) * sc + off0 + depth / 2 + wob - wob.mean()
+            ry, rx = cy + r * np.sin(phi), cx + r * np.cos(phi)
+            seg = np.hypot(np.diff(ry), np.diff(rx))
+            ys_all.append(ry[1:]), xs_all.append(rx[1:])
+            w_all.append(seg * (1 - frag) * rng.uniform(0.4, 1.0) * rows)
     ys, xs, w = np.concatenate(ys_all), np.concatenate(xs_all), np.concatenate(w_all)
     ok = C.lookup(G.cell, ys, xs) & ~C.lookup(G.nuc, ys, xs)
     img = _lines(G, S, ys, xs, w * ok, rng.uniform(0.3, 0.6) * um / 2.355 * 1.5)
