@@ -16,6 +16,15 @@ def test_every_class_meets_the_contract(size, diameter):
             assert check_rendered(r, cls, size, diameter) == [], (cls, i)
 
 
+def test_info_is_json():
+    import json
+
+    for cls in CLASSES:
+        r = indep_g.render(cls, np.random.default_rng(11), size=128, diameter=100)
+        json.dumps(r.info)
+        assert r.info["line"] in ("hela", "spread", "epithelial", "stem")
+
+
 def test_same_seed_same_cell_and_different_seeds_differ():
     for cls in ("ER", "Microtubules", "Golgi_gpp"):
         a = indep_g.render(cls, np.random.default_rng(7), size=160, diameter=120)

@@ -231,6 +231,7 @@ def build(rng, size, diameter, state):
     c, s = np.cos(theta), np.sin(theta)
     p = np.stack([p[:, 1] * s + p[:, 0] * c, p[:, 1] * c - p[:, 0] * s], 1)
     G.straight = 0
+    cuts = []
     if not rounded and line in ("epithelial", "stem", "hela") and rng.random() < {"hela": 0.3}.get(line, 0.6):
         for _ in range(rng.integers(1, 4)):  # straight edges shared with neighbours
             a = rng.uniform(0, TAU)
@@ -242,6 +243,7 @@ def build(rng, size, diameter, state):
             r0 = np.where(cosd > 1e-6, np.minimum(r0, cut / np.maximum(cosd, 1e-6)), r0)
             p = np.stack([r0 * np.sin(ang0), r0 * np.cos(ang0)], 1)
             G.straight += 1
+            cuts.append((a, cut))
     if rounded:
         target = diameter * (rng.uniform(0.5, 0.78) if state == "rounded" else 1.0)
         if state == "mitotic":
@@ -250,7 +252,9 @@ def build(rng, size, diameter, state):
             target = np.clip(rng.uniform(10, 20) * G.um, 0.48 * diameter, 0.72 * diameter)
     else:
         target = frac_ext * diameter
-    p *= target / _extent_pts(p)
+    fac = target / _extent_pts(p)
+    p *= fac
+    G.cuts = [(a, cut * fac) for a, cut in cuts]  # straight edges: direction and distance from the star centre
     ctr = (p.max(0) + p.min(0)) / 2
     p -= ctr
     G.cy = G.cx = size / 2.0

@@ -126,8 +126,9 @@ def actin(rng, G):
     cw = rng.uniform(0.5, 2.0) * um / 2
     camp = {"cortex": rng.uniform(0.6, 1.3), "fibres": rng.uniform(0.1, 0.4)}.get(v, rng.uniform(0.2, 0.7))
     img += camp * np.exp(-G.de / cw) * G.cellsoft
-    if G.straight:
-        img += camp * 0.5 * np.exp(-G.de / (0.3 * um)) * (G.Rmap < G.Rmap.max() * 2)
+    for a, cut in G.cuts:  # a sharp bright line where the cell meets a neighbour
+        dl = np.abs(cut - ((G.yy - G.oy) * np.sin(a) + (G.xx - G.ox) * np.cos(a)))
+        img += max(camp, 0.4) * rng.uniform(0.6, 1.5) * np.exp(-0.5 * (dl / max(0.25 * um, 0.6)) ** 2) * G.cellsoft
     fine = C.smooth_noise(rng, S, 0.15 * um)
     if v == "ruffle" or rng.random() < 0.3:  # lamellipodium with mesh texture
         c = rng.uniform(-np.pi, np.pi)
