@@ -155,7 +155,7 @@ def actin(rng, G):
     for base, tip in G.filopodia:
         sy, sx, ds, _ = C.segments(np.array([base[0]]), np.array([base[1]]), np.array([tip[0]]), np.array([tip[1]]))
         img += _lines(G, S, sy, sx, ds * rng.uniform(0.5, 1.0), 0)
-    img += rng.uniform(0.05, 0.3) * G.T * (1 + 0.4 * fine).clip(0) * (G.cyto + rng.uniform(0.3, 0.7) * G.nucsoft)
+    img += rng.uniform(0.05, 0.3) * G.T * (1 + rng.uniform(0.1, 0.3) * fine).clip(0) * (G.cyto + rng.uniform(0.3, 0.7) * G.nucsoft)
     return img, info
 
 
@@ -231,8 +231,8 @@ def microtubules(rng, G):
         psi0 = np.arctan2(ey - G.oy, ex - G.ox)
         dy, dx = np.sin(ang[k]), np.cos(ang[k])
         sgn = np.sign((ey - G.oy) * dx * -1 + (ex - G.ox) * dy + 1e-9)
-        m = 60
         Lrun = rng.uniform(2, 10, len(k)) * um
+        m = int(Lrun.max() / 0.6) + 2
         s = np.linspace(0, 1, m)[None] * Lrun[:, None]
         R0 = G.Rf(psi0)
         psi = psi0[:, None] + sgn[:, None] * s / np.maximum(R0[:, None], 1)
@@ -248,6 +248,19 @@ def microtubules(rng, G):
         img += _dots(rng, G, np.array([G.my]), np.array([G.mx]), np.array([ref * rng.uniform(1, 2.5)]),
                      np.array([rng.uniform(0.5, 1.2)]), 1)
         info["centrosome"] = True
+    if G.state == "interphase" and rng.random() < 0.04:
+        # late division: a bright midbody bridge reaching the edge (toward the sister cell)
+        psi = rng.uniform(-np.pi, np.pi)
+        R = float(G.Rf(np.array([psi]))[0])
+        L = min(rng.uniform(2, 6) * um, 0.3 * R)
+        r0 = R - L - 0.3 * um
+        sy, sx, dd, _ = C.segments(np.array([G.oy + r0 * np.sin(psi)]), np.array([G.ox + r0 * np.cos(psi)]),
+                                   np.array([G.oy + (R - 0.3 * um) * np.sin(psi)]),
+                                   np.array([G.ox + (R - 0.3 * um) * np.cos(psi)]))
+        gapc = np.abs(np.linspace(-1, 1, len(sy))) > 0.15  # the dark midbody centre
+        mb = _lines(G, S, sy, sx, dd * gapc * C.lookup(G.cell, sy, sx), rng.uniform(0.4, 0.8) * um / 2.355)
+        img += mb / max(mb.max(), 1e-9) * ref * rng.uniform(2, 4)
+        info["midbody"] = True
     img += ref * _haze(G, rng.uniform(0.05, 0.4), 0.5)
     return img, info
 
