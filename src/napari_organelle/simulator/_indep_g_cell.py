@@ -394,7 +394,7 @@ def _nucleus(rng, G):
 
 def _distances(rng, G):
     """Edge distance, nucleus distance (outside and inside) and a thickness map in [0, 1]."""
-    k = max(1, G.size // 160)
+    k = max(1, G.size // 128)
     cm = G.cell[::k, ::k]
     nm = G.nuc[::k, ::k]
     de = ndi.distance_transform_edt(cm) * k
@@ -403,6 +403,16 @@ def _distances(rng, G):
     if k > 1:
         de, dn, di = (upsample(a, k, (G.size, G.size)) for a in (de, dn, di))
     G.de, G.dn, G.di = de.astype(np.float32), dn.astype(np.float32), di.astype(np.float32)
+    if k > 1:  # exact distances near the nucleus (nuclear envelope, rims), coarse ones further out
+        ys, xs = np.nonzero(G.nuc)
+        pad = int(2 * G.um) + 6
+        y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, G.size)
+        x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, G.size)
+        sub = G.nuc[y0:y1, x0:x1]
+        dn_f = ndi.distance_transform_edt(~sub)
+        inner = dn_f < pad - 2
+        G.dn[y0:y1, x0:x1][inner] = dn_f[inner]
+        G.di[y0:y1, x0:x1] = ndi.distance_transform_edt(np.pad(sub, 1, constant_values=False))[1:-1, 1:-1]
     if G.state == "interphase":
         gamma = rng.uniform(0.6, 1.3)
         T = (G.de / (G.de + G.dn + 1.0)) ** gamma

@@ -314,7 +314,7 @@ def er(rng, G):
     img *= (0.35 + 0.65 * G.T / max(G.T.max(), 1e-6))
     if not mitotic:
         ne = np.exp(-0.5 * ((G.dn - G.di) / max(0.25 * um, 0.7)) ** 2)
-        img += ref * rng.uniform(0.5, 1.3) * ne * G.cellsoft
+        img += ref * rng.uniform(0.2, 1.3) * ne * G.cellsoft
         img += ref * rng.uniform(0.03, 0.3) * G.nucsoft * grain  # ER above/below the nucleus
     img += ref * rng.uniform(0.0, 0.25) * G.T * G.cyto
     return img, info
