@@ -102,7 +102,8 @@ def actin(rng, G):
         px = px - bow * np.sin(ang)[:, None]
         cap = rng.uniform(0.3, 1.0)
         over = np.where(C.lookup(G.nuc, py, px), cap, 1.0)
-        w = (keep * over * bright[:, None] * 0.7)
+        # per-length weight b * width * (px per um): the peak ~ b at any pixel size
+        w = keep * over * bright[:, None] * 0.7 * (0.5 * um)
         for lo, hi in ((0, 0.45), (0.45, 1.01)):
             m = (width >= lo) & (width < hi)
             if m.any():
@@ -121,7 +122,7 @@ def actin(rng, G):
             ys1 = ys0 + e[:, 3] * L * np.sin(e[:, 2])
             xs1 = xs0 + e[:, 3] * L * np.cos(e[:, 2])
             sy, sx, ds, seg = C.segments(ys0, xs0, ys1, xs1)
-            img += _lines(G, S, sy, sx, ds * C.loguni(rng, 1.0, 3.0, len(e))[seg], 0.35 * um)
+            img += _lines(G, S, sy, sx, ds * C.loguni(rng, 1.0, 3.0, len(e))[seg] * 0.9 * um, 0.35 * um)
     # cortex
     cw = rng.uniform(0.5, 2.0) * um / 2
     camp = {"cortex": rng.uniform(0.6, 1.3), "fibres": rng.uniform(0.1, 0.4)}.get(v, rng.uniform(0.2, 0.7))
@@ -143,8 +144,8 @@ def actin(rng, G):
             r = G.Rf(psi) - rng.uniform(3, 9) * um
             pts = np.stack([G.oy + r * np.sin(psi), G.ox + r * np.cos(psi)], 1)
             pts, ds = C.resample_polyline(pts)
-            img += _lines(G, S, pts[:, 0], pts[:, 1], ds * rng.uniform(0.5, 1.2) * C.lookup(G.cell, pts[:, 0], pts[:, 1]),
-                          0.3 * um)
+            img += _lines(G, S, pts[:, 0], pts[:, 1], ds * rng.uniform(0.5, 1.2) * 0.75 * um
+                          * C.lookup(G.cell, pts[:, 0], pts[:, 1]), 0.3 * um)
     if v == "podosome" or rng.random() < 0.1:
         n = rng.integers(20, 150)
         cy, cx = C.sample_points(rng, G.cyto, 3)
@@ -154,7 +155,7 @@ def actin(rng, G):
         img += _dots(rng, G, ys[ok], xs[ok], C.loguni(rng, 0.6, 1.5, ok.sum()), rng.uniform(0.5, 1.0, ok.sum()))
     for base, tip in G.filopodia:
         sy, sx, ds, _ = C.segments(np.array([base[0]]), np.array([base[1]]), np.array([tip[0]]), np.array([tip[1]]))
-        img += _lines(G, S, sy, sx, ds * rng.uniform(0.5, 1.0), 0)
+        img += _lines(G, S, sy, sx, ds * rng.uniform(0.5, 1.0) * 0.25 * um, 0)
     img += rng.uniform(0.05, 0.3) * G.T * (1 + rng.uniform(0.1, 0.3) * fine).clip(0) * (G.cyto + rng.uniform(0.3, 0.7) * G.nucsoft)
     return img, info
 
@@ -241,7 +242,8 @@ def microtubules(rng, G):
         img += _lines(G, S, ay, ax, 0.6 * (Lrun / m)[:, None] * bright[k, None] * C.lookup(G.cell, ay, ax), 0)
     img = C.blur(img, 0.4, G.bb)  # keep lines PSF-thin but continuous
     img *= 0.6 + 0.4 * G.T / max(G.T.max(), 1e-6)
-    ref = np.percentile(img[G.cell], 99)
+    # one microtubule's peak once blurred to the resolution limit (~0.1 um sd): sets the haze level
+    ref = float(np.median(bright)) / (np.sqrt(2 * np.pi) * np.hypot(0.4, 0.1 * um))
     dm = np.hypot(G.yy - G.my, G.xx - G.mx)
     img += ref * rng.uniform(0.0, 0.4) * np.exp(-dm / (rng.uniform(3, 8) * um)) * G.cyto
     if rng.random() < 0.5:
@@ -304,7 +306,8 @@ def er(rng, G):
         rb = np.tile(rng.lognormal(0, rng.uniform(0.2, 0.6), len(a) // 2), 2)
         img += _lines(G, S, sy, sx, ds * okp * rb[seg], 0)
     img = C.blur(img, 0.45, G.bb)
-    ref = max(np.percentile(img[G.cell], 99), 1e-6)
+    # one tubule's peak at the resolution limit (~0.1 um sd): sheets and haze are set against it
+    ref = 1.0 / (np.sqrt(2 * np.pi) * np.hypot(0.45, 0.1 * um))
     grain = (1 + rng.uniform(0.2, 0.5) * C.smooth_noise(rng, S, rng.uniform(0.2, 0.5) * um)).clip(0.2)
     sheet_amp = {"grainy": rng.uniform(0.2, 0.6), "lacy": rng.uniform(0.1, 0.4), "cloud": rng.uniform(0.6, 1.2), "sheet": rng.uniform(0.8, 1.5),
                  "mixed": rng.uniform(0.3, 0.8), "spread": rng.uniform(0.2, 0.5)}[v]
