@@ -464,11 +464,7 @@ def chromosomes(rng, G):
     L = min(L, 1.3 * Rr)
     if phase == "prometaphase":
         n = 40
-        cy = G.oy + rng.normal(0, 0.1 * Rr, n)
-        cx = G.ox + rng.normal(0, 0.1 * Rr, n)
         ry, rx = rng.normal(G.oy, 0.22 * L, n), rng.normal(G.ox, 0.22 * L, n)
-        centres = [(ry, rx)]
-        del cy, cx
     else:
         t = rng.uniform(-0.5, 0.5, 46) * L
         wid = rng.uniform(0.6, 1.2) * G.um
@@ -480,8 +476,6 @@ def chromosomes(rng, G):
             t = t * 0.8
         ry = G.oy + t * np.cos(a) + off * np.sin(a)
         rx = G.ox - t * np.sin(a) + off * np.cos(a)
-        centres = [(ry, rx)]
-    ry, rx = centres[0]
     # each chromosome a short rod of 1-3 um
     ca = rng.uniform(0, TAU, len(ry)) if phase == "prometaphase" else a + np.pi / 2 + rng.normal(0, 0.4, len(ry))
     ln = rng.uniform(1, 3, len(ry)) * G.um

@@ -170,18 +170,21 @@ def microtubules(rng, G):
         # spindle: two poles, fibres to the chromosomes, astral rays
         a = G.plate_angle
         half = G.spindle_len * rng.uniform(0.55, 0.8)
-        poles = [(G.oy + s * half * np.sin(a + np.pi / 2), G.ox + s * half * np.cos(a + np.pi / 2)) for s in (1, -1)]
-        perp = a + np.pi / 2
+        # the plate runs along (cos a, -sin a) (see chromosomes); the poles sit on its normal (sin a, cos a)
+        dy_, dx_ = np.cos(a), -np.sin(a)
+        ny_, nx_ = np.sin(a), np.cos(a)
+        poles = [(G.oy + s * half * ny_, G.ox + s * half * nx_) for s in (1, -1)]
         for sgn, (py, pxx) in zip((1, -1), poles):
             n = 140
             tt = rng.uniform(-0.55, 0.55, n) * G.spindle_len
             tt[: n // 4] = rng.uniform(-0.15, 0.15, n // 4) * G.spindle_len  # kinetochore bundles, central
-            ty = G.oy + tt * np.sin(a) - sgn * rng.uniform(0, 0.6, n) * half * np.sin(perp) * (rng.random(n) < 0.3)
-            tx = G.ox + tt * np.cos(a) - sgn * rng.uniform(0, 0.6, n) * half * np.cos(perp) * (rng.random(n) < 0.3)
+            past = -sgn * rng.uniform(0, 0.6, n) * half * (rng.random(n) < 0.3)  # interpolar fibres cross the plate
+            ty = G.oy + tt * dy_ + past * ny_
+            tx = G.ox + tt * dx_ + past * nx_
             # barrel: quadratic curve bulging away from the spindle axis
             my = (py + ty) / 2 + 0.25 * (ty - G.oy)
             mx = (pxx + tx) / 2 + 0.25 * (tx - G.ox)
-            q = np.linspace(0, 1, 40)[None]
+            q = np.linspace(0, 1, max(40, int(2 * half)))[None]
             cy_ = (1 - q) ** 2 * py + 2 * (1 - q) * q * my[:, None] + q ** 2 * ty[:, None]
             cx_ = (1 - q) ** 2 * pxx + 2 * (1 - q) * q * mx[:, None] + q ** 2 * tx[:, None]
             seg = np.hypot(np.diff(cy_, axis=1), np.diff(cx_, axis=1))
