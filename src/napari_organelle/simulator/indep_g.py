@@ -95,8 +95,8 @@ def actin(rng, G):
         shift = (rng.random(nf) * np.maximum(lens - want, 0) / 0.7).astype(int)
         idx = np.arange(len(t))[None]
         keep &= (idx >= (first + shift)[:, None]) & (idx < (first + shift + want / 0.7)[:, None])
-        width = rng.uniform(0.2, 1.0, nf)
-        bright = C.loguni(rng, 0.4, 1.5, nf) * width / 0.5
+        width = 0.2 + 0.8 * rng.beta(1.5, 4, nf)  # mostly thin bundles, a few thick ones
+        bright = C.loguni(rng, 0.3, 1.2, nf) * width / 0.5
         bow = rng.normal(0, 0.02, nf)[:, None] * (t[None] ** 2) / max(Lmax, 1)
         py = py + bow * np.cos(ang)[:, None]
         px = px - bow * np.sin(ang)[:, None]
@@ -122,10 +122,10 @@ def actin(rng, G):
             ys1 = ys0 + e[:, 3] * L * np.sin(e[:, 2])
             xs1 = xs0 + e[:, 3] * L * np.cos(e[:, 2])
             sy, sx, ds, seg = C.segments(ys0, xs0, ys1, xs1)
-            img += _lines(G, S, sy, sx, ds * C.loguni(rng, 1.0, 3.0, len(e))[seg] * 0.9 * um, 0.35 * um)
+            img += _lines(G, S, sy, sx, ds * C.loguni(rng, 0.6, 1.6, len(e))[seg] * 0.9 * um, 0.35 * um)
     # cortex
     cw = rng.uniform(0.5, 2.0) * um / 2
-    camp = {"cortex": rng.uniform(0.6, 1.3), "fibres": rng.uniform(0.1, 0.4)}.get(v, rng.uniform(0.2, 0.7))
+    camp = {"cortex": rng.uniform(1.0, 2.0), "fibres": rng.uniform(0.15, 0.5)}.get(v, rng.uniform(0.4, 1.2))
     img += camp * np.exp(-G.de / cw) * G.cellsoft
     for a, cut in G.cuts:  # a sharp bright line where the cell meets a neighbour
         dl = np.abs(cut - ((G.yy - G.oy) * np.sin(a) + (G.xx - G.ox) * np.cos(a)))
