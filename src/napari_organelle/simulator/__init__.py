@@ -24,6 +24,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "indep_d": ("indep_d", "render"),
     "indep_e": ("indep_e", "render"),
     "indep_f": ("indep_f", "render"),
+    "indep_g": ("indep_g", "render"),
 }
 
 
