@@ -195,36 +195,26 @@ def _background(x: np.ndarray, sigma: float, cells_across: float,
     h, w = x.shape
     degree = 0 if cells_across < 3 else (1 if cells_across < 6 else 2)
     step = max(1, int(math.ceil(math.sqrt(h * w / 10000))))  # about 10,000 samples
-    v = x[::step, ::step].astype(np.float64)
-    if degree == 0:  # a constant: the least-squares fit is the mean of the background pixels
-        v = v.ravel()
-        sel = v <= np.percentile(v, 20)
-        level, spread = 0.0, sigma
-        for _ in range(iterations):
-            if sel.sum() < 4:
-                break
-            level = float(v[sel].mean())
-            r = v - level
-            rs = r[sel]
-            spread = max(sigma, 1.4826 * float(np.median(np.abs(rs - np.median(rs)))))
-            new = r < 2.5 * spread
-            if np.array_equal(new, sel):
-                break
-            sel = new
-        return level, spread
-    yn = (np.arange(0, h, step) + 0.5) / h * 2 - 1
-    xn = (np.arange(0, w, step) + 0.5) / w * 2 - 1
+    v = x[::step, ::step].astype(np.float64).ravel()
     powers = [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
-    A = np.stack([np.outer(yn ** i, xn ** j).ravel() for i, j in powers], 1)
-    v = v.ravel()
+    if degree == 0:  # a constant: the least-squares fit is the mean of the background pixels
+        A = None
+    else:
+        yn = (np.arange(0, h, step) + 0.5) / h * 2 - 1
+        xn = (np.arange(0, w, step) + 0.5) / w * 2 - 1
+        A = np.stack([np.outer(yn ** i, xn ** j).ravel() for i, j in powers], 1)
     sel = v <= np.percentile(v, 20)  # most fields are at least 20 % background
     coef = np.zeros(len(powers))
     spread = sigma
     for _ in range(iterations):
         if sel.sum() < len(powers) * 4:
             break
-        coef = np.linalg.lstsq(A[sel], v[sel], rcond=None)[0]
-        r = v - A @ coef
+        if A is None:
+            coef = np.array([v[sel].mean()])
+            r = v - coef[0]
+        else:
+            coef = np.linalg.lstsq(A[sel], v[sel], rcond=None)[0]
+            r = v - A @ coef
         rs = r[sel]
         spread = max(sigma, 1.4826 * float(np.median(np.abs(rs - np.median(rs)))))
         new = r < 2.5 * spread
