@@ -1,0 +1,833 @@
+"""indep_h: an independent renderer of simulated fluorescence cells (docs/biology.md only).
+
+Design: a cell is a star-shaped polar outline (harmonics, von Mises protrusions with concave edges
+between them, straight cuts where neighbours meet, fan/lamella shapes), stretched and rotated; the
+nucleus is a polar ellipse placed where it fits. A thickness map (1 over the nucleus, 0 at the
+edge) modulates every cytoplasmic stain. Structures are drawn as anti-aliased bilinear splats of
+points along curves (lines with a brightness per unit length) or dots, blurred only by their
+physical width. All randomness comes from the generator passed in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .base import RenderedCell
+
+NAME = "indep_h"
+_K = 720
+_TH = np.linspace(-np.pi, np.pi, _K, endpoint=False)
+
+
+# ----------------------------------------------------------------------------- primitives
+def _noise(rng, shape, sigma):
+    """Smooth Gaussian noise, zero mean, unit std, correlation length ``sigma`` px."""
+    if sigma < 3:
+        a = rng.standard_normal(shape).astype(np.float32)
+        if sigma > 0.3:
+            a = ndi.gaussian_filter(a, sigma)
+    else:
+        f = sigma / 1.5
+        lo = (int(np.ceil(shape[0] / f)) + 3, int(np.ceil(shape[1] / f)) + 3)
+        a = ndi.gaussian_filter(rng.standard_normal(lo).astype(np.float32), 1.5)
+        a = ndi.zoom(a, (f, f), order=1)
+        a = np.pad(a, ((0, max(0, shape[0] - a.shape[0])), (0, max(0, shape[1] - a.shape[1]))), mode="edge")
+        a = a[:shape[0], :shape[1]]
+    a = a - a.mean()
+    return a / (a.std() + 1e-9)
+
+
+def _splat(shape, y, x, w):
+    """Bilinear splat of weights ``w`` at sub-pixel points: anti-aliased dots and lines."""
+    H, W = shape
+    w = np.broadcast_to(np.asarray(w, np.float64), np.shape(y)).ravel()
+    y = np.ravel(y)
+    x = np.ravel(x)
+    ok = (y >= 0) & (y < H - 1) & (x >= 0) & (x < W - 1) & (w != 0)
+    y, x, w = y[ok], x[ok], w[ok]
+    y0 = y.astype(np.int64)
+    x0 = x.astype(np.int64)
+    fy, fx = y - y0, x - x0
+    i = y0 * W + x0
+    idx = np.concatenate([i, i + 1, i + W, i + W + 1])
+    ww = np.concatenate([w * (1 - fy) * (1 - fx), w * (1 - fy) * fx, w * fy * (1 - fx), w * fy * fx])
+    return np.bincount(idx, ww, minlength=H * W).reshape(H, W).astype(np.float32)
+
+
+def _at(a, y, x):
+    """Nearest-pixel lookup, out of frame -> 0/False."""
+    H, W = a.shape
+    iy = np.clip(np.rint(y).astype(np.int64), 0, H - 1)
+    ix = np.clip(np.rint(x).astype(np.int64), 0, W - 1)
+    v = a[iy, ix]
+    out = (y < 0) | (y > H - 1) | (x < 0) | (x > W - 1)
+    return np.where(out, 0, v)
+
+
+def _curves(rng, y0, x0, a0, nstep, ds, curv, persist):
+    """N smooth random curves (N, nstep): curvature ``curv`` (1/px), persistence ``persist`` steps."""
+    n = len(y0)
+    k = rng.standard_normal((n, nstep)).astype(np.float32)
+    if persist > 1:
+        k = ndi.gaussian_filter1d(k, persist, axis=1)
+        k /= k.std() + 1e-9
+    curv = np.broadcast_to(np.asarray(curv, np.float32).reshape(-1, 1) if np.ndim(curv) else curv, (n, 1))
+    ang = a0[:, None] + np.cumsum(k * curv * ds, axis=1)
+    y = y0[:, None] + np.cumsum(ds * np.sin(ang), axis=1)
+    x = x0[:, None] + np.cumsum(ds * np.cos(ang), axis=1)
+    return y, x
+
+
+def _alive(mask, y, x):
+    """Each curve alive until it first leaves ``mask``."""
+    return np.cumprod(_at(mask, y, x).astype(np.uint8), axis=1).astype(bool)
+
+
+def _sample(rng, weight, n):
+    """``n`` sub-pixel points drawn with probability proportional to ``weight``."""
+    c = np.cumsum(weight.ravel().astype(np.float64))
+    if c[-1] <= 0:
+        c = np.arange(1, c.size + 1, dtype=np.float64)
+    i = np.searchsorted(c, rng.random(n) * c[-1])
+    i = np.clip(i, 0, c.size - 1)
+    W = weight.shape[1]
+    return i // W + rng.random(n) - 0.5, i % W + rng.random(n) - 0.5
+
+
+def _blur(a, sigma):
+    return ndi.gaussian_filter(a, sigma) if sigma > 0.35 else a
+
+
+def _norm(a, mask, q=99.5):
+    v = a[mask] if mask.any() else a.ravel()
+    s = float(np.percentile(v, q)) if v.size else 0.0
+    if s <= 0:
+        s = float(a.max()) or 1.0
+    return a / s
+
+
+def _dots(shape, y, x, w, sizes_px, ring=None):
+    """Dots of FWHM ``sizes_px`` (blurred per size bin); ``ring`` radii (px) draw hollow rings."""
+    out = np.zeros(shape, np.float32)
+    if len(y) == 0:
+        return out
+    bins = np.digitize(sizes_px, [1.5, 3, 5, 8])
+    for b in np.unique(bins):
+        s = bins == b
+        sig = max(0.0, float(np.median(sizes_px[s])) / 2.355)
+        yy, xx, ww = y[s], x[s], w[s]
+        if ring is not None:
+            rr = ring[s]
+            hasr = rr > 1.2
+            if hasr.any():
+                ph = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+                ry = (yy[hasr, None] + rr[hasr, None] * np.sin(ph)).ravel()
+                rx = (xx[hasr, None] + rr[hasr, None] * np.cos(ph)).ravel()
+                rw = np.repeat(ww[hasr] / 12, 12)
+                yy, xx, ww = np.r_[yy[~hasr], ry], np.r_[xx[~hasr], rx], np.r_[ww[~hasr], rw]
+        out += _blur(_splat(shape, yy, xx, ww), min(sig, 0.5 * sig + 0.8) if ring is not None else sig)
+    return out
+
+
+# ----------------------------------------------------------------------------- geometry
+class _Geo:
+    pass
+
+
+def _vm(th, c, k):
+    return np.exp((np.cos(th - c) - 1) * k)
+
+
+def _outline(rng, line):
+    """Polar radius r(theta) (local frame, mean ~1) and aspect ratio for a cell line."""
+    r = np.ones(_K)
+    for k in range(2, 7):
+        r += rng.normal(0, 0.06 / k ** 0.7) * np.cos(k * _TH + rng.uniform(0, 2 * np.pi))
+    info = {}
+    if line == "spread":
+        kind = rng.choice(["polygonal", "fan", "elongated", "triangular"], p=[0.3, 0.2, 0.3, 0.2])
+        info["shape"] = str(kind)
+        aspect = rng.uniform(0.3, 0.55) if kind == "elongated" else rng.uniform(0.5, 0.85)
+        base = rng.uniform(0.35, 0.6)
+        r = r * base
+        n = {"polygonal": rng.integers(3, 7), "fan": 2, "elongated": rng.integers(2, 4), "triangular": 3}[kind]
+        cs = np.sort(rng.uniform(0, 2 * np.pi, n)) if kind == "polygonal" else None
+        if kind == "triangular":
+            cs = rng.uniform(0, 2 * np.pi) + np.arange(3) * 2 * np.pi / 3 + rng.normal(0, 0.25, 3)
+        elif kind == "elongated":
+            cs = np.r_[0.0, np.pi, rng.uniform(0, 2 * np.pi, n - 2)] + rng.normal(0, 0.15, n)
+        elif kind == "fan":
+            cs = np.array([0.0, np.pi]) + rng.normal(0, 0.1, 2)
+        for j, c in enumerate(cs):
+            if kind == "fan":
+                amp, kap = (rng.uniform(0.5, 0.8), rng.uniform(1.0, 2.5)) if j == 0 else (rng.uniform(0.4, 0.8), rng.uniform(15, 40))
+            else:
+                amp, kap = rng.uniform(0.35, 1.0), rng.uniform(2.5, 14)
+            r = r + amp * _vm(_TH, c, kap)
+    elif line == "hela":
+        info["shape"] = "hela"
+        aspect = rng.uniform(0.6, 0.95)
+        r = r * rng.uniform(0.7, 0.9)
+        for c in rng.uniform(0, 2 * np.pi, rng.integers(0, 3)):
+            r = r + rng.uniform(0.15, 0.55) * _vm(_TH, c, rng.uniform(3, 14))
+    elif line == "epithelial":
+        info["shape"] = "compact polygonal"
+        aspect = rng.uniform(0.65, 1.0)
+    elif line == "stem":
+        info["shape"] = "stem"
+        aspect = rng.uniform(0.75, 1.0)
+    else:  # rounded
+        info["shape"] = "round"
+        r = 1 + 0.3 * (r - 1)
+        aspect = rng.uniform(0.85, 1.0)
+    if line in ("epithelial", "stem", "hela") and rng.random() < (0.8 if line != "hela" else 0.3):
+        for a in rng.uniform(0, 2 * np.pi, rng.integers(2, 6)):   # straight edges against neighbours
+            ra = np.interp(a, _TH, r, period=2 * np.pi) * rng.uniform(0.78, 0.95)
+            c = np.cos(_TH - a)
+            r = np.where(c > 0.05, np.minimum(r, ra / np.maximum(c, 0.05)), r)
+    if rng.random() < 0.3:  # ruffled edge
+        r = r * (1 + rng.uniform(0.005, 0.02) * np.sin(rng.integers(15, 40) * _TH + rng.uniform(0, 6)))
+    return np.maximum(r, 0.05), float(aspect), info
+
+
+def _polar_mask(shape, cy, cx, ang, sx, sy, r, box=None):
+    H, W = shape
+    y0, y1, x0, x1 = box if box is not None else (0, H, 0, W)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dy, dx = yy - cy, xx - cx
+    ca, sa = np.cos(ang), np.sin(ang)
+    u = (dx * ca + dy * sa) / sx
+    v = (-dx * sa + dy * ca) / sy
+    rho = np.hypot(u, v)
+    th = np.arctan2(v, u)
+    rr = np.interp(th.ravel(), _TH, r, period=2 * np.pi).reshape(th.shape)
+    m = np.zeros(shape, bool)
+    m[y0:y1, x0:x1] = rho < rr
+    return m
+
+
+def _points(cy, cx, ang, sx, sy, r, th, frac=1.0):
+    rr = np.interp(th, _TH, r, period=2 * np.pi) * frac
+    u, v = rr * np.cos(th) * sx, rr * np.sin(th) * sy
+    ca, sa = np.cos(ang), np.sin(ang)
+    return cy + u * sa + v * ca, cx + u * ca - v * sa
+
+
+def _geometry(rng, size, diameter):
+    g = _Geo()
+    g.size = size
+    shape = (size, size)
+    u = rng.random()
+    g.state = "mitotic" if u < 0.04 else ("rounded" if u < 0.07 else "interphase")
+    line = rng.choice(["spread", "hela", "epithelial", "stem"], p=[0.5, 0.28, 0.16, 0.06])
+    if g.state == "rounded":
+        line = "rounded"
+    g.line = str(line)
+    L_um = {"spread": (40, 80), "hela": (20, 40), "epithelial": (15, 30), "stem": (10, 18),
+            "rounded": (12, 20)}[g.line]
+    L_um = rng.uniform(*L_um)
+    target = diameter * (rng.uniform(0.86, 1.0) if g.state == "interphase" else rng.uniform(0.5, 0.75))
+    if g.state == "mitotic":
+        r, aspect = 1 + 0.02 * np.cos(2 * _TH + rng.uniform(0, 6)), rng.uniform(0.9, 1.0)
+        L_um = rng.uniform(15, 25)
+        g.info = {"shape": "mitotic round"}
+    else:
+        r, aspect, g.info = _outline(rng, g.line)
+    g.ang = rng.uniform(0, 2 * np.pi)
+    # extent of the unit shape over 8 directions (as base.extent measures it)
+    py, px_ = _points(0, 0, g.ang, 1, aspect, r, _TH)
+    e = max(float(np.ptp(py * np.sin(a) + px_ * np.cos(a))) for a in np.linspace(0, np.pi, 8, endpoint=False))
+    scale = (target - 1) / e
+    g.sx, g.sy, g.r = scale, scale * aspect, r
+    g.cy = size / 2 - (py.max() + py.min()) / 2 * scale
+    g.cx = size / 2 - (px_.max() + px_.min()) / 2 * scale
+    g.cell = _polar_mask(shape, g.cy, g.cx, g.ang, g.sx, g.sy, r)
+    g.px = float(L_um / target)
+    g.d_edge = ndi.distance_transform_edt(g.cell).astype(np.float32)
+    g.area_um2 = float(g.cell.sum()) * g.px ** 2
+    ys, xs = np.nonzero(g.cell)
+    g.ccy, g.ccx = float(ys.mean()), float(xs.mean())
+    return g
+
+
+def _nucleus(rng, g):
+    shape = (g.size, g.size)
+    frac = {"spread": (0.05, 0.14), "hela": (0.14, 0.32), "epithelial": (0.25, 0.45), "stem": (0.5, 0.7),
+            "rounded": (0.4, 0.6)}[g.line]
+    area = g.cell.sum() * rng.uniform(*frac)
+    nn = 2 if rng.random() < 0.04 else 1
+    area /= nn ** 0.8
+    asp = rng.uniform(0.6, 1.0)
+    a = np.sqrt(area / np.pi / asp)
+    a = float(np.clip(a, 4.0 / g.px, 10.0 / g.px))
+    r = np.ones(_K)
+    for k in range(2, 6):
+        r += rng.normal(0, 0.025) * np.cos(k * _TH + rng.uniform(0, 6))
+    kind = "ellipse"
+    if rng.random() < 0.15:
+        kind = "kidney"
+        r -= rng.uniform(0.12, 0.3) * _vm(_TH, rng.choice([np.pi / 2, -np.pi / 2]), 4)
+    elif rng.random() < 0.1:
+        kind = "lobed"
+        r += rng.uniform(0.05, 0.1) * np.cos(rng.integers(3, 5) * _TH + rng.uniform(0, 6))
+    ang = g.ang + rng.normal(0, 0.35)
+    nuc = np.zeros(shape, bool)
+    g.nuclei = []
+    for j in range(nn):
+        aa = a
+        for _ in range(8):
+            need = aa * (asp + (1 - asp) * 0.4) + 1.0 / g.px
+            ok = (g.d_edge >= need) & ~ndi.binary_dilation(nuc, iterations=2) if j else (g.d_edge >= need)
+            if ok.sum() > 0:
+                # off-centre: prefer points near the centroid but not at it
+                yy, xx = np.nonzero(ok)
+                d = np.hypot(yy - g.ccy, xx - g.ccx)
+                w = np.exp(-d / (0.25 * np.sqrt(g.cell.sum()))) + 1e-3
+                i = rng.choice(len(yy), p=w / w.sum())
+                cy, cx = float(yy[i]), float(xx[i])
+                bx = max(0, int(cy - aa * 1.4) - 2), min(g.size, int(cy + aa * 1.4) + 3), \
+                    max(0, int(cx - aa * 1.4) - 2), min(g.size, int(cx + aa * 1.4) + 3)
+                m = _polar_mask(shape, cy, cx, ang, aa, aa * asp, r, bx) & g.cell
+                if m.any() and not (m & nuc).any():
+                    nuc |= m
+                    g.nuclei.append((cy, cx, ang, aa, aa * asp, r))
+                    break
+            aa *= 0.87
+    if not nuc.any():  # degenerate: a small nucleus at the deepest point
+        cy, cx = np.unravel_index(np.argmax(g.d_edge), shape)
+        aa = max(2.0, 0.5 * float(g.d_edge.max()))
+        nuc = _polar_mask(shape, cy, cx, ang, aa, aa * asp, r) & g.cell
+        g.nuclei.append((float(cy), float(cx), ang, aa, aa * asp, r))
+    g.info.update(nucleus=kind, nuclei=len(g.nuclei))
+    g.nuc = nuc
+    g.ny, g.nx = g.nuclei[0][0], g.nuclei[0][1]
+    d_nuc = ndi.distance_transform_edt(~nuc).astype(np.float32)
+    g.d_nuc = d_nuc
+    f = g.d_edge / (g.d_edge + d_nuc + 1e-6)
+    g.t = np.where(g.cell, 0.05 + 0.95 * f ** 1.3, 0).astype(np.float32)
+    g.cyto = g.cell & ~nuc
+    # the MTOC / Golgi side: from the nucleus toward the bulk of the cytoplasm
+    cyy, cyx = np.nonzero(g.cyto)
+    if cyy.size:
+        dv = np.array([cyy.mean() - g.ny, cyx.mean() - g.nx])
+    else:
+        dv = np.zeros(2)
+    g.side = float(np.arctan2(dv[0], dv[1])) if np.hypot(*dv) > 0.5 else rng.uniform(0, 2 * np.pi)
+    g.side += rng.normal(0, 0.5)
+
+
+def _nuc_edge(g, th, extra_px=0.0):
+    """Points on the first nucleus boundary at image angles ``th`` (plus ``extra_px`` outward)."""
+    cy, cx, ang, a, b, r = g.nuclei[0]
+    loc = th - ang
+    # radius of the stretched polar shape along local angle (approximate ellipse inversion)
+    phi = np.arctan2(np.sin(loc) / b, np.cos(loc) / a)
+    rr = np.interp(phi, _TH, r, period=2 * np.pi)
+    rad = rr * np.hypot(a * np.cos(phi), b * np.sin(phi)) + extra_px
+    return cy + rad * np.sin(th), cx + rad * np.cos(th)
+
+
+def _dna(rng, g):
+    shape = (g.size, g.size)
+    dna = np.zeros(shape, np.float32)
+    g.nucleoli = []
+    ys, xs = np.nonzero(g.nuc)
+    y0, y1, x0, x1 = max(0, ys.min() - 3), min(g.size, ys.max() + 4), max(0, xs.min() - 3), min(g.size, xs.max() + 4)
+    m = g.nuc[y0:y1, x0:x1]
+    sh = m.shape
+    px = g.px
+    tex = 1 + rng.uniform(0.1, 0.25) * _noise(rng, sh, max(0.6, 0.25 / px)) \
+        + rng.uniform(0.08, 0.2) * _noise(rng, sh, 1.5 / px)
+    din = ndi.distance_transform_edt(m).astype(np.float32)
+    dome = np.clip(din * px / 2.5, 0, 1) ** 0.5
+    img = tex * (0.75 + 0.25 * dome)
+    img += rng.uniform(0.05, 0.35) * np.exp(-din * px / 0.4)             # brighter rim
+    nf = int(rng.integers(0, 6) if rng.random() < 0.75 else rng.integers(6, 20))  # heterochromatin foci
+    fy, fx = _sample(rng, m.astype(np.float32), nf)
+    img += rng.uniform(0.3, 0.8) * _norm(_dots(sh, fy, fx, rng.uniform(0.6, 1.4, nf), np.full(nf, 1.0 / px)), m, 100) if nf else 0
+    holes = np.zeros(sh, np.float32)
+    for (cy, cx, ang, a, b, r) in g.nuclei:
+        for _ in range(int(rng.integers(1, 5))):
+            rad = rng.uniform(0.5, 1.9) / px
+            rad = min(rad, 0.35 * b)
+            for _t in range(10):
+                q = np.sqrt(rng.random()) * 0.55
+                ph = rng.uniform(0, 2 * np.pi)
+                hy, hx = cy + q * a * np.sin(ph) - y0, cx + q * b * np.cos(ph) - x0
+                if 0 <= int(hy) < sh[0] and 0 <= int(hx) < sh[1] and din[int(hy), int(hx)] > rad:
+                    g.nucleoli.append((hy + y0, hx + x0, rad, rng.uniform(0.6, 1.4), rng.uniform(0, 6)))
+                    break
+    yy, xx = np.mgrid[0:sh[0], 0:sh[1]].astype(np.float32)
+    g.nucleolus_field = np.zeros(shape, np.float32)
+    for (hy, hx, rad, el, ph) in g.nucleoli:
+        dy, dx = yy - (hy - y0), xx - (hx - x0)
+        u = (dx * np.cos(ph) + dy * np.sin(ph)) * np.sqrt(el)
+        v = (-dx * np.sin(ph) + dy * np.cos(ph)) / np.sqrt(el)
+        holes = np.maximum(holes, np.exp(-(u ** 2 + v ** 2) / (2 * (0.8 * rad) ** 2)))
+    g.hole_depth = rng.uniform(0.35, 0.75)
+    img *= 1 - g.hole_depth * holes
+    img = np.maximum(img, 0) * ndi.gaussian_filter(m.astype(np.float32), 0.5) * m
+    img *= rng.uniform(0.85, 1.15) / max(float(np.percentile(img[m], 99)), 1e-6)
+    dna[y0:y1, x0:x1] = img
+    g.holes = np.zeros(shape, np.float32)
+    g.holes[y0:y1, x0:x1] = holes * m
+    g.box = (y0, y1, x0, x1)
+    # micronucleus / debris
+    if rng.random() < 0.03:
+        ok = g.cyto & (g.d_nuc * g.px > 1) & (g.d_nuc * g.px < 5) & (g.d_edge * g.px > 1.5)
+        if ok.any():
+            my, mx = _sample(rng, ok.astype(np.float32), 1)
+            mn = _dots(shape, my, mx, np.ones(1), np.array([rng.uniform(1, 2.5) / px]))
+            mn = _norm(mn, mn > 0, 100)
+            dna += 0.9 * mn
+            g.nuc |= (mn > 0.3) & g.cell
+    return dna
+
+
+def _mitotic(rng, g):
+    shape = (g.size, g.size)
+    px = g.px
+    g.spindle = g.ang + rng.uniform(0, 2 * np.pi)
+    stage = rng.choice(["prometaphase", "metaphase", "anaphase"], p=[0.3, 0.45, 0.25])
+    g.info["stage"] = str(stage)
+    n = int(rng.integers(30, 60))
+    ca, sa = np.cos(g.spindle), np.sin(g.spindle)   # spindle axis (pole to pole)
+    if stage == "prometaphase":
+        q = np.sqrt(rng.random(n)) * rng.uniform(3.5, 5.5) / px
+        ph = rng.uniform(0, 2 * np.pi, n)
+        cy, cx = g.ccy + q * np.sin(ph), g.ccx + q * np.cos(ph)
+    else:
+        along = rng.normal(0, 0.5, n) / px
+        across = rng.uniform(-1, 1, n) * rng.uniform(4, 6) / px
+        if stage == "anaphase":
+            along += np.where(rng.random(n) < 0.5, -1, 1) * rng.uniform(2.5, 5) / px
+        cy, cx = g.ccy + along * sa + across * ca, g.ccx + along * ca - across * sa
+    L = rng.uniform(1.0, 3.0, n) / px
+    a = g.spindle + rng.normal(0, 0.6, n)
+    tt = np.linspace(-0.5, 0.5, 8)
+    yy = cy[:, None] + L[:, None] * tt * np.sin(a)[:, None]
+    xx = cx[:, None] + L[:, None] * tt * np.cos(a)[:, None]
+    dna = _blur(_splat(shape, yy, xx, 1.0), 0.35 / px)
+    dna = _norm(dna, dna > 0, 99.5)
+    g.nuc = (dna > 0.25) & g.cell
+    if not g.nuc.any():
+        g.nuc = (dna >= dna.max() * 0.5) & g.cell
+    dna = np.minimum(dna, 1.3) * g.nuc * rng.uniform(2.0, 3.5)
+    g.nuclei = [(g.ccy, g.ccx, 0.0, 4 / px, 4 / px, np.ones(_K))]
+    g.ny, g.nx = g.ccy, g.ccx
+    g.d_nuc = ndi.distance_transform_edt(~g.nuc).astype(np.float32)
+    R = max(float(g.d_edge.max()), 1.0)
+    g.t = np.where(g.cell, 0.3 + 0.7 * np.sqrt(np.clip(g.d_edge / R, 0, 1)), 0).astype(np.float32)
+    g.cyto = g.cell & ~g.nuc
+    g.nucleoli, g.holes = [], np.zeros(shape, np.float32)
+    g.side = rng.uniform(0, 2 * np.pi)
+    g.stage = stage
+    return dna.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- classes
+def _bg(rng, g, cyto=True):
+    """Diffuse background of unbound protein: cytoplasm (thickness-weighted) or nucleus."""
+    lvl = rng.uniform(0.0, 0.33) * rng.random() ** 0.5
+    if cyto:
+        return lvl * g.t * np.where(g.nuc, rng.uniform(0.3, 0.8), 1.0)
+    return lvl * (g.nuc + rng.uniform(0.05, 0.3) * g.t * ~g.nuc)
+
+
+def _edge_contours(rng, g, n, len_um, inset_um):
+    """Curves running along the cell edge (length, inset in µm)."""
+    ys, xs = [], []
+    for _ in range(n):
+        a0 = rng.uniform(-np.pi, np.pi)
+        R = 0.5 * (g.sx + g.sy) * np.interp(a0, _TH, g.r, period=2 * np.pi)
+        span = len_um() / g.px / max(R, 1)
+        th = a0 + np.linspace(0, span, max(4, int(span * R / 0.7)))
+        frac = 1 - inset_um() / g.px / max(R, 1)
+        y, x = _points(g.cy, g.cx, g.ang, g.sx, g.sy, g.r, th, max(frac, 0.3))
+        ys.append(y)
+        xs.append(x)
+    if not ys:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(ys), np.concatenate(xs)
+
+
+def _microtubules(rng, g):
+    shape, px = g.cell.shape, g.px
+    if g.state == "mitotic":
+        return _spindle(rng, g)
+    var = rng.choice(["meshwork", "radial", "parallel"], p=[0.65, 0.2, 0.15])
+    if g.line == "rounded":
+        var = "meshwork"
+    ds = 0.7
+    Lmean = rng.uniform(12, 30)
+    n = int(np.clip(g.area_um2 * rng.uniform(1.5, 5) / Lmean, 60, 550))
+    nstep = int(min(1.6 * Lmean / px / ds, 520))
+    mt = np.zeros(shape, np.float32)
+    if var == "radial":
+        q = rng.uniform(0.3, 1.5, n) / px
+        ph = rng.uniform(0, 2 * np.pi, n)
+        my, mx = _nuc_edge(g, np.array([g.side]), 1.0 / px)
+        y0, x0 = my[0] + q * np.sin(ph), mx[0] + q * np.cos(ph)
+        a0 = ph + rng.normal(0, 0.15, n)
+    else:
+        y0, x0 = _sample(rng, g.t ** 0.7 * g.cell, n)
+        if var == "parallel":
+            a0 = g.ang + rng.normal(0, 0.3, n) + np.pi * (rng.random(n) < 0.5)
+        else:
+            a0 = np.arctan2(y0 - g.ny, x0 - g.nx) + rng.normal(0, 1.1, n)
+    curv = rng.uniform(0.04, 0.18) * px * rng.lognormal(0, 0.4, n)   # 1/px: wavy, not looping
+    y, x = _curves(rng, y0, x0, a0, nstep, ds, curv, rng.uniform(0.8, 2.5) / px / ds)
+    L = rng.uniform(0.4, 1.6, n) * Lmean / px / ds
+    alive = _alive(g.cell, y, x) & (np.arange(nstep)[None] < L[:, None])
+    w = rng.lognormal(0, 0.3, n)[:, None] * ds * alive * np.where(_at(g.nuc, y, x), rng.uniform(0.15, 0.5), 1.0)
+    mt += _splat(shape, y, x, w)
+    ey, ex = _edge_contours(rng, g, int(n * rng.uniform(0.05, 0.2)), lambda: rng.uniform(3, 15),
+                            lambda: rng.uniform(0.3, 1.5))
+    mt += _splat(shape, ey, ex, ds * rng.uniform(0.6, 1.0))
+    star = rng.random() < (0.8 if var == "radial" else 0.15)
+    if star:
+        my, mx = _nuc_edge(g, np.array([g.side]), 1.0 / px)
+        mt += rng.uniform(1, 3) * _dots(shape, my, mx, np.ones(1), np.array([0.8 / px]))
+    mt = _norm(_blur(mt, 0.0), g.cell, 99.0)
+    haze = rng.uniform(0.05, 0.35) * g.t * _norm(ndi.gaussian_filter(mt, 2.0 / px), g.cell, 95)
+    g.info.update(variant=str(var), filaments=n, centrosome_visible=bool(star))
+    return mt + haze + _bg(rng, g) * 0.5
+
+
+def _spindle(rng, g):
+    shape, px = g.cell.shape, g.px
+    half = rng.uniform(4, 6.5) / px
+    ca, sa = np.cos(g.spindle), np.sin(g.spindle)
+    out = np.zeros(shape, np.float32)
+    ds = 0.7
+    for s in (-1, 1):
+        py, pxx = g.ccy + s * half * sa, g.ccx + s * half * ca
+        n = 80
+        across = rng.uniform(-1, 1, n) * rng.uniform(3.5, 6) / px
+        ty, tx = g.ccy + across * ca + rng.normal(0, 0.5 / px, n), g.ccx - across * sa
+        t = np.linspace(0, 1, int(half * 1.5 / ds))[None]
+        bow = across[:, None] * 0.25 * np.sin(np.pi * t)
+        yy = py + (ty - py)[:, None] * t + bow * ca
+        xx = pxx + (tx - pxx)[:, None] * t - bow * sa
+        out += _splat(shape, yy, xx, ds)
+        na = 25
+        a = rng.uniform(0, 2 * np.pi, na)
+        ll = rng.uniform(2, 6, na) / px
+        t = np.linspace(0, 1, 30)[None]
+        out += _splat(shape, py + ll[:, None] * t * np.sin(a)[:, None], pxx + ll[:, None] * t * np.cos(a)[:, None],
+                      0.5 * ds * ll[:, None] / 30 * g.cell[np.clip(int(py), 0, g.size - 1), np.clip(int(pxx), 0, g.size - 1)])
+        out += 2 * _dots(shape, np.array([py]), np.array([pxx]), np.ones(1), np.array([0.8 / px]))
+    out *= g.cell
+    out = _norm(out, g.cell, 99.5)
+    g.info["variant"] = "spindle"
+    return out + rng.uniform(0.05, 0.2) * g.t
+
+
+def _actin(rng, g):
+    shape, px = g.cell.shape, g.px
+    d_um = g.d_edge * px
+    if g.state != "interphase":
+        out = np.exp(-d_um / rng.uniform(0.4, 0.9)) * g.cell * (1 + 0.3 * _noise(rng, shape, 0.6 / px)).clip(0.3)
+        g.info["variant"] = "cortex ring"
+        return out + rng.uniform(0.05, 0.2) * g.t
+    p_fibre = {"spread": 0.85, "hela": 0.35, "epithelial": 0.45, "stem": 0.2}.get(g.line, 0.3)
+    var = "stress fibres" if rng.random() < p_fibre else rng.choice(["cortex", "ruffles", "podosomes"], p=[0.55, 0.3, 0.15])
+    out = np.zeros(shape, np.float32)
+    cortex_w = rng.uniform(0.5, 2.0)
+    cort = np.exp(-d_um / (cortex_w / 2)) * g.cell * (1 + 0.35 * _noise(rng, shape, 0.8 / px)).clip(0.2)
+    out += cort * (rng.uniform(0.5, 1.0) if var == "stress fibres" else rng.uniform(0.9, 1.4))
+    nf = int(rng.integers(30, 81)) if var == "stress fibres" else int(rng.integers(0, 8))
+    if var == "stress fibres" and rng.random() < 0.3:
+        nf = int(rng.integers(10, 30))
+    if nf:
+        fan = rng.random() < 0.3
+        my, mx = _sample(rng, (g.t ** 0.3) * g.cell * (d_um > 1.5), nf)
+        if fan:
+            fy, fx = g.ny - 8 / px * np.sin(g.ang), g.nx - 8 / px * np.cos(g.ang)
+            a = np.arctan2(my - fy, mx - fx) + rng.normal(0, 0.1, nf)
+        else:
+            a = g.ang + rng.normal(0, rng.uniform(0.08, 0.35), nf) + (rng.random(nf) < 0.15) * rng.uniform(0.5, 1.2)
+        M = int(45 / px / 0.8)
+        st = np.arange(M) * 0.8
+        ends = []
+        for sgn in (1, -1):
+            yy = my[:, None] + sgn * st * np.sin(a)[:, None]
+            xx = mx[:, None] + sgn * st * np.cos(a)[:, None]
+            ends.append(_alive(g.cell, yy, xx).sum(1) * 0.8)
+        e1, e2 = ends
+        tot = e1 + e2
+        Lmax = rng.uniform(5, 40, nf) / px
+        keep = np.clip(Lmax / np.maximum(tot, 1), 0, 1)
+        # fibres reach most of the way to the edge, trimmed symmetrically when too long
+        a1, a2 = e1 * keep - 0.5 / px, e2 * keep - 0.5 / px
+        t = np.linspace(0, 1, 200)[None]
+        s = -a2[:, None] + (a1 + a2)[:, None] * t
+        yy, xx = my[:, None] + s * np.sin(a)[:, None], mx[:, None] + s * np.cos(a)[:, None]
+        seg = (a1 + a2)[:, None] / 200
+        wgt = rng.lognormal(0, 0.35, nf)[:, None] * seg * np.where(_at(g.nuc, yy, xx), rng.uniform(0.2, 0.8), 1.0)
+        wid = rng.uniform(0.25, 0.8)
+        out += _blur(_splat(shape, yy, xx, wgt), wid / 2.355 / px) * (rng.uniform(0.9, 1.6) * max(1, wid / px / 2))
+        # focal adhesions: bright dashes at the peripheral ends
+        fl = rng.uniform(1, 4, nf) / px
+        for endpt, sgn in ((a1, 1), (a2, -1)):
+            tt = np.linspace(0, 1, 12)[None]
+            s2 = sgn * (endpt[:, None] - fl[:, None] * tt)
+            fy2, fx2 = my[:, None] + s2 * np.sin(a)[:, None], mx[:, None] + s2 * np.cos(a)[:, None]
+            inner = d_um[np.clip(np.rint(fy2).astype(int), 0, g.size - 1), np.clip(np.rint(fx2).astype(int), 0, g.size - 1)] < 6
+            out += _blur(_splat(shape, fy2, fx2, (fl[:, None] / 12) * 1.2 * inner), 0.4 / px) * max(1, 0.6 / px)
+    if var in ("stress fibres", "ruffles") and rng.random() < 0.6:   # lamellipodium / ruffle band
+        c = rng.uniform(-np.pi, np.pi)
+        yy, xx = np.mgrid[0:g.size, 0:g.size]
+        th = np.arctan2(yy - g.cy, xx - g.cx) - g.ang
+        band = np.exp(-d_um / rng.uniform(1, 2.5)) * _vm(th, c, rng.uniform(1.5, 6)) * g.cell
+        out += band * (0.6 + 0.5 * _noise(rng, shape, 0.3 / px)).clip(0) * rng.uniform(0.6, 1.2)
+        if rng.random() < 0.5:  # transverse arcs behind it
+            ay, ax = _edge_contours(rng, g, int(rng.integers(2, 6)), lambda: rng.uniform(5, 15), lambda: rng.uniform(3, 8))
+            out += _blur(_splat(shape, ay, ax, 0.7 * 1.2), 0.3 / px)
+    if var == "podosomes" or rng.random() < 0.1:
+        k = int(rng.integers(20, 120))
+        py_, px_ = _sample(rng, g.cyto * (d_um > 1), k)
+        out += _dots(shape, py_, px_, rng.uniform(0.5, 1.2, k), rng.uniform(0.5, 1, k) / px) * max(1, (0.7 / px) ** 2 / 2)
+    out *= g.cell
+    out = _norm(out, g.cell, 99.7)
+    # filopodia: thin spikes out of the edge
+    nfil = int(rng.integers(0, 25))
+    if nfil:
+        th0 = rng.uniform(-np.pi, np.pi, nfil)
+        ey, ex = _points(g.cy, g.cx, g.ang, g.sx, g.sy, g.r, th0, 0.99)
+        a = np.arctan2(ey - g.cy, ex - g.cx) + rng.normal(0, 0.3, nfil)
+        ll = rng.uniform(2, 10, nfil) / px
+        t = np.linspace(0, 1, 40)[None]
+        fy, fx = ey[:, None] + ll[:, None] * t * np.sin(a)[:, None], ex[:, None] + ll[:, None] * t * np.cos(a)[:, None]
+        m = 3 <= fy
+        m &= (fy < g.size - 3) & (fx >= 3) & (fx < g.size - 3)
+        out += _splat(shape, fy, fx, 0.5 * ll[:, None] / 40 * m)
+    diffuse = rng.uniform(0.05, 0.3) * g.t * (1 + 0.4 * _noise(rng, shape, 0.3 / px)).clip(0)
+    g.info.update(variant=str(var), fibres=nf)
+    return out + diffuse * np.where(g.nuc, 0.5, 1)
+
+
+def _er(rng, g):
+    shape, px = g.cell.shape, g.px
+    mesh = rng.uniform(0.5, 2.0)
+    s1 = mesh / 3.5 / px
+    n = rng.standard_normal(shape).astype(np.float32)
+    f = ndi.gaussian_filter(n, max(s1, 0.5)) - ndi.gaussian_filter(n, max(s1, 0.5) * 1.8)
+    f /= f.std() + 1e-9
+    lines = np.exp(-(f / rng.uniform(0.25, 0.45)) ** 2)          # zero level set: a lacy network
+    grain = (1 + 0.5 * _noise(rng, shape, max(0.4, 0.15 / px))).clip(0)
+    lam = rng.uniform(6, 20) if g.line == "spread" else rng.uniform(2.5, 9)
+    if g.state == "mitotic":
+        lam = 50
+    d_n = g.d_nuc * px
+    dens = np.exp(-d_n / lam) * (1 - np.exp(-g.d_edge * px / rng.uniform(0.3, 2.0)))
+    sheet_w = rng.uniform(1.5, 6)
+    sheet = np.exp(-(d_n / sheet_w) ** 2)
+    sheetiness = rng.uniform(0.1, 0.6)
+    er = (lines * grain) * (0.3 + 0.7 * dens) * g.t ** 0.5 * dens ** 0.3
+    er = er * (1 - sheetiness) + sheetiness * (0.6 + 0.4 * grain) * sheet * g.t ** 0.5
+    if g.state != "mitotic":
+        ne = np.exp(-(d_n / rng.uniform(0.25, 0.5)) ** 2) * g.cell
+        er += ne * rng.uniform(0.5, 1.1)
+        er = np.where(g.nuc, er * 0 + rng.uniform(0.03, 0.3) * lines * grain * sheetiness + ne * 0, er)
+    else:
+        er *= np.clip(d_n / 0.7, 0, 1)
+    er *= g.cell
+    g.info.update(variant="mitotic spread" if g.state == "mitotic" else ("lacy" if lam > 6 else "perinuclear"),
+                  mesh_um=round(mesh, 2))
+    return _norm(er, g.cell, 99.7) + _bg(rng, g) * 0.5
+
+
+def _golgi(rng, g, gpp):
+    shape, px = g.cell.shape, g.px
+    if g.state == "mitotic":
+        k = int(rng.integers(150, 500))
+        y, x = _sample(rng, g.t * g.cyto, k)
+        out = _dots(shape, y, x, rng.lognormal(0, 0.4, k), rng.uniform(0.3, 0.5, k) / px)
+        g.info["variant"] = "mitotic haze"
+        return _norm(out, g.cell, 99.7) + rng.uniform(0.05, 0.3) * g.t
+    r = rng.random()
+    var = "arc" if r < 0.5 else ("knot" if r < 0.8 else ("two clusters" if r < 0.9 else "dispersed"))
+    span = rng.uniform(0.5, np.pi) if var == "arc" else rng.uniform(0.25, 0.7)
+    cont = rng.uniform(0.55, 1.0) if not gpp else rng.uniform(0.3, 0.8)   # continuity tendency
+    centres = [g.side] if var != "two clusters" else [g.side - 0.8, g.side + 0.8]
+    out = np.zeros(shape, np.float32)
+    for c in centres:
+        nel = int(rng.integers(8, 30) * (1 + cont))
+        th = c + rng.uniform(-0.5, 0.5, nel) * span
+        off = (rng.uniform(0, 1.0, nel) + (var == "knot") * rng.uniform(0, 3, nel)) / px
+        spread = (1 + 2 * (1 - cont)) / px
+        if var == "dispersed":
+            off = rng.uniform(0, 8, nel) / px
+            th = c + rng.normal(0, 1.2, nel)
+        ey, ex = _nuc_edge(g, th, off)
+        ey = ey + rng.normal(0, 0.25 * spread, nel)
+        ex = ex + rng.normal(0, 0.25 * spread, nel)
+        seg = rng.uniform(0.5, 1.5, nel) * (0.6 + cont) / px
+        t = np.linspace(-0.5, 0.5, 10)[None]
+        ta = th + np.pi / 2 + rng.normal(0, 0.4, nel)
+        yy, xx = ey[:, None] + seg[:, None] * t * np.sin(ta)[:, None], ex[:, None] + seg[:, None] * t * np.cos(ta)[:, None]
+        b = rng.lognormal(0, 0.4, nel)[:, None]
+        out += _blur(_splat(shape, yy, xx, b * seg[:, None] / 10), rng.uniform(0.25, 0.45) / px)
+    nves = int(rng.integers(5, 25) + gpp * rng.integers(10, 80) + (not gpp) * rng.integers(0, 30))
+    w = np.exp(-(g.d_nuc * px) / rng.uniform(2, 6 + 6 * gpp)) * g.cyto
+    vy, vx = _sample(rng, w, nves)
+    out += _dots(shape, vy, vx, rng.uniform(0.1, 0.5, nves), rng.uniform(0.3, 0.5, nves) / px)
+    out *= g.cell
+    g.info.update(variant=var)
+    return _norm(out, g.cell, 99.8) + _bg(rng, g) * 0.3
+
+
+def _puncta(rng, g, lyso):
+    shape, px = g.cell.shape, g.px
+    d_n = g.d_nuc * px
+    if g.state == "mitotic":
+        mode = "mitotic"
+        w = g.t * g.cyto * np.clip(d_n / 0.5, 0, 1)
+    else:
+        p = [0.45, 0.35, 0.2] if lyso else [0.25, 0.6, 0.15]
+        mode = str(rng.choice(["perinuclear", "scattered", "peripheral"], p=p))
+        lam = rng.uniform(2, 8)
+        if mode == "perinuclear":
+            w = np.exp(-d_n / lam) + rng.uniform(0.05, 0.3)
+        elif mode == "scattered":
+            w = 0.3 + np.exp(-d_n / rng.uniform(5, 15))
+        else:
+            w = np.exp(-g.d_edge * px / rng.uniform(3, 8)) + 0.2
+        w = w * g.cyto * g.t ** 0.3
+    n = int(rng.integers(30, 300) if lyso else rng.integers(50, 500))
+    n = int(n * np.clip(g.area_um2 / 700, 0.4, 1.6))
+    big = rng.random() < (0.5 if lyso else 0.15)   # a few large vs many small
+    y, x = _sample(rng, w, n)
+    if rng.random() < 0.35:   # clustered dots
+        k = max(1, n // int(rng.integers(4, 12)))
+        cy, cx = y[:k], x[:k]
+        j = rng.integers(0, k, n - k)
+        y = np.r_[cy, cy[j] + rng.normal(0, 0.8 / px, n - k)]
+        x = np.r_[cx, cx[j] + rng.normal(0, 0.8 / px, n - k)]
+        ok = _at(g.cyto, y, x)
+        y, x = y[ok], x[ok]
+    m = len(y)
+    if lyso:
+        sz = rng.uniform(0.4, 1.5 if big else 1.0, m) * rng.uniform(0.8, 1.1)
+    else:
+        sz = rng.uniform(0.2, 0.7 if big else 0.5, m)
+    bright = rng.lognormal(0, 0.5, m) * (sz / 0.5) ** 2
+    ring = np.where(lyso & (sz > 0.8) & (rng.random(m) < 0.7), sz / 2 / px * 0.7, 0)
+    out = _dots(shape, y, x, bright, np.maximum(sz / px, 0.8), ring)
+    out *= g.cell
+    out = _norm(out, g.cell, 99.8)
+    bg = _bg(rng, g)
+    if not lyso and rng.random() < 0.5:   # transferrin receptor outlines the plasma membrane
+        bg = bg + rng.uniform(0.05, 0.25) * np.exp(-g.d_edge * px / 0.4) * g.cell
+    g.info.update(variant=mode, puncta=m, large=bool(big))
+    return out + bg
+
+
+def _mito(rng, g):
+    shape, px = g.cell.shape, g.px
+    d_n = g.d_nuc * px
+    var = "fragmented" if g.state == "mitotic" else str(rng.choice(
+        ["network", "fragmented", "clump", "parallel"], p=[0.5, 0.2, 0.15, 0.15]))
+    lam = rng.uniform(1.5, 4) if var == "clump" else rng.uniform(4, 15)
+    w = (np.exp(-d_n / lam) + 0.05) * g.cyto * g.t ** 0.4
+    Lm = rng.uniform(0.5, 2) if var == "fragmented" else rng.uniform(2, 8)
+    n = int(np.clip(g.area_um2 * rng.uniform(0.4, 1.2) / Lm, 40, 900))
+    ds = 0.6
+    nstep = max(3, int(min(Lm * 1.5 / px / ds, 200)))
+    y0, x0 = _sample(rng, w, n)
+    a0 = (g.ang + rng.normal(0, 0.25, n) + np.pi * (rng.random(n) < 0.5)) if var == "parallel" \
+        else rng.uniform(0, 2 * np.pi, n)
+    y, x = _curves(rng, y0, x0, a0, nstep, ds, rng.uniform(0.2, 0.8) * px, 1.0 / px / ds)
+    L = rng.uniform(0.3, 1.0, n) * Lm * 1.5 / px / ds
+    alive = _alive(g.cyto, y, x) & (np.arange(nstep)[None] < L[:, None])
+    out = _splat(shape, y, x, ds * alive * rng.lognormal(0, 0.25, n)[:, None])
+    if var == "network":   # branches from existing tubules
+        nb = n // 2
+        j = rng.integers(0, n, nb)
+        k = rng.integers(0, nstep, nb)
+        by, bx = y[j, k], x[j, k]
+        ok = alive[j, k]
+        y2, x2 = _curves(rng, by[ok], bx[ok], rng.uniform(0, 2 * np.pi, ok.sum()), nstep // 2, ds, 0.5 * px, 1.0 / px / ds)
+        out += _splat(shape, y2, x2, ds * _alive(g.cyto, y2, x2))
+    wid = rng.uniform(0.3, 0.7)
+    out = _blur(out, wid / 2.355 / px)
+    nd = int(n * (1.0 if var == "fragmented" else 0.2))
+    dy, dx = _sample(rng, w, nd)
+    out += _dots(shape, dy, dx, np.full(nd, float(out.max()) * 0.8 * (px / 0.1)), rng.uniform(0.5, 1, nd) / px) \
+        * (0.7 / max(1.0, 1 / px)) if nd else 0
+    out *= g.cell * np.where(g.nuc, 0.15, 1)
+    g.info.update(variant=var, tubules=n)
+    return _norm(out, g.cell, 99.7) + _bg(rng, g) * 0.5
+
+
+def _nucleolus(rng, g, dna):
+    shape, px = g.cell.shape, g.px
+    if g.state == "mitotic":
+        g.info["variant"] = "chromosome coat"
+        return dna / max(float(dna.max()), 1e-6) * rng.uniform(0.5, 1) + rng.uniform(0.1, 0.3) * g.t
+    out = np.zeros(shape, np.float32)
+    for (hy, hx, rad, el, ph) in g.nucleoli:
+        k = int(rng.integers(1, 4))
+        cy = hy + rng.normal(0, 0.3 * rad, k)
+        cx = hx + rng.normal(0, 0.3 * rad, k)
+        blobs = _dots(shape, cy, cx, np.ones(k), np.full(k, 1.6 * rad))
+        blobs = _norm(blobs, blobs > 0, 100)
+        body = np.clip((blobs - 0.35) / 0.25, 0, 1)
+        inner = np.clip((blobs - 0.75) / 0.2, 0, 1)
+        fc = 1 - rng.uniform(0.2, 0.5) * np.clip(_noise(rng, shape, max(0.5, 0.2 / px)), 0, None) / 2
+        out = np.maximum(out, body * (1 - rng.uniform(0, 0.3) * inner) * fc * rng.uniform(0.7, 1.0))
+    out = ndi.gaussian_filter(out, 0.5) * g.nuc
+    nucleoplasm = rng.uniform(0.05, 0.2) * g.nuc * (1 + 0.2 * _noise(rng, shape, 0.5 / px))
+    g.info.update(variant="nucleoli", count=len(g.nucleoli))
+    return _norm(out, g.nuc, 99.9) + nucleoplasm.clip(0) + rng.uniform(0, 0.05) * g.t * g.cyto
+
+
+def _nuclear(rng, g, dna):
+    shape, px = g.cell.shape, g.px
+    if rng.random() < 0.6:
+        g.info["variant"] = "DNA stain"
+        return dna.copy()
+    if g.state == "mitotic":
+        g.info["variant"] = "nucleoplasmic (mitotic, diffuse)"
+        return g.t * (1 + 0.2 * _noise(rng, shape, 0.5 / px)).clip(0) * np.where(g.nuc, 0.6, 1.0)
+    gran = rng.uniform(0.05, 0.5)
+    fill = (1 + gran * _noise(rng, shape, max(0.5, 0.2 / px))).clip(0)
+    din = ndi.distance_transform_edt(g.nuc) * px
+    fill *= 0.85 + 0.15 * np.clip(din / 2, 0, 1) + rng.uniform(-0.1, 0.3) * np.exp(-din / 0.4)
+    fill *= 1 - rng.uniform(0.6, 0.95) * g.holes
+    g.info["variant"] = "nucleoplasmic protein"
+    return ndi.gaussian_filter(fill * g.nuc, 0.5) + rng.uniform(0, 0.05) * g.t * g.cyto
+
+
+def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) -> RenderedCell:
+    """One noise-free specimen of class ``cls`` (see base.py for the contract)."""
+    g = _geometry(rng, size, diameter)
+    if g.state == "mitotic":
+        dna = _mitotic(rng, g)
+    else:
+        _nucleus(rng, g)
+        dna = _dna(rng, g)
+    draw = {
+        "ActinFilaments": lambda: _actin(rng, g),
+        "Microtubules": lambda: _microtubules(rng, g),
+        "ER": lambda: _er(rng, g),
+        "Golgi_gia": lambda: _golgi(rng, g, False),
+        "Golgi_gpp": lambda: _golgi(rng, g, True),
+        "Endosome": lambda: _puncta(rng, g, False),
+        "Lysosome": lambda: _puncta(rng, g, True),
+        "Mitochondria": lambda: _mito(rng, g),
+        "Nucleolus": lambda: _nucleolus(rng, g, dna),
+        "Nucleus": lambda: _nuclear(rng, g, dna),
+    }
+    if cls not in draw:
+        raise ValueError(f"unknown class {cls!r}; expected one of {sorted(draw)}")
+    p = np.asarray(draw[cls](), np.float32)
+    p = np.maximum(np.nan_to_num(p), 0)
+    p = p / max(float(np.percentile(p[g.cell], 99.8)), 0.12 * float(p.max()), 1e-6)
+    p *= float(np.clip(rng.lognormal(0, 0.3), 0.5, 2.0))
+    g.info.update(cell_line=g.line)
+    return RenderedCell(protein=p.astype(np.float32), dna=np.maximum(dna, 0).astype(np.float32),
+                        cell=g.cell.copy(), nucleus=g.nuc.copy(), pixel_size_um=float(g.px),
+                        state=g.state, info=g.info)
