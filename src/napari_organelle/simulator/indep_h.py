@@ -100,7 +100,10 @@ def _blur(a, sigma):
 
 
 def _norm(a, mask, q=99.5):
+    """Scale so the structure's bright end (among the pixels that carry signal) is ~1."""
     v = a[mask] if mask.any() else a.ravel()
+    if v.size and v.max() > 0:
+        v = v[v > 0.05 * float(np.percentile(v, 99.9))]
     s = float(np.percentile(v, q)) if v.size else 0.0
     if s <= 0:
         s = float(a.max()) or 1.0
@@ -148,8 +151,8 @@ def _outline(rng, line):
     if line == "spread":
         kind = rng.choice(["polygonal", "fan", "elongated", "triangular"], p=[0.3, 0.2, 0.3, 0.2])
         info["shape"] = str(kind)
-        aspect = rng.uniform(0.3, 0.55) if kind == "elongated" else rng.uniform(0.5, 0.85)
-        base = rng.uniform(0.35, 0.6)
+        aspect = rng.uniform(0.35, 0.6) if kind == "elongated" else rng.uniform(0.55, 0.9)
+        base = rng.uniform(0.5, 0.8)
         r = r * base
         n = {"polygonal": rng.integers(3, 7), "fan": 2, "elongated": rng.integers(2, 4), "triangular": 3}[kind]
         cs = np.sort(rng.uniform(0, 2 * np.pi, n)) if kind == "polygonal" else None
@@ -163,7 +166,7 @@ def _outline(rng, line):
             if kind == "fan":
                 amp, kap = (rng.uniform(0.5, 0.8), rng.uniform(1.0, 2.5)) if j == 0 else (rng.uniform(0.4, 0.8), rng.uniform(15, 40))
             else:
-                amp, kap = rng.uniform(0.35, 1.0), rng.uniform(2.5, 14)
+                amp, kap = rng.uniform(0.3, 0.9), rng.uniform(2.5, 12)
             r = r + amp * _vm(_TH, c, kap)
     elif line == "hela":
         info["shape"] = "hela"
@@ -253,14 +256,14 @@ def _geometry(rng, size, diameter):
 
 def _nucleus(rng, g):
     shape = (g.size, g.size)
-    frac = {"spread": (0.05, 0.14), "hela": (0.14, 0.32), "epithelial": (0.25, 0.45), "stem": (0.5, 0.7),
-            "rounded": (0.4, 0.6)}[g.line]
-    area = g.cell.sum() * rng.uniform(*frac)
+    # physical nuclear size (semi-major axis, µm) by cell line, capped to fit the cell's area
+    a_um = {"spread": (5.5, 9.5), "hela": (5, 8.5), "epithelial": (4.5, 7.5), "stem": (4, 6.5),
+            "rounded": (3.5, 6)}[g.line]
     nn = 2 if rng.random() < 0.04 else 1
-    area /= nn ** 0.8
     asp = rng.uniform(0.6, 1.0)
-    a = np.sqrt(area / np.pi / asp)
-    a = float(np.clip(a, 4.0 / g.px, 10.0 / g.px))
+    a = rng.uniform(*a_um) / g.px / nn ** 0.35
+    cap = np.sqrt({"stem": 0.75, "rounded": 0.6}.get(g.line, 0.5) * g.cell.sum() / nn / np.pi / asp)
+    a = float(min(a, cap))
     r = np.ones(_K)
     for k in range(2, 6):
         r += rng.normal(0, 0.025) * np.cos(k * _TH + rng.uniform(0, 6))
@@ -461,7 +464,7 @@ def _microtubules(rng, g):
         var = "meshwork"
     ds = 0.7
     Lmean = rng.uniform(12, 30)
-    n = int(np.clip(g.area_um2 * rng.uniform(1.5, 5) / Lmean, 60, 550))
+    n = int(np.clip(g.area_um2 * rng.uniform(2.5, 7) / Lmean, 80, 700))
     nstep = int(min(1.6 * Lmean / px / ds, 520))
     mt = np.zeros(shape, np.float32)
     if var == "radial":
@@ -476,8 +479,8 @@ def _microtubules(rng, g):
             a0 = g.ang + rng.normal(0, 0.3, n) + np.pi * (rng.random(n) < 0.5)
         else:
             a0 = np.arctan2(y0 - g.ny, x0 - g.nx) + rng.normal(0, 1.1, n)
-    curv = rng.uniform(0.04, 0.18) * px * rng.lognormal(0, 0.4, n)   # 1/px: wavy, not looping
-    y, x = _curves(rng, y0, x0, a0, nstep, ds, curv, rng.uniform(0.8, 2.5) / px / ds)
+    curv = rng.uniform(0.12, 0.35) * px * rng.lognormal(0, 0.3, n)   # 1/px: wavy, not looping
+    y, x = _curves(rng, y0, x0, a0, nstep, ds, curv, rng.uniform(0.4, 1.2) / px / ds)
     L = rng.uniform(0.4, 1.6, n) * Lmean / px / ds
     alive = _alive(g.cell, y, x) & (np.arange(nstep)[None] < L[:, None])
     w = rng.lognormal(0, 0.3, n)[:, None] * ds * alive * np.where(_at(g.nuc, y, x), rng.uniform(0.15, 0.5), 1.0)
@@ -713,7 +716,7 @@ def _puncta(rng, g, lyso):
         sz = rng.uniform(0.4, 1.5 if big else 1.0, m) * rng.uniform(0.8, 1.1)
     else:
         sz = rng.uniform(0.2, 0.7 if big else 0.5, m)
-    bright = rng.lognormal(0, 0.5, m) * (sz / 0.5) ** 2
+    bright = rng.lognormal(0, 0.5, m) * np.maximum(sz / px, 0.8) ** 2 * (sz / 0.5) ** 0.5   # peak ~ size^0.5
     ring = np.where(lyso & (sz > 0.8) & (rng.random(m) < 0.7), sz / 2 / px * 0.7, 0)
     out = _dots(shape, y, x, bright, np.maximum(sz / px, 0.8), ring)
     out *= g.cell
@@ -825,7 +828,8 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
         raise ValueError(f"unknown class {cls!r}; expected one of {sorted(draw)}")
     p = np.asarray(draw[cls](), np.float32)
     p = np.maximum(np.nan_to_num(p), 0)
-    p = p / max(float(np.percentile(p[g.cell], 99.8)), 0.12 * float(p.max()), 1e-6)
+    p = _norm(p, g.cell, 99.7)
+    p = np.minimum(p, 2 + np.sqrt(np.maximum(p - 2, 0)))   # a few overlapping hot spots stay bounded
     p *= float(np.clip(rng.lognormal(0, 0.3), 0.5, 2.0))
     g.info.update(cell_line=g.line)
     return RenderedCell(protein=p.astype(np.float32), dna=np.maximum(dna, 0).astype(np.float32),
