@@ -219,8 +219,7 @@ def _points(cy, cx, ang, sx, sy, r, th, frac=1.0):
 
 def _geometry(rng, size, diameter):
     g = _Geo()
-    g.size = size
-    shape = (size, size)
+    g.fsize = size
     u = rng.random()
     g.state = "mitotic" if u < 0.04 else ("rounded" if u < 0.07 else "interphase")
     line = rng.choice(["spread", "hela", "epithelial", "stem"], p=[0.5, 0.28, 0.16, 0.06])
@@ -245,8 +244,20 @@ def _geometry(rng, size, diameter):
     g.sx, g.sy, g.r = scale, scale * aspect, r
     g.cy = size / 2 - (py.max() + py.min()) / 2 * scale
     g.cx = size / 2 - (px_.max() + px_.min()) / 2 * scale
-    g.cell = _polar_mask(shape, g.cy, g.cx, g.ang, g.sx, g.sy, r)
     g.px = float(L_um / target)
+    # work on a canvas around the cell (filopodia margin), embedded in the frame at the end
+    m = int(4.0 / g.px) + 4
+    y0 = max(0, int(g.cy + scale * py.min()) - m)
+    y1 = min(size, int(np.ceil(g.cy + scale * py.max())) + m + 1)
+    x0 = max(0, int(g.cx + scale * px_.min()) - m)
+    x1 = min(size, int(np.ceil(g.cx + scale * px_.max())) + m + 1)
+    g.off = (y0, y1, x0, x1)
+    g.cy -= y0
+    g.cx -= x0
+    g.H, g.W = y1 - y0, x1 - x0
+    g.shape = shape = (g.H, g.W)
+    g.size = max(g.H, g.W)
+    g.cell = _polar_mask(shape, g.cy, g.cx, g.ang, g.sx, g.sy, r)
     g.d_edge = ndi.distance_transform_edt(g.cell).astype(np.float32)
     g.area_um2 = float(g.cell.sum()) * g.px ** 2
     ys, xs = np.nonzero(g.cell)
@@ -255,7 +266,7 @@ def _geometry(rng, size, diameter):
 
 
 def _nucleus(rng, g):
-    shape = (g.size, g.size)
+    shape = g.shape
     # physical nuclear size (semi-major axis, µm) by cell line, capped to fit the cell's area
     a_um = {"spread": (5.5, 9.5), "hela": (5, 8.5), "epithelial": (4.5, 7.5), "stem": (4, 6.5),
             "rounded": (3.5, 6)}[g.line]
@@ -289,8 +300,8 @@ def _nucleus(rng, g):
                 w = np.exp(-d / (0.25 * np.sqrt(g.cell.sum()))) + 1e-3
                 i = rng.choice(len(yy), p=w / w.sum())
                 cy, cx = float(yy[i]), float(xx[i])
-                bx = max(0, int(cy - aa * 1.4) - 2), min(g.size, int(cy + aa * 1.4) + 3), \
-                    max(0, int(cx - aa * 1.4) - 2), min(g.size, int(cx + aa * 1.4) + 3)
+                bx = max(0, int(cy - aa * 1.4) - 2), min(g.H, int(cy + aa * 1.4) + 3), \
+                    max(0, int(cx - aa * 1.4) - 2), min(g.W, int(cx + aa * 1.4) + 3)
                 m = _polar_mask(shape, cy, cx, ang, aa, aa * asp, r, bx) & g.cell
                 if m.any() and not (m & nuc).any():
                     nuc |= m
@@ -332,11 +343,11 @@ def _nuc_edge(g, th, extra_px=0.0):
 
 
 def _dna(rng, g):
-    shape = (g.size, g.size)
+    shape = g.shape
     dna = np.zeros(shape, np.float32)
     g.nucleoli = []
     ys, xs = np.nonzero(g.nuc)
-    y0, y1, x0, x1 = max(0, ys.min() - 3), min(g.size, ys.max() + 4), max(0, xs.min() - 3), min(g.size, xs.max() + 4)
+    y0, y1, x0, x1 = max(0, ys.min() - 3), min(g.H, ys.max() + 4), max(0, xs.min() - 3), min(g.W, xs.max() + 4)
     m = g.nuc[y0:y1, x0:x1]
     sh = m.shape
     px = g.px
@@ -389,7 +400,7 @@ def _dna(rng, g):
 
 
 def _mitotic(rng, g):
-    shape = (g.size, g.size)
+    shape = g.shape
     px = g.px
     g.spindle = g.ang + rng.uniform(0, 2 * np.pi)
     stage = rng.choice(["prometaphase", "metaphase", "anaphase"], p=[0.3, 0.45, 0.25])
@@ -462,7 +473,7 @@ def _microtubules(rng, g):
     var = rng.choice(["meshwork", "radial", "parallel"], p=[0.65, 0.2, 0.15])
     if g.line == "rounded":
         var = "meshwork"
-    ds = 0.7
+    ds = 0.9
     Lmean = rng.uniform(12, 30)
     n = int(np.clip(g.area_um2 * rng.uniform(2.5, 7) / Lmean, 80, 700))
     nstep = int(min(1.6 * Lmean / px / ds, 520))
@@ -519,7 +530,7 @@ def _spindle(rng, g):
         ll = rng.uniform(2, 6, na) / px
         t = np.linspace(0, 1, 30)[None]
         out += _splat(shape, py + ll[:, None] * t * np.sin(a)[:, None], pxx + ll[:, None] * t * np.cos(a)[:, None],
-                      0.5 * ds * ll[:, None] / 30 * g.cell[np.clip(int(py), 0, g.size - 1), np.clip(int(pxx), 0, g.size - 1)])
+                      0.5 * ds * ll[:, None] / 30 * g.cell[np.clip(int(py), 0, g.H - 1), np.clip(int(pxx), 0, g.W - 1)])
         out += 2 * _dots(shape, np.array([py]), np.array([pxx]), np.ones(1), np.array([0.8 / px]))
     out *= g.cell
     out = _norm(out, g.cell, 99.5)
@@ -547,7 +558,8 @@ def _actin(rng, g):
         fan = rng.random() < 0.3
         my, mx = _sample(rng, (g.t ** 0.3) * g.cell * (d_um > 1.5), nf)
         if fan:
-            fy, fx = g.ny - 8 / px * np.sin(g.ang), g.nx - 8 / px * np.cos(g.ang)
+            back = rng.uniform(25, 45) / px * rng.choice([-1, 1])
+            fy, fx = g.ny - back * np.sin(g.ang), g.nx - back * np.cos(g.ang)
             a = np.arctan2(my - fy, mx - fx) + rng.normal(0, 0.1, nf)
         else:
             a = g.ang + rng.normal(0, rng.uniform(0.08, 0.35), nf) + (rng.random(nf) < 0.15) * rng.uniform(0.5, 1.2)
@@ -577,11 +589,11 @@ def _actin(rng, g):
             tt = np.linspace(0, 1, 12)[None]
             s2 = sgn * (endpt[:, None] - fl[:, None] * tt)
             fy2, fx2 = my[:, None] + s2 * np.sin(a)[:, None], mx[:, None] + s2 * np.cos(a)[:, None]
-            inner = d_um[np.clip(np.rint(fy2).astype(int), 0, g.size - 1), np.clip(np.rint(fx2).astype(int), 0, g.size - 1)] < 6
+            inner = d_um[np.clip(np.rint(fy2).astype(int), 0, g.H - 1), np.clip(np.rint(fx2).astype(int), 0, g.W - 1)] < 6
             out += _blur(_splat(shape, fy2, fx2, (fl[:, None] / 12) * 1.2 * inner), 0.4 / px) * max(1, 0.6 / px)
     if var in ("stress fibres", "ruffles") and rng.random() < 0.6:   # lamellipodium / ruffle band
         c = rng.uniform(-np.pi, np.pi)
-        yy, xx = np.mgrid[0:g.size, 0:g.size]
+        yy, xx = np.mgrid[0:g.H, 0:g.W]
         th = np.arctan2(yy - g.cy, xx - g.cx) - g.ang
         band = np.exp(-d_um / rng.uniform(1, 2.5)) * _vm(th, c, rng.uniform(1.5, 6)) * g.cell
         out += band * (0.6 + 0.5 * _noise(rng, shape, 0.3 / px)).clip(0) * rng.uniform(0.6, 1.2)
@@ -595,16 +607,16 @@ def _actin(rng, g):
     out *= g.cell
     out = _norm(out, g.cell, 99.7)
     # filopodia: thin spikes out of the edge
-    nfil = int(rng.integers(0, 25))
+    nfil = int(rng.integers(0, 12)) if rng.random() < 0.6 else 0
     if nfil:
         th0 = rng.uniform(-np.pi, np.pi, nfil)
         ey, ex = _points(g.cy, g.cx, g.ang, g.sx, g.sy, g.r, th0, 0.99)
         a = np.arctan2(ey - g.cy, ex - g.cx) + rng.normal(0, 0.3, nfil)
-        ll = rng.uniform(2, 10, nfil) / px
+        ll = rng.uniform(1.5, 3, nfil) ** rng.uniform(1, 2, nfil) / px
         t = np.linspace(0, 1, 40)[None]
         fy, fx = ey[:, None] + ll[:, None] * t * np.sin(a)[:, None], ex[:, None] + ll[:, None] * t * np.cos(a)[:, None]
-        m = 3 <= fy
-        m &= (fy < g.size - 3) & (fx >= 3) & (fx < g.size - 3)
+        oy, ox = g.off[0], g.off[2]
+        m = (fy + oy >= 3) & (fy + oy < g.fsize - 3) & (fx + ox >= 3) & (fx + ox < g.fsize - 3)
         out += _splat(shape, fy, fx, 0.5 * ll[:, None] / 40 * m)
     diffuse = rng.uniform(0.05, 0.3) * g.t * (1 + 0.4 * _noise(rng, shape, 0.3 / px)).clip(0)
     g.info.update(variant=str(var), fibres=nf)
@@ -613,14 +625,14 @@ def _actin(rng, g):
 
 def _er(rng, g):
     shape, px = g.cell.shape, g.px
-    mesh = rng.uniform(0.5, 2.0)
+    mesh = 0.5 + 1.5 * rng.random() ** 2            # mostly fine, unresolved meshes
     s1 = mesh / 3.5 / px
     n = rng.standard_normal(shape).astype(np.float32)
     f = ndi.gaussian_filter(n, max(s1, 0.5)) - ndi.gaussian_filter(n, max(s1, 0.5) * 1.8)
     f /= f.std() + 1e-9
     lines = np.exp(-(f / rng.uniform(0.25, 0.45)) ** 2)          # zero level set: a lacy network
-    grain = (1 + 0.5 * _noise(rng, shape, max(0.4, 0.15 / px))).clip(0)
-    lam = rng.uniform(6, 20) if g.line == "spread" else rng.uniform(2.5, 9)
+    grain = (1 + rng.uniform(0.4, 0.8) * _noise(rng, shape, max(0.4, 0.12 / px))).clip(0)
+    lam = rng.uniform(8, 25) if g.line == "spread" else rng.uniform(3, 10)
     if g.state == "mitotic":
         lam = 50
     d_n = g.d_nuc * px
@@ -628,7 +640,8 @@ def _er(rng, g):
     sheet_w = rng.uniform(1.5, 6)
     sheet = np.exp(-(d_n / sheet_w) ** 2)
     sheetiness = rng.uniform(0.1, 0.6)
-    er = (lines * grain) * (0.3 + 0.7 * dens) * g.t ** 0.5 * dens ** 0.3
+    lw = rng.uniform(0.3, 0.8)                        # how much the mesh shows vs a grainy stain
+    er = (lw * lines + (1 - lw) * 0.5) * grain * (0.3 + 0.7 * dens) * g.t ** 0.5 * dens ** 0.3
     er = er * (1 - sheetiness) + sheetiness * (0.6 + 0.4 * grain) * sheet * g.t ** 0.5
     if g.state != "mitotic":
         ne = np.exp(-(d_n / rng.uniform(0.25, 0.5)) ** 2) * g.cell
@@ -770,17 +783,21 @@ def _nucleolus(rng, g, dna):
     if g.state == "mitotic":
         g.info["variant"] = "chromosome coat"
         return dna / max(float(dna.max()), 1e-6) * rng.uniform(0.5, 1) + rng.uniform(0.1, 0.3) * g.t
-    out = np.zeros(shape, np.float32)
+    by0, by1, bx0, bx1 = g.box
+    sub = (by1 - by0, bx1 - bx0)
+    fc = 1 - rng.uniform(0.2, 0.5) * np.clip(_noise(rng, sub, max(0.5, 0.2 / px)), 0, None) / 2
+    acc = np.zeros(sub, np.float32)
     for (hy, hx, rad, el, ph) in g.nucleoli:
         k = int(rng.integers(1, 4))
-        cy = hy + rng.normal(0, 0.3 * rad, k)
-        cx = hx + rng.normal(0, 0.3 * rad, k)
-        blobs = _dots(shape, cy, cx, np.ones(k), np.full(k, 1.6 * rad))
+        cy = hy - by0 + rng.normal(0, 0.3 * rad, k)
+        cx = hx - bx0 + rng.normal(0, 0.3 * rad, k)
+        blobs = _dots(sub, cy, cx, np.ones(k), np.full(k, 1.6 * rad))
         blobs = _norm(blobs, blobs > 0, 100)
         body = np.clip((blobs - 0.35) / 0.25, 0, 1)
         inner = np.clip((blobs - 0.75) / 0.2, 0, 1)
-        fc = 1 - rng.uniform(0.2, 0.5) * np.clip(_noise(rng, shape, max(0.5, 0.2 / px)), 0, None) / 2
-        out = np.maximum(out, body * (1 - rng.uniform(0, 0.3) * inner) * fc * rng.uniform(0.7, 1.0))
+        acc = np.maximum(acc, body * (1 - rng.uniform(0, 0.3) * inner) * fc * rng.uniform(0.7, 1.0))
+    out = np.zeros(shape, np.float32)
+    out[by0:by1, bx0:bx1] = acc
     out = ndi.gaussian_filter(out, 0.5) * g.nuc
     nucleoplasm = rng.uniform(0.05, 0.2) * g.nuc * (1 + 0.2 * _noise(rng, shape, 0.5 / px))
     g.info.update(variant="nucleoli", count=len(g.nucleoli))
@@ -832,6 +849,13 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
     p = np.minimum(p, 2 + np.sqrt(np.maximum(p - 2, 0)))   # a few overlapping hot spots stay bounded
     p *= float(np.clip(rng.lognormal(0, 0.3), 0.5, 2.0))
     g.info.update(cell_line=g.line)
-    return RenderedCell(protein=p.astype(np.float32), dna=np.maximum(dna, 0).astype(np.float32),
-                        cell=g.cell.copy(), nucleus=g.nuc.copy(), pixel_size_um=float(g.px),
+    y0, y1, x0, x1 = g.off
+
+    def full(a, dtype):
+        out = np.zeros((size, size), dtype)
+        out[y0:y1, x0:x1] = a
+        return out
+
+    return RenderedCell(protein=full(p, np.float32), dna=full(np.maximum(dna, 0), np.float32),
+                        cell=full(g.cell, bool), nucleus=full(g.nuc, bool), pixel_size_um=float(g.px),
                         state=g.state, info=g.info)
