@@ -485,12 +485,12 @@ def _microtubules(rng, g):
         y0, x0 = my[0] + q * np.sin(ph), mx[0] + q * np.cos(ph)
         a0 = ph + rng.normal(0, 0.15, n)
     else:
-        y0, x0 = _sample(rng, g.t ** 0.7 * g.cell, n)
+        y0, x0 = _sample(rng, g.t ** rng.uniform(0.7, 1.6) * g.cell, n)   # crowded near the nucleus
         if var == "parallel":
             a0 = g.ang + rng.normal(0, 0.3, n) + np.pi * (rng.random(n) < 0.5)
         else:
             a0 = np.arctan2(y0 - g.ny, x0 - g.nx) + rng.normal(0, 1.1, n)
-    curv = rng.uniform(0.12, 0.35) * px * rng.lognormal(0, 0.3, n)   # 1/px: wavy, not looping
+    curv = rng.uniform(0.1, 0.3) * px * rng.lognormal(0, 0.3, n)   # 1/px: wavy, not looping
     y, x = _curves(rng, y0, x0, a0, nstep, ds, curv, rng.uniform(0.4, 1.2) / px / ds)
     L = rng.uniform(0.4, 1.6, n) * Lmean / px / ds
     alive = _alive(g.cell, y, x) & (np.arange(nstep)[None] < L[:, None])
@@ -504,7 +504,7 @@ def _microtubules(rng, g):
         my, mx = _nuc_edge(g, np.array([g.side]), 1.0 / px)
         mt += rng.uniform(1, 3) * _dots(shape, my, mx, np.ones(1), np.array([0.8 / px]))
     mt = _norm(_blur(mt, 0.0), g.cell, 99.0)
-    haze = rng.uniform(0.05, 0.35) * g.t * _norm(ndi.gaussian_filter(mt, 2.0 / px), g.cell, 95)
+    haze = rng.uniform(0.1, 0.45) * g.t * _norm(ndi.gaussian_filter(mt, 2.0 / px), g.cell, 95)
     g.info.update(variant=str(var), filaments=n, centrosome_visible=bool(star))
     return mt + haze + _bg(rng, g) * 0.5
 
