@@ -85,3 +85,14 @@ def test_mitotic_and_rounded_cells_are_a_few_percent():
     assert 0.01 <= share["mitotic"] <= 0.09
     assert 0.005 <= share["rounded"] <= 0.08
     assert states.count("interphase") > 0.85 * len(states)
+
+
+def test_puncta_classes_draw_many_separate_dots():
+    from scipy import ndimage as ndi
+    for cls in ("Endosome", "Lysosome"):
+        counts = []
+        for r in _cells(cls, 6, size=384, diameter=300, seed=6):
+            p = r.protein
+            peaks = (p == ndi.maximum_filter(p, size=5)) & (p > 0.25 * np.percentile(p[r.cell], 99.5)) & r.cell
+            counts.append(int(peaks.sum()))
+        assert np.median(counts) >= 25, (cls, counts)

@@ -62,7 +62,7 @@ def _at(a, y, x):
     ix = np.clip(np.rint(x).astype(np.int64), 0, W - 1)
     v = a[iy, ix]
     out = (y < 0) | (y > H - 1) | (x < 0) | (x > W - 1)
-    return np.where(out, 0, v)
+    return np.where(out, np.zeros((), a.dtype), v)   # keeps bool masks bool (for indexing)
 
 
 def _curves(rng, y0, x0, a0, nstep, ds, curv, persist):
@@ -720,8 +720,9 @@ def _puncta(rng, g, lyso):
         k = max(1, n // int(rng.integers(4, 12)))
         cy, cx = y[:k], x[:k]
         j = rng.integers(0, k, n - k)
-        y = np.r_[cy, cy[j] + rng.normal(0, 0.8 / px, n - k)]
-        x = np.r_[cx, cx[j] + rng.normal(0, 0.8 / px, n - k)]
+        spread = rng.uniform(0.8, 2.5) / px
+        y = np.r_[cy, cy[j] + rng.normal(0, spread, n - k)]
+        x = np.r_[cx, cx[j] + rng.normal(0, spread, n - k)]
         ok = _at(g.cyto, y, x)
         y, x = y[ok], x[ok]
     m = len(y)
@@ -733,7 +734,7 @@ def _puncta(rng, g, lyso):
     ring = np.where(lyso & (sz > 0.8) & (rng.random(m) < 0.7), sz / 2 / px * 0.7, 0)
     out = _dots(shape, y, x, bright, np.maximum(sz / px, 0.8), ring)
     out *= g.cell
-    out = _norm(out, g.cell, 99.8)
+    out = _norm(out, g.cell, 92)      # a typical dot ~1; background is measured against it
     bg = _bg(rng, g)
     if not lyso and rng.random() < 0.5:   # transferrin receptor outlines the plasma membrane
         bg = bg + rng.uniform(0.05, 0.25) * np.exp(-g.d_edge * px / 0.4) * g.cell
