@@ -25,6 +25,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "indep_e": ("indep_e", "render"),
     "indep_f": ("indep_f", "render"),
     "indep_g": ("indep_g", "render"),
+    "indep_h": ("indep_h", "render"),
 }
 
 
