@@ -14,9 +14,9 @@ from . import _indep_i_draw as D
 
 # cell line -> (probability, interphase longest extent in µm, nucleus length in µm)
 LINES = {
-    "spread": (0.46, (40.0, 80.0), (12.0, 20.0)),    # U2OS, fibroblasts, A-431 spread at 40-63x
-    "hela": (0.30, (22.0, 40.0), (11.0, 18.0)),
-    "compact": (0.16, (15.0, 30.0), (10.0, 16.0)),   # A-431 / MCF-7 islands
+    "spread": (0.5, (40.0, 80.0), (12.0, 20.0)),    # U2OS, fibroblasts, A-431 spread at 40-63x
+    "hela": (0.28, (24.0, 42.0), (10.0, 16.0)),
+    "compact": (0.14, (15.0, 30.0), (10.0, 16.0)),   # A-431 / MCF-7 islands
     "stem": (0.08, (10.0, 18.0), (8.0, 13.0)),        # hiPSC
 }
 P_MITOTIC = 0.035
@@ -110,7 +110,8 @@ def _outline(rng, line):
             r = np.minimum(r, lim)
     # ruffled edge in some cells
     if rng.random() < 0.3:
-        r *= 1 + 0.02 * D.field(rng, 1, 1)[0, 0] + 0.025 * np.sin(rng.integers(15, 40) * t + rng.uniform(0, 6))
+        for m in range(6, 24):
+            r *= 1 + rng.normal(0, 0.05 / m ** 0.8) * np.cos(m * t + rng.uniform(0, 2 * np.pi))
     r = np.maximum(r, 0.25)
     x = r * np.cos(t) * aspect
     y = r * np.sin(t)
@@ -119,21 +120,30 @@ def _outline(rng, line):
 
 def _nucleus_rho(yy, xx, ny, nx, a, b, th, harm, bend, two):
     """Elliptic radius (1 on the envelope) of a possibly kidney-shaped or double nucleus."""
-    u = (xx - nx) * np.cos(th) + (yy - ny) * np.sin(th)
-    v = -(xx - nx) * np.sin(th) + (yy - ny) * np.cos(th)
-    v = v + bend * u * u / max(a, 1e-6)
+    ct, st = float(np.cos(th)), float(np.sin(th))
+    a, b, bend, nx, ny = float(a), float(b), float(bend), float(nx), float(ny)
+    dx, dy = xx - nx, yy - ny
+    u = dx * ct + dy * st
+    v = dy * ct - dx * st
+    if bend:
+        v = v + (bend / max(a, 1e-6)) * u * u
     if two:
         off = a * 0.55
         r1 = np.hypot((u - off) / (a * 0.5), v / (b * 0.85))
         r2 = np.hypot((u + off) / (a * 0.5), v / (b * 0.8))
         rho = np.minimum(r1, r2)
-        psi = np.arctan2(v, u)
     else:
         rho = np.hypot(u / a, v / b)
-        psi = np.arctan2(v / b, u / a)
+    z = (u / a + 1j * (v / b)).astype(np.complex64)
+    z /= np.maximum(np.abs(z), np.float32(1e-6))  # exp(i psi)
     mod = 1.0
-    for m, c, ph in harm:
-        mod = mod + c * np.cos(m * psi + ph)
+    zm = z
+    for m in range(1, max(h[0] for h in harm) + 1):
+        if m > 1:
+            zm = zm * z
+        for mm, c, ph in harm:
+            if mm == m:
+                mod = mod + float(c) * (zm.real * float(np.cos(ph)) - zm.imag * float(np.sin(ph)))
     return rho / mod
 
 
@@ -182,14 +192,16 @@ def make_cell(rng, size, diameter):
 
     # nucleus size and place
     nl = rng.uniform(*LINES[line][2])
+    if line in ("compact", "stem"):  # the nucleus fills much of a compact cell
+        nl = max(nl, length * (rng.uniform(0.55, 0.75) if line == "compact" else rng.uniform(0.65, 0.82)))
     if state == "rounded":
         nl = length * rng.uniform(0.6, 0.75)
     a = nl / 2
     b = a * rng.uniform(0.6, 1.0)
     dmax = float(de.max())
-    fit = min(1.0, 0.9 * dmax / (a * 1.12))
-    a, b = a * fit, b * fit
-    need = a * 1.12
+    need = np.sqrt(a * b) * 1.08 + 0.2 * (a - b)
+    fit = min(1.0, 0.95 * dmax / need)
+    a, b, need = a * fit, b * fit, need * fit
     ok = de >= need
     if not ok.any():
         ok = de >= de.max() * 0.98
@@ -236,9 +248,10 @@ def make_cell(rng, size, diameter):
     sizes = rng.uniform(1.0, 4.0, kn) * (1.0 if kn < 3 else 0.75)
     lay = np.zeros((n, n), np.float32)
     for (qy, qx), s in zip(centres, sizes):
-        m = rng.integers(1, 4)
-        oy_ = qy + rng.normal(0, s * 0.18, m)
-        ox_ = qx + rng.normal(0, s * 0.18, m)
+        m = rng.integers(1, 6)
+        spread = s * rng.uniform(0.1, 0.28)
+        oy_ = qy + rng.normal(0, spread, m)
+        ox_ = qx + rng.normal(0, spread, m)
         D.splat(lay, oy_ / px, ox_ / px, np.full(m, 1.0 / m))
     # each body a soft blob of its own size: blur the splats by one sigma (median size)
     sig = float(np.median(sizes)) / 2.8 / px

@@ -62,7 +62,7 @@ def _microtubules(c, rng):
         y0 = csy + rng.normal(0, 0.6 / px, k)
         x0 = csx + rng.normal(0, 0.6 / px, k)
         th0 = rng.uniform(0, 2 * np.pi, k)
-        amp, lam, dif = rng.uniform(0.02, 0.06), rng.uniform(8, 20), 0.02
+        amp, lam, dif = rng.uniform(0.04, 0.12), rng.uniform(8, 20), rng.uniform(0.03, 0.07)
     else:
         k = nlines
         wgt = np.where(c.cell, 0.25 + c.thick, 0).astype(np.float32)
@@ -73,8 +73,8 @@ def _microtubules(c, rng):
             th0 = c.axis + rng.choice([0, np.pi], k) + rng.normal(0, 0.25, k)
         else:
             th0 = radial + rng.normal(0, rng.uniform(0.5, 1.2), k)
-        amp = rng.uniform(0.05, 0.2) if v != "bundled" else rng.uniform(0.12, 0.3)
-        lam, dif = rng.uniform(4, 14), rng.uniform(0.02, 0.07)
+        amp = rng.uniform(0.1, 0.3) if v != "bundled" else rng.uniform(0.2, 0.4)
+        lam, dif = rng.uniform(5, 15), rng.uniform(0.05, 0.12)
     ds = max(0.8, nlines * rng.uniform(10, 40) / px / 250000)
     length = rng.uniform(10, 40, k) / px
     # curvature converted: amp rad/µm -> rad/px, wavelength µm -> px, diffusion rad/sqrt(µm)
@@ -166,8 +166,8 @@ def _actin(c, rng):
             ox = c.cx - np.cos(c.front) * 20 / px
             th = np.arctan2(sy - oy, sx - ox) + rng.normal(0, 0.08, nfib)
         else:
-            th = c.axis + rng.normal(0, rng.uniform(0.06, 0.35), nfib)
-            cross = rng.random(nfib) < rng.uniform(0.0, 0.25)
+            th = c.axis + rng.normal(0, rng.uniform(0.04, 0.22), nfib)
+            cross = rng.random(nfib) < rng.uniform(0.0, 0.15)
             th = np.where(cross, th + rng.uniform(0.5, 1.3, nfib) * rng.choice([-1, 1], nfib), th)
         half = 1.2 * c.n
         t = np.arange(-half, half, 1.0)
@@ -279,7 +279,7 @@ def _filopodia(c, rng):
 def _er(c, rng):
     n, px = c.n, c.px
     if c.state == "mitotic":
-        tex = 1 + 0.35 * D.field(rng, n, max(0.3 / px, 0.6))
+        tex = 1 + 0.25 * D.field(rng, n, max(0.12 / px, 0.6))
         img = c.cell * c.thick * tex.clip(0) * (1 - np.exp(-c.dn / 0.8))
         return img, "mitotic_spread"
     v = _w(rng, {"lacy_grainy": 0.55, "perinuclear_cloud": 0.2, "mesh_visible": 0.15, "sheets": 0.1})
@@ -289,7 +289,7 @@ def _er(c, rng):
     ridge = np.exp(-(f / rng.uniform(0.25, 0.45)) ** 2)
     grain = (1 + 0.5 * D.field(rng, n, max(0.15 / px, 0.55))).clip(0)
     sheet_w = rng.uniform(2, 8) if v != "perinuclear_cloud" else rng.uniform(4, 8)
-    fade = {"perinuclear_cloud": rng.uniform(2, 5), "sheets": rng.uniform(6, 15)}.get(v, rng.uniform(5, 14))
+    fade = {"perinuclear_cloud": rng.uniform(3, 7), "sheets": rng.uniform(8, 20)}.get(v, rng.uniform(8, 25))
     sheets = 1 / (1 + np.exp(np.clip(c.dn - sheet_w, -30, 30)))
     tub_amt = {"mesh_visible": 1.0, "sheets": 0.3}.get(v, 0.75)
     tub = np.exp(-c.dn / fade) * (tub_amt * ridge * grain + (1 - tub_amt) * 0.6 + 0.25 * grain)
@@ -299,7 +299,7 @@ def _er(c, rng):
     # nuclear envelope and a dim nucleus
     rimw = max(rng.uniform(0.2, 0.4), 0.7 * px)
     rim = np.exp(-0.5 * (((c.rho - 1) * (c.na + c.nb) / 2) / rimw) ** 2) * c.cell
-    img += rim * rng.uniform(0.6, 1.3)
+    img += rim * rng.uniform(0.3, 0.9)
     img += c.nucleus * rng.uniform(0.05, 0.3) * (0.8 + 0.2 * grain)
     return img, v
 
@@ -411,8 +411,8 @@ def _puncta(c, rng, lyso):
     rings = (diam > 0.8) & (rng.random(k) < 0.7) if lyso else None
     img = D.dots((n, n), py_, px_, bright, diam / px, rings)
     img *= c.cell
-    scale = float(np.percentile(img[img > 0], 99)) if (img > 0).sum() > 20 else 1.0
-    bg = _cyto_haze(c) * rng.uniform(0.03, 0.3) * scale
+    scale = float(np.percentile(img[img > 0], 99.5)) if (img > 0).sum() > 20 else 1.0
+    bg = _cyto_haze(c) * np.exp(rng.uniform(np.log(0.02), np.log(0.25))) * scale
     if not lyso and rng.random() < 0.5:  # transferrin receptor: faint plasma membrane
         bg += np.exp(-c.de / 0.5) * c.cell * rng.uniform(0.05, 0.2) * scale
     img += bg + c.nucleus * rng.uniform(0.0, 0.04) * scale
@@ -427,7 +427,7 @@ def _mito(c, rng):
     else:
         v = _w(rng, {"network": 0.45, "fragmented": 0.18, "clump": 0.2, "parallel": 0.07 + 0.2 * (c.aspect > 2)})
     area = c.cyto.sum() * px * px
-    k = int(np.clip(area / rng.uniform(3, 9), 40, 600))
+    k = int(np.clip(area / rng.uniform(1.5, 4), 60, 900))
     L = {"clump": rng.uniform(2, 4), "network": rng.uniform(5, 15), "parallel": rng.uniform(8, 20)}.get(v, rng.uniform(5, 12))
     wmap = (c.cyto * (np.exp(-c.dn / L) + 0.08) * (c.thick + 0.2)).astype(np.float32)
     y0, x0 = D.sample_positions(rng, wmap[::2, ::2].copy(), k)
@@ -435,7 +435,7 @@ def _mito(c, rng):
     if v == "fragmented":
         length = np.exp(rng.normal(np.log(1.0), 0.5, k)).clip(0.3, 3) / px
     else:
-        length = np.exp(rng.normal(np.log(rng.uniform(2.5, 5)), 0.6, k)).clip(0.5, 10) / px
+        length = np.exp(rng.normal(np.log(rng.uniform(1.5, 4)), 0.6, k)).clip(0.5, 10) / px
     th0 = rng.uniform(0, 2 * np.pi, k)
     if v == "parallel":
         th0 = c.axis + rng.choice([0, np.pi], k) + rng.normal(0, 0.3, k)
@@ -451,11 +451,11 @@ def _mito(c, rng):
                               length[par] * rng.uniform(0.3, 0.8, kb), ds, 0.3 * px, 4 / px, 0.2 * np.sqrt(px))
         y, x, al = D.cat_walks((y, x, al), (y2, x2, al2))
     al = D.keep_inside(al, c.cell, y, x)
-    width = rng.uniform(0.3, 0.7)
+    width = rng.uniform(0.3, 0.6)
     over_nuc = D.lookup(c.nucleus, y, x).astype(bool)
     B = width * rng.uniform(0.7, 1.3, (len(y), 1))
     per = B / px * np.where(over_nuc, rng.uniform(0.1, 0.4), 1.0)
-    img = D.lines((n, n), y, x, al, per, width / px * 0.8, ds)
+    img = D.lines((n, n), y, x, al, per, width / px * 0.6, ds)
     # round fragments
     kd = int(k * (rng.uniform(0.5, 1.5) if v == "fragmented" else rng.uniform(0.0, 0.3)))
     if kd:
