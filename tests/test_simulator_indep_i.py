@@ -111,3 +111,12 @@ def test_cell_and_nucleus_do_not_depend_on_the_class():
         assert np.array_equal(r.dna, base.dna) and np.array_equal(r.nucleus, base.nucleus)
         if cls != "ActinFilaments":
             assert np.array_equal(r.cell, base.cell)
+
+
+def test_overall_brightness_does_not_depend_on_the_class():
+    tops = {}
+    for cls in CLASSES:
+        rs = _cells(cls, 6, seed=11)
+        tops[cls] = float(np.median([np.percentile(r.protein[r.cell], 99.9) for r in rs]))
+    assert all(0.3 < t < 4 for t in tops.values()), tops
+    assert max(tops.values()) / min(tops.values()) < 4, tops

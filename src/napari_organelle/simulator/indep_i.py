@@ -222,7 +222,7 @@ def _actin(c, rng):
     if v in ("fan", "ruffles", "stress_fibres") and rng.random() < 0.7:
         ang = np.arctan2(np.mgrid[0:n, 0:n][0] - c.cy, np.mgrid[0:n, 0:n][1] - c.cx)
         d = np.abs(np.angle(np.exp(1j * (ang - c.front))))
-        sector = np.exp(-0.5 * (d / rng.uniform(0.4, 1.0)) ** 2)
+        sector = np.exp(-0.5 * (d / rng.uniform(0.25, 0.7)) ** 2)
         band = (c.de < rng.uniform(2, 5)) * sector * c.cell
         mesh = 0.6 + 0.4 * np.abs(D.field(rng, n, max(0.25 / px, 0.6)))
         img += band * mesh * rng.uniform(0.4, 0.9) * img_scale
@@ -540,7 +540,8 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
         raise ValueError(f"unknown class {cls!r}")
     p = np.where(cell, np.nan_to_num(p), 0).clip(0)
     # overall brightness: the cell's bright structures ~1 x a class-independent expression level
-    ref = float(np.percentile(p[cell], 99.7)) if cell.any() else 1.0
+    # (a small structure, e.g. nucleoli in a large cell, can lie above the 99.7th percentile)
+    ref = max(float(np.percentile(p[cell], 99.7)), 0.3 * float(p.max())) if cell.any() else 1.0
     expr = float(np.exp(rng.normal(0, 0.45))) * (1.4 if c.state != "interphase" else 1.0)
     p = np.clip(p / max(ref, 1e-9) * expr, 0, 15).astype(np.float32)
     if p.max() <= 0:
