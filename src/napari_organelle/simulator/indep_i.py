@@ -180,7 +180,7 @@ def _actin(c, rng):
         fw = np.cumprod(inside[:, mid:], 1) > 0
         bw = np.cumprod(inside[:, :mid][:, ::-1], 1)[:, ::-1] > 0
         keep = np.concatenate([bw, fw], 1)
-        lmax = rng.uniform(5, 40, nfib) / px
+        lmax = rng.uniform(8, 40, nfib) / px
         lo_end = mid - bw.sum(1)
         hi_end = mid + fw.sum(1)
         chord = hi_end - lo_end
@@ -207,13 +207,13 @@ def _actin(c, rng):
             s = np.linspace(0, 1, 16)[None]
             fy = ey[:, None] + sgn * np.sin(th)[:, None] * dl[:, None] * s
             fx = ex[:, None] + sgn * np.cos(th)[:, None] * dl[:, None] * s
-            wfa = (near * rng.uniform(0.8, 1.6, nfib) * 0.6 / px * dl / 16)[:, None] * np.ones(16)
+            wfa = (near * rng.uniform(1.0, 2.5, nfib) * 0.7 / px * dl / 16)[:, None] * np.ones(16)
             D.splat(fa, fy, fx, wfa)
-        img += D.blur(fa, 0.6 / px / 2.5)
+        img += D.blur(fa, rng.uniform(0.5, 0.9) / px / 2.5)
     # cortex
     cw = rng.uniform(0.5, 2.0)
     cort = np.exp(-c.de / cw) * c.cell
-    cort_amp = {"cortex": rng.uniform(0.7, 1.2), "ruffles": rng.uniform(0.5, 1.0)}.get(v, rng.uniform(0.25, 0.7))
+    cort_amp = {"cortex": rng.uniform(0.7, 1.2), "ruffles": rng.uniform(0.5, 1.0)}.get(v, rng.uniform(0.4, 0.9))
     if v in ("cortex", "ruffles"):
         cort = cort * (1 + 0.6 * np.abs(D.field(rng, n, 1.5 / px)))
     img_scale = float(np.percentile(img[img > 0], 98)) if (img > 0).sum() > 50 else 1.0
@@ -230,13 +230,13 @@ def _actin(c, rng):
         pyo, pxo = c.outline
         oang = np.arctan2(pyo - c.cy, pxo - c.cx)
         insec = np.abs(np.angle(np.exp(1j * (oang - c.front)))) < 0.8
-        if insec.sum() > 4:
+        if insec.sum() > 4 and c.line == "spread":
             for _ in range(rng.integers(0, 5)):
                 inset = rng.uniform(3, 8) / px
                 ey, ex = pyo[insec], pxo[insec]
                 vy, vx = c.cy - ey, c.cx - ex
                 dd = np.hypot(vy, vx) + 1e-9
-                fr = np.clip(inset / dd, 0, 0.8)
+                fr = np.clip(inset / dd, 0, 0.4)
                 ey, ex = ey + vy * fr, ex + vx * fr
                 seg = np.hypot(np.diff(ey), np.diff(ex))
                 tt = np.concatenate([[0], np.cumsum(seg)])
@@ -258,14 +258,14 @@ def _actin(c, rng):
 def _filopodia(c, rng):
     """Thin straight spikes 2-10 µm out of the edge (added to the cell mask)."""
     n, px = c.n, c.px
-    k = int(rng.integers(0, 16))
+    k = int(rng.integers(0, 14)) * (rng.random() < 0.55)
     pyo, pxo = c.outline
     if k == 0:
         return None, None
     i = rng.integers(0, len(pyo), k)
     ey, ex = pyo[i], pxo[i]
     out = np.arctan2(ey - c.cy, ex - c.cx) + rng.normal(0, 0.3, k)
-    L = rng.uniform(2, 10, k) / px
+    L = np.exp(rng.uniform(np.log(2), np.log(10), k)) / px
     s = np.linspace(-0.1, 1, 40)[None]
     fy = ey[:, None] + np.sin(out)[:, None] * L[:, None] * s
     fx = ex[:, None] + np.cos(out)[:, None] * L[:, None] * s
