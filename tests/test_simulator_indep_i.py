@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,7 @@ def test_every_class_meets_the_contract(size, diameter):
         for i in range(2 if size < 500 else 1):
             r = indep_i.render(cls, np.random.default_rng([ci, i, size]), size=size, diameter=diameter)
             assert check_rendered(r, cls, size, diameter) == [], (cls, i, r.info)
+            json.dumps(r.info)
 
 
 def test_same_seed_same_cell_and_different_seeds_differ():

@@ -214,7 +214,7 @@ def make_cell(rng, size, diameter):
     two = rng.random() < 0.04
     rho = _nucleus_rho(yy_um, xx_um, ny_px * px, nx_px * px, a, b, nth, harm, bend, two)
     nucleus = (rho <= 1.0) & cell
-    info.update(nucleus_um=[round(2 * a, 1), round(2 * b, 1)], binucleate=bool(two))
+    info.update(nucleus_um=[round(float(2 * a), 1), round(float(2 * b), 1)], binucleate=bool(two))
     am = (a + b) / 2
     dn = np.maximum(rho - 1.0, 0) * am
     # thickness: dome over the nucleus, thin periphery

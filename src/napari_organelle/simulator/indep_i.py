@@ -313,38 +313,41 @@ def _golgi(c, rng, gpp):
         img = D.dots((n, n), py_, px_, rng.uniform(0.3, 1.0, k), rng.uniform(0.2, 0.5, k) / px)
         return img + c.cell * 0.03 * img.max(), "mitotic_haze"
     frag = rng.beta(4, 3) if gpp else rng.beta(2, 4)
-    v = _w(rng, {"arc": 0.45, "knot": 0.3, "two_clusters": 0.08, "dispersed": 0.05 + 0.07 * gpp, "cap": 0.12})
+    v = _w(rng, {"arc": 0.42, "knot": 0.32, "two_clusters": 0.07, "dispersed": 0.03 + 0.04 * gpp, "cap": 0.14})
     amean = (c.na + c.nb) / 2
     img = np.zeros((n, n), np.float32)
     pts_y, pts_x, pts_w = [], [], []
 
-    def ribbon(centre_ang, span, off, nst):
-        # stacks: short curved segments along an arc hugging the nucleus
-        ang = centre_ang + np.sort(rng.uniform(-span / 2, span / 2, nst))
-        seg = rng.uniform(0.5, 1.5, nst) * (1 - 0.4 * frag)
-        for a, sl in zip(ang, seg):
+    def ribbon(centre_ang, span, off, nst=None):
+        # a ribbon of stacks (short curved segments 0.5-1.5 µm) hugging the nucleus, with gaps
+        r_mid = 1 / np.hypot(np.cos(centre_ang - c.nth) / c.na, np.sin(centre_ang - c.nth) / c.nb) + off
+        larc = span * r_mid
+        pos = -larc / 2 + rng.uniform(0, 0.5)
+        while pos < larc / 2:
+            sl = rng.uniform(0.5, 1.5)
+            a = centre_ang + (pos + sl / 2) / r_mid
             r_env = 1 / np.hypot(np.cos(a - c.nth) / c.na, np.sin(a - c.nth) / c.nb)
-            rr = r_env + off + rng.normal(0, 0.3 + 1.2 * frag)
+            rr = r_env + off + rng.normal(0, 0.15 + 0.6 * frag)
             da = sl / max(rr, 1.0)
             m = 8
             aa = a + np.linspace(-da / 2, da / 2, m)
             pts_y.append(c.ny + np.sin(aa) * rr / px)
             pts_x.append(c.nx + np.cos(aa) * rr / px)
             pts_w.append(np.full(m, rng.uniform(0.5, 1.3) * sl / m))
+            pos += sl + rng.exponential(0.05 + 0.8 * frag)
 
     bulk = c.bulk + rng.normal(0, 0.5)
-    nst = int(rng.integers(8, 30))
     if v == "arc":
-        ribbon(bulk, rng.uniform(0.8, 3.1), rng.uniform(0.3, 2.0), nst)
+        ribbon(bulk, rng.uniform(0.6, 2.2), rng.uniform(0.3, 1.5))
     elif v == "cap":
-        ribbon(bulk, rng.uniform(1.5, 2.6), rng.uniform(0.2, 1.0), nst)
+        ribbon(bulk, rng.uniform(1.2, 3.0), rng.uniform(0.2, 0.8))
     elif v == "knot":
-        ribbon(bulk, rng.uniform(0.3, 0.8), rng.uniform(0.8, 3.0), nst)
-        ribbon(bulk, rng.uniform(0.3, 0.7), rng.uniform(1.5, 4.0), nst // 2)
+        for _ in range(int(rng.integers(2, 5))):
+            ribbon(bulk + rng.normal(0, 0.25), rng.uniform(0.2, 0.6), rng.uniform(0.5, 3.0))
     elif v == "two_clusters":
         sep = rng.uniform(1.0, 2.5)
-        ribbon(bulk - sep / 2, rng.uniform(0.3, 0.9), rng.uniform(0.3, 2.0), nst // 2 + 2)
-        ribbon(bulk + sep / 2, rng.uniform(0.3, 0.9), rng.uniform(0.3, 2.0), nst // 2 + 2)
+        ribbon(bulk - sep / 2, rng.uniform(0.3, 0.9), rng.uniform(0.3, 1.5))
+        ribbon(bulk + sep / 2, rng.uniform(0.3, 0.9), rng.uniform(0.3, 1.5))
     else:  # dispersed: mini-stacks through the perinuclear cytoplasm
         k = int(rng.integers(30, 90))
         py_, px_ = D.sample_positions(rng, (c.cyto * np.exp(-c.dn / 6)).astype(np.float32), k)
@@ -355,7 +358,7 @@ def _golgi(c, rng, gpp):
         D.splat(lay, yy, xx, ww / px)
         img += D.blur(lay, rng.uniform(0.25, 0.4) / px)
         # vesicles near the ribbon
-        kv = int(rng.integers(3, 15) + frag * rng.integers(5, 40))
+        kv = int(rng.integers(2, 10) + frag * rng.integers(0, 30))
         j = rng.integers(0, yy.size, kv)
         r = rng.uniform(0.5, 2 + 4 * frag, kv) / px
         a = rng.uniform(0, 2 * np.pi, kv)
@@ -383,7 +386,7 @@ def _puncta(c, rng, lyso):
         v = _w(rng, {"scattered_small": 0.5, "perinuclear_cloud": 0.25, "sparse_bright": 0.1, "clustered": 0.15})
         k = int(rng.integers(50, 500) * (0.3 if v == "sparse_bright" else 1))
         dmu, dsd, dlo, dhi = rng.uniform(0.25, 0.55), 0.3, 0.15, 1.0
-    area_scale = np.clip(c.cyto.sum() * px * px / 900.0, 0.3, 2.0)
+    area_scale = np.clip(c.cyto.sum() * px * px / 600.0, 0.6, 2.0)
     k = max(10, int(k * area_scale))
     diam = np.exp(rng.normal(np.log(dmu), dsd, k)).clip(dlo, dhi)
     if c.state == "mitotic":
