@@ -299,10 +299,11 @@ def _dna_interphase(rng, c, micro):
 def _mitotic(rng, n, px, line, cell, de, yy, xx, ccy, ccx, axis, aspect, front, info, outline):
     """Rounded mitotic cell with chromosomes as a metaphase plate or two anaphase groups."""
     phase = "metaphase" if rng.random() < 0.65 else "anaphase"
+    sep = 0.0
     plate = rng.uniform(0, 2 * np.pi)
     length = rng.uniform(7, 13)
     width = rng.uniform(1.2, 2.8)
-    m = 120
+    m = 500
     t = rng.uniform(-0.5, 0.5, m) * length
     o = rng.normal(0, width / 3, m)
     if phase == "anaphase":
@@ -313,10 +314,10 @@ def _mitotic(rng, n, px, line, cell, de, yy, xx, ccy, ccx, axis, aspect, front, 
     pxx = ccx + (t * np.cos(plate) - o * np.sin(plate)) / px
     lay = np.zeros((n, n), np.float32)
     D.splat(lay, py, pxx, rng.uniform(0.5, 1.5, m))
-    sig = 0.45 / px
+    sig = 0.3 / px
     lay = D.blur(lay, sig)
     lay /= lay.max() + 1e-12
-    chrom = (lay > 0.22) & cell
+    chrom = (lay > 0.18) & cell
     if not chrom.any():
         chrom = (lay >= lay.max() * 0.5) & cell
     dna = np.where(chrom, lay * rng.uniform(1.6, 2.6), 0).astype(np.float32)
@@ -332,4 +333,5 @@ def _mitotic(rng, n, px, line, cell, de, yy, xx, ccy, ccx, axis, aspect, front, 
     c.dna = dna
     c.plate = plate
     c.phase = phase
+    c.sep = sep
     return c

@@ -121,11 +121,14 @@ def _microtubules(c, rng):
 def _spindle(c, rng):
     n, px = c.n, c.px
     L = c.na * 2 * rng.uniform(0.9, 1.3)
+    if c.phase == "anaphase":
+        L = 2 * (c.sep + rng.uniform(2.0, 4.0))
+    L = min(L, 2 * (float(c.de.max()) - 1.5))
     # poles perpendicular to the plate
     pa = c.plate + np.pi / 2
     p1 = (c.ny + np.sin(pa) * L / 2 / px, c.nx + np.cos(pa) * L / 2 / px)
     p2 = (c.ny - np.sin(pa) * L / 2 / px, c.nx - np.cos(pa) * L / 2 / px)
-    k = 160
+    k = 220
     ds = 0.8
     imgs = np.zeros((n, n), np.float32)
     for (py_, px_), sgn in ((p1, -1), (p2, 1)):
