@@ -277,23 +277,33 @@ def make_cell(rng, size, diameter):
 
 
 def _dna_interphase(rng, c, micro):
+    """Chromatin texture, heterochromatin foci, a brighter rim and nucleolar holes, drawn in the
+    nucleus's bounding box."""
     n, px = c.n, c.px
-    low = D.field(rng, n, rng.uniform(2.0, 5.0) / px)
-    fine = D.field(rng, n, max(rng.uniform(0.15, 0.4) / px, 0.6))
+    ys, xs = np.nonzero(c.nucleus)
+    y0, y1 = max(ys.min() - 2, 0), min(ys.max() + 3, n)
+    x0, x1 = max(xs.min() - 2, 0), min(xs.max() + 3, n)
+    m = max(y1 - y0, x1 - x0)
+    sub = (slice(y0, y1), slice(x0, x1))
+    hh, ww = y1 - y0, x1 - x0
+    nuc, rho, nl = c.nucleus[sub], c.rho[sub], c.nucleoli[sub]
+    low = D.field(rng, m, rng.uniform(2.0, 5.0) / px)[:hh, :ww]
+    fine = D.field(rng, m, max(rng.uniform(0.15, 0.4) / px, 0.6))[:hh, :ww]
     var = rng.uniform(0.1, 0.2)
     dna = 0.7 * (1 + var * low) * (1 + rng.uniform(0.08, 0.22) * fine)
     # heterochromatin foci (~1 µm), few in human cells
     k = int(rng.integers(0, 14))
     if k:
-        fy, fx = D.sample_positions(rng, (c.nucleus & (c.rho < 0.85)).astype(np.float32), k)
-        dna += D.dots((n, n), fy, fx, rng.uniform(0.2, 0.6, k), np.full(k, rng.uniform(0.7, 1.3) / px))
+        fy, fx = D.sample_positions(rng, (nuc & (rho < 0.85)).astype(np.float32), k)
+        dna += D.dots((hh, ww), fy, fx, rng.uniform(0.2, 0.6, k), np.full(k, rng.uniform(0.7, 1.3) / px))
     rimw = rng.uniform(0.3, 0.8)
-    dna += rng.uniform(0.0, 0.35) * np.exp(-np.maximum(1 - c.rho, 0) * c.na / rimw)
-    dna *= 1 - rng.uniform(0.5, 0.8) * c.nucleoli
-    dna = np.where(c.nucleus, np.maximum(dna, 0.05), 0)
+    dna += rng.uniform(0.0, 0.35) * np.exp(-np.maximum(1 - rho, 0) * c.na / rimw)
+    dna *= 1 - rng.uniform(0.5, 0.8) * nl
+    out = np.zeros((n, n), np.float32)
+    out[sub] = np.where(nuc, np.maximum(dna, 0.05), 0)
     if micro is not None:
-        dna = dna + micro * rng.uniform(0.9, 1.5)
-    return dna.astype(np.float32)
+        out = out + micro * np.float32(rng.uniform(0.9, 1.5))
+    return out.astype(np.float32)
 
 
 def _mitotic(rng, n, px, line, cell, de, yy, xx, ccy, ccx, axis, aspect, front, info, outline):

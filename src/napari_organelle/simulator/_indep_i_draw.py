@@ -149,17 +149,22 @@ def lines(shape, y, x, alive, per_len, width_px=0.0, ds=1.0):
 
 
 def star_mask(shape, cy, cx, pts_y, pts_x):
-    """Fill a polygon that is star-shaped around (cy, cx)."""
+    """Fill a polygon that is star-shaped around (cy, cx) (computed in its bounding box)."""
     h, w = shape
     ang = np.arctan2(pts_y - cy, pts_x - cx)
     rad = np.hypot(pts_y - cy, pts_x - cx)
     o = np.argsort(ang)
     ang, rad = ang[o], rad[o]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    pa = np.arctan2(yy - cy, xx - cx)
-    pr = np.hypot(yy - cy, xx - cx)
-    rb = np.interp(pa.ravel(), ang, rad, period=2 * np.pi).reshape(h, w)
-    return pr <= rb
+    y0, y1 = max(int(np.floor(pts_y.min())) - 1, 0), min(int(np.ceil(pts_y.max())) + 2, h)
+    x0, x1 = max(int(np.floor(pts_x.min())) - 1, 0), min(int(np.ceil(pts_x.max())) + 2, w)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dy, dx = yy - np.float32(cy), xx - np.float32(cx)
+    pa = np.arctan2(dy, dx)
+    pr = np.hypot(dy, dx)
+    rb = np.interp(pa.ravel(), ang, rad, period=2 * np.pi).reshape(pa.shape)
+    out = np.zeros(shape, bool)
+    out[y0:y1, x0:x1] = pr <= rb
+    return out
 
 
 def extent_pts(py, px):
