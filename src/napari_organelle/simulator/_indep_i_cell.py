@@ -245,14 +245,14 @@ def make_cell(rng, size, diameter):
             if two or all(np.hypot(qy - c[0], qx - c[1]) > 1.5 for c in centres):
                 break
         centres.append((qy, qx))
-    sizes = rng.uniform(1.0, 4.0, kn) * (1.0 if kn < 3 else 0.75)
+    sizes = rng.uniform(1.3, 4.5, kn) * (1.0 if kn < 3 else 0.8) * float(np.clip(2 * b / 12.0, 0.6, 1.0))
     lay = np.zeros((n, n), np.float32)
     for (qy, qx), s in zip(centres, sizes):
         m = rng.integers(1, 6)
         spread = s * rng.uniform(0.1, 0.28)
         oy_ = qy + rng.normal(0, spread, m)
         ox_ = qx + rng.normal(0, spread, m)
-        D.splat(lay, oy_ / px, ox_ / px, np.full(m, 1.0 / m))
+        D.splat(lay, oy_ / px, ox_ / px, np.full(m, 0.5 * s / np.median(sizes) / m ** 0.35))
     # each body a soft blob of its own size: blur the splats by one sigma (median size)
     sig = float(np.median(sizes)) / 2.8 / px
     lay = D.blur(lay, sig)

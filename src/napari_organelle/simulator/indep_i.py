@@ -487,12 +487,12 @@ def _nucleolus(c, rng):
     tex = 1 - rng.uniform(0.0, 0.4) * (fc > 1.0)
     rim = np.clip(body * (1 - body) * 4, 0, 1) * rng.uniform(0.0, 0.4)
     img = body * tex + rim
-    fill = rng.uniform(0.05, 0.2)
+    fill = rng.uniform(0.04, 0.16)
     img += c.nucleus * fill * (0.8 + 0.2 * D.field(rng, n, 1 / px))
     img += _cyto_haze(c) * rng.uniform(0.0, 0.05)
     if body.max() < 0.2:  # too small to fill: a point body
         img += D.dots((n, n), np.array([c.ny]), np.array([c.nx]), np.array([1.0]), np.array([1.5 / px]))
-    return img.clip(0) * c.cell, "nucleolin" if fill > 0.12 else "fibrillarin"
+    return img.clip(0) * c.cell, "nucleolin" if fill > 0.1 else "fibrillarin"
 
 
 def _nucleus_protein(c, rng):
