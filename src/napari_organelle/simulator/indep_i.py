@@ -89,7 +89,7 @@ def _microtubules(c, rng):
     B = 0.25 * rng.uniform(0.7, 1.3, (len(y), 1))  # per µm; PSF-thin
     if v == "bundled":
         B = B * rng.uniform(1.5, 3.0)
-    per = B / px * np.where(over_nuc, rng.uniform(0.2, 0.45), 1.0) * (0.6 + 0.4 * th)
+    per = B / px * np.where(over_nuc, rng.uniform(0.3, 0.7), 1.0) * (0.6 + 0.4 * th)
     img = D.lines((n, n), y, x, alive, per, 0.0, ds)
     # lines following the cell edge
     pyo, pxo = c.outline
@@ -110,7 +110,8 @@ def _microtubules(c, rng):
             continue
         D.splat(img, np.interp(s, tt, ey), np.interp(s, tt, ex), 0.25 / px * 0.8 * rng.uniform(0.5, 1.0))
     img = img * c.cell
-    haze = _cyto_haze(c) * rng.uniform(0.1, 0.5) + np.exp(-c.dn / rng.uniform(2, 5)) * c.cyto * rng.uniform(0.2, 0.8)
+    haze = (_cyto_haze(c) * rng.uniform(0.1, 0.5) + np.exp(-c.dn / rng.uniform(2, 5)) * c.cyto * rng.uniform(0.2, 0.8)
+            + c.nucleus * rng.uniform(0.0, 0.25))  # tubulin above and below the nucleus
     img += haze * float(np.percentile(img[c.cyto], 90) if c.cyto.any() else 1.0)
     if v == "radial" or rng.random() < 0.2:
         cen = D.dots((n, n), np.array([csy]), np.array([csx]), np.array([1.0]), np.array([1.0 / px]))
@@ -302,7 +303,7 @@ def _er(c, rng):
     # nuclear envelope and a dim nucleus
     rimw = max(rng.uniform(0.2, 0.4), 0.7 * px)
     rim = np.exp(-0.5 * (((c.rho - 1) * (c.na + c.nb) / 2) / rimw) ** 2) * c.cell
-    img += rim * rng.uniform(0.3, 0.9)
+    img += rim * rng.uniform(0.1, 0.7)
     img += c.nucleus * rng.uniform(0.05, 0.3) * (0.8 + 0.2 * grain)
     return img, v
 
