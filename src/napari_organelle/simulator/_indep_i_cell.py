@@ -233,7 +233,6 @@ def make_cell(rng, size, diameter):
     else:
         bulk = rng.uniform(0, 2 * np.pi)
     # nucleoli (1-5 lobed bodies)
-    nuc_field = np.zeros((n, n), np.float32)
     kn = int(rng.choice([1, 2, 3, 4, 5], p=[0.15, 0.3, 0.3, 0.15, 0.1]))
     centres = []
     for _ in range(kn):

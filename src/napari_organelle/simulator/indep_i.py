@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _indep_i_draw as D
 from ._indep_i_cell import make_cell
-from .base import RenderedCell
+from .base import RenderedCell, extent
 
 NAME = "indep_i"
 
@@ -318,7 +318,6 @@ def _golgi(c, rng, gpp):
         return img + c.cell * 0.03 * img.max(), "mitotic_haze"
     frag = rng.beta(4, 3) if gpp else rng.beta(2, 4)
     v = _w(rng, {"arc": 0.42, "knot": 0.32, "two_clusters": 0.07, "dispersed": 0.03 + 0.04 * gpp, "cap": 0.14})
-    amean = (c.na + c.nb) / 2
     img = np.zeros((n, n), np.float32)
     pts_y, pts_x, pts_w = [], [], []
 
@@ -524,7 +523,6 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
             lay, fmask = _filopodia(c, rng)
             if lay is not None:
                 cell2 = cell | fmask
-                from .base import extent
                 edge = np.zeros_like(cell2)
                 edge[:3], edge[-3:], edge[:, :3], edge[:, -3:] = True, True, True, True
                 if extent(cell2) <= 1.08 * diameter and not (cell2 & edge).any():
@@ -552,7 +550,7 @@ def render(cls: str, rng: np.random.Generator, *, size: int, diameter: float) ->
     expr = float(np.exp(rng.normal(0, 0.45))) * (1.4 if c.state != "interphase" else 1.0)
     p = np.clip(p / max(ref, 1e-9) * expr, 0, 15).astype(np.float32)
     if p.max() <= 0:
-        p[c.ny.__int__(), c.nx.__int__()] = 1.0
+        p[int(c.ny), int(c.nx)] = 1.0
     info = dict(c.info, variant=v)
     return RenderedCell(protein=p, dna=c.dna.astype(np.float32), cell=cell, nucleus=c.nucleus & cell,
                         pixel_size_um=float(c.px), state=c.state, info=info)
