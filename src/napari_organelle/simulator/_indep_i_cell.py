@@ -163,8 +163,13 @@ def make_cell(rng, size, diameter):
         t = np.linspace(0, 2 * np.pi, k, endpoint=False)
         r = 1 + 0.02 * np.cos(2 * t + rng.uniform(0, 6)) + 0.015 * np.cos(3 * t + rng.uniform(0, 6))
         aspect = rng.uniform(1.0, 1.12) if state == "rounded" else rng.uniform(1.0, 1.25)
-        oy, ox = r * np.sin(t), r * np.cos(t) * aspect
         shape, front = "round", rng.uniform(0, 2 * np.pi)
+        if state == "mitotic" and rng.random() < 0.2:  # telophase: two daughters joined by a bridge
+            shape, aspect = "telophase", rng.uniform(1.7, 2.1)
+            w = rng.uniform(0.12, 0.2)
+            r = r * (1 - 0.55 * np.exp(-0.5 * (np.angle(np.exp(1j * (t - np.pi / 2))) / w) ** 2)
+                     - 0.55 * np.exp(-0.5 * (np.angle(np.exp(1j * (t + np.pi / 2))) / w) ** 2))
+        oy, ox = r * np.sin(t), r * np.cos(t) * aspect
         length = rng.uniform(15, 25) if state == "mitotic" else rng.uniform(11, 20)
         frac = rng.uniform(0.5, 0.76)
     rot = rng.uniform(0, 2 * np.pi)
@@ -310,6 +315,8 @@ def _mitotic(rng, n, px, line, cell, de, yy, xx, ccy, ccx, axis, aspect, front, 
     phase = "metaphase" if rng.random() < 0.65 else "anaphase"
     sep = 0.0
     plate = rng.uniform(0, 2 * np.pi)
+    if info.get("shape") == "telophase":
+        phase, plate = "telophase", axis + np.pi / 2
     length = rng.uniform(7, 13)
     width = rng.uniform(1.2, 2.8)
     m = 500
@@ -319,6 +326,11 @@ def _mitotic(rng, n, px, line, cell, de, yy, xx, ccy, ccx, axis, aspect, front, 
         sep = rng.uniform(2.5, 5.0)
         o = o * 0.7 + np.where(rng.random(m) < 0.5, -sep, sep)
         t = t * 0.9
+    elif phase == "telophase":  # two compact daughter chromatin masses, one per daughter
+        sep = length * rng.uniform(0.45, 0.6)  # here length (µm) is the plate length drawn above
+        sep = min(sep, 0.25 * np.hypot(*np.ptp(np.array(outline), axis=1)) * px)
+        o = rng.normal(0, 1.0, m) + np.where(rng.random(m) < 0.5, -sep, sep)
+        t = t * 0.4
     py = ccy + (t * np.sin(plate) + o * np.cos(plate)) / px
     pxx = ccx + (t * np.cos(plate) - o * np.sin(plate)) / px
     lay = np.zeros((n, n), np.float32)

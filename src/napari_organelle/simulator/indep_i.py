@@ -121,6 +121,8 @@ def _microtubules(c, rng):
 
 def _spindle(c, rng):
     n, px = c.n, c.px
+    if c.phase == "telophase":
+        return _midbody(c, rng)
     L = c.na * 2 * rng.uniform(0.9, 1.3)
     if c.phase == "anaphase":
         L = 2 * (c.sep + rng.uniform(2.0, 4.0))
@@ -143,6 +145,26 @@ def _spindle(c, rng):
         imgs += D.dots((n, n), np.array([p[0]]), np.array([p[1]]), np.array([2.0]), np.array([1.0 / px]))
     imgs += c.cell * c.thick * rng.uniform(0.05, 0.2) * float(np.percentile(imgs[imgs > 0], 90))
     return imgs * c.cell
+
+
+def _midbody(c, rng):
+    """Late division: dim daughter arrays and a bright midbody bridge between the daughters."""
+    n, px = c.n, c.px
+    ax = c.plate + np.pi / 2  # the division axis
+    img = np.zeros((n, n), np.float32)
+    for sgn in (-1, 1):
+        gy, gx = c.ny + sgn * np.sin(ax) * c.sep / px, c.nx + sgn * np.cos(ax) * c.sep / px
+        k = 120
+        y, x, al = D.walks(rng, np.full(k, gy), np.full(k, gx), rng.uniform(0, 2 * np.pi, k),
+                           rng.uniform(2, 7, k) / px, 0.8, 0.05 * px, 8 / px, 0.05 * np.sqrt(px))
+        al = D.keep_inside(al, c.cell, y, x)
+        img += D.lines((n, n), y, x, al, rng.uniform(0.1, 0.2) / px, 0.0, 0.8)
+    s = np.linspace(-1, 1, 60) * rng.uniform(1.5, 3.0) / px
+    lay = np.zeros((n, n), np.float32)
+    D.splat(lay, c.ny + np.sin(ax) * s, c.nx + np.cos(ax) * s, np.full(60, 3.0 * np.ptp(s) / 60 / px))
+    img += D.blur(lay, 0.6 / px / 2.5)
+    img += c.cell * c.thick * rng.uniform(0.03, 0.1) * float(img.max())
+    return img * c.cell
 
 
 # --------------------------------------------------------------------------------- ActinFilaments
