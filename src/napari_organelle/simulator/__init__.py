@@ -26,6 +26,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "indep_f": ("indep_f", "render"),
     "indep_g": ("indep_g", "render"),
     "indep_h": ("indep_h", "render"),
+    "indep_i": ("indep_i", "render"),
 }
 
 
