@@ -327,9 +327,11 @@ ITERATORS = {
 def transfer(image, gamma: float):
     """The image through an intensity transfer ``x ** gamma`` over its own range (a display gamma, a
     different camera response): how much the answers depend on it is a robustness check."""
+    if gamma == 1.0:
+        return image
     p = np.asarray(image, np.float32)
     lo, hi = float(p.min()), float(p.max())
-    if gamma == 1.0 or hi <= lo:
+    if hi <= lo:
         return image
     return ((p - lo) / (hi - lo)) ** gamma * (hi - lo) + lo
 
