@@ -47,10 +47,11 @@ WEIGHTS = REPO / "src" / "napari_organelle" / "weights"
 
 FULL = dict(size=192, per_class=500, val_per_class=40, test_per_class=40, epochs=14, epochs2=8, lr2=5e-4,
             batch_size=64, lr=2e-3,
-            loro_per_class=200, loro_epochs=10, arch="organelle-cnn", arch_kwargs={})
+            loro_per_class=200, loro_epochs=10, arch="organelle-cnn", arch_kwargs={}, intensity="wide")
 QUICK = dict(size=96, per_class=12, val_per_class=6, test_per_class=6, epochs=2, epochs2=1, lr2=5e-4,
              batch_size=32, lr=2e-3,
-             loro_per_class=8, loro_epochs=1, arch="organelle-cnn", arch_kwargs={})
+             loro_per_class=8, loro_epochs=1, arch="organelle-cnn", arch_kwargs={}, intensity="wide")
+# rounds 1-5 of the bundled classifier trained with intensity="mild" (gamma 0.7-1.43), round 6 on with "wide"
 SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
@@ -98,7 +99,7 @@ def train(X, y, Xv, yv, cfg: dict, epochs: int, classes, seed=0, label="", init=
     from napari_organelle import training
 
     conf = training.TrainConfig(epochs=epochs, batch_size=cfg["batch_size"], lr=lr or cfg["lr"], device="auto",
-                                seed=seed)
+                                seed=seed, intensity=cfg.get("intensity", "mild"))
     t = time.perf_counter()
 
     def cb(ev):
@@ -183,7 +184,7 @@ def main() -> int:
     cfg = dict(QUICK if a.quick else FULL)
     for kv in a.set:
         k, v = kv.split("=", 1)
-        cfg[k] = json.loads(v) if k != "arch" else v
+        cfg[k] = v if k in ("arch", "intensity") else json.loads(v)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     if a.continue_from and Path(a.continue_from).resolve() == (work / "classifier.pt").resolve():

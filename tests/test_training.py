@@ -354,3 +354,27 @@ def test_autoencoder_finetune_baseline():
     # a sensible one improves on it, and the baseline is reported alongside
     good = train("autoencoder", tr_planes, va_planes, ae_cfg(epochs=2, lr=3e-3), init=init)
     assert good.best_epoch >= 1 and good.best_event.val_psnr > good.baseline["val_psnr"]
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_random_transfer_is_monotone_and_keeps_the_ends(wide):
+    gen = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0, 1, 101).repeat(64, 2, 1, 1)  # (64, 2, 1, 101): 128 curves
+    out = tr.random_transfer(ramp, gen, wide=wide)
+    assert out.shape == ramp.shape
+    assert torch.all(out.diff(dim=-1) >= -1e-6), "every transfer is non-decreasing"
+    assert torch.allclose(out[..., 0], torch.zeros(1), atol=1e-5)
+    assert torch.allclose(out[..., -1], torch.ones(1), atol=1e-5)
+    mid = out[..., 50].flatten()  # what 0.5 becomes (gamma g sends it to 0.5 ** g)
+    assert mid.std() > 0.01, "different curves for different samples and channels"
+    if wide:  # S-curves and strong gammas send mid-grey almost anywhere
+        assert mid.max() - mid.min() > 0.5
+    else:  # gamma 0.7-1.43 only
+        assert mid.min() >= 0.5 ** 1.43 - 1e-4 and mid.max() <= 0.5 ** 0.7 + 1e-4
+
+
+def test_intensity_augmentation_is_a_checked_setting(data):
+    with pytest.raises(InputError, match="Intensity augmentation"):
+        fit(data, intensity="strong")
+    res = fit(data, epochs=1, intensity="mild")
+    assert res.checkpoint()["training"]["config"]["intensity"] == "mild"

@@ -52,6 +52,8 @@ class TrainConfig:
     patience: int | None = None   # early stopping on val loss
     augment: bool = True
     dna_dropout: float = 0.3      # classifier: probability of zeroing the DNA channel per sample
+    intensity: str = "wide"       # classifier augmentation's intensity transfers: "wide" (gamma 0.4-2.5,
+                                  # S-curves, log compression) or "mild" (gamma 0.7-1.43, rounds 1-5)
     freeze_backbone: bool = False
     crop_size: int = 96           # autoencoder: random crops of native planes
     num_threads: int | None = None  # CPU threads; None: chosen for the load, epoch by epoch (_threads)
@@ -86,6 +88,9 @@ class TrainConfig:
             raise InputError(f"Weight decay must be >= 0 (got {self.weight_decay!r}).")
         if not 0.0 <= float(self.dna_dropout) <= 1.0:
             raise InputError(f"DNA dropout is a probability in [0, 1] (got {self.dna_dropout!r}).")
+        if self.intensity not in INTENSITY_AUGMENTATIONS:
+            raise InputError(f"Intensity augmentation must be one of {', '.join(INTENSITY_AUGMENTATIONS)} "
+                             f"(got {self.intensity!r}).")
         if self.patience is not None:
             _int("patience", 1)
         if self.num_threads is not None:
@@ -318,13 +323,48 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor, max_sigma: float = 1.5) -> torch
     return y.reshape(b, c, h, w)
 
 
-def augment_classifier(x: torch.Tensor, gen: torch.Generator, *, dna_dropout: float = 0.3) -> torch.Tensor:
+INTENSITY_AUGMENTATIONS = ("wide", "mild")
+
+
+def random_transfer(x: torch.Tensor, gen: torch.Generator, *, wide: bool = True) -> torch.Tensor:
+    """A random monotone intensity transfer of a (B, C, H, W) batch in [0, 1], per sample and channel.
+
+    Microscopes, cameras and the software that saved an image map photons to grey levels by different
+    curves (display gamma, a log or S-shaped lookup table, an auto-contrast); the product's percentile
+    scaling removes offset and gain but not the curve. ``wide``: gamma log-uniform in 0.4-2.5 for 60 %
+    of the samples, an S-curve (logistic, gain 3-10, midpoint 0.2-0.8) for 25 %, log compression
+    (log(1 + a x) / log(1 + a), a 3-100) for 15 %. Not wide: gamma log-uniform in 0.7-1.43 (rounds 1-5).
+    0 stays 0 and 1 stays 1 in every curve.
+    """
+    b, c = x.shape[:2]
+    v = _rand(gen, 4, b, c, device=x.device)
+    lo, hi = (0.4, 2.5) if wide else (0.7, 1.43)
+    gamma = torch.exp(math.log(lo) + v[0] * (math.log(hi) - math.log(lo)))[..., None, None]
+    x = x.clamp(0, 1)
+    if not wide:
+        return x.pow(gamma)
+    y = x.pow(gamma)
+    # S-curve, normalised so that 0 -> 0 and 1 -> 1
+    k = (3 + 7 * v[1])[..., None, None]
+    m = (0.2 + 0.6 * v[2])[..., None, None]
+    s0, s1 = torch.sigmoid(-k * m), torch.sigmoid(k * (1 - m))
+    s = (torch.sigmoid(k * (x - m)) - s0) / (s1 - s0)
+    a = torch.exp(math.log(3) + v[2] * (math.log(100) - math.log(3)))[..., None, None]
+    lg = torch.log1p(a * x) / torch.log1p(a)
+    pick = v[3][..., None, None]
+    y = torch.where(pick < 0.6, y, torch.where(pick < 0.85, s, lg))
+    return y.clamp_(0, 1)
+
+
+def augment_classifier(x: torch.Tensor, gen: torch.Generator, *, dna_dropout: float = 0.3,
+                       intensity: str = "wide") -> torch.Tensor:
     """Strong augmentation of a (B, C, S, S) batch in [0, 1], on its device.
 
     Geometry: exact flips/90-degree rotations for 1/4 of the samples, otherwise a random affine
     (any rotation, flip, scale 0.8-1.2, translation +-5 % of the side). Then random gaussian blur
-    (sigma 0-1.5 px, half of the samples), gamma / contrast / brightness jitter per channel, additive
-    gaussian + signal-dependent (poisson-like) noise, and DNA dropout (channel 1 zeroed).
+    (sigma 0-1.5 px, half of the samples), for 80 % of the samples a random intensity transfer per
+    channel (``random_transfer``; ``intensity`` "wide" or "mild") with contrast / brightness jitter,
+    additive gaussian + signal-dependent (poisson-like) noise, and DNA dropout (channel 1 zeroed).
     """
     b, c, h, w = x.shape
     dev = x.device
@@ -335,14 +375,14 @@ def augment_classifier(x: torch.Tensor, gen: torch.Generator, *, dna_dropout: fl
     x = _blur(x, sigma)
     # intensity, per sample and channel
     v = _rand(gen, 5, b, c, device=dev)
-    gamma = torch.exp(math.log(0.7) + v[0] * (math.log(1.43) - math.log(0.7)))
     contrast = 0.8 + 0.45 * v[1]
     bright = (v[2] * 2 - 1) * 0.08
     on = (u[3] < 0.8)[:, None]
-    gamma = torch.where(on, gamma, torch.ones_like(gamma))
     contrast = torch.where(on, contrast, torch.ones_like(contrast))
     bright = torch.where(on, bright, torch.zeros_like(bright))
-    x = x.clamp(0, 1).pow(gamma[..., None, None]) * contrast[..., None, None] + bright[..., None, None]
+    x = x.clamp(0, 1)
+    x = torch.where(on[..., None, None], random_transfer(x, gen, wide=intensity == "wide"), x)
+    x = x * contrast[..., None, None] + bright[..., None, None]
     # noise
     noisy = (u[4] < 0.5)[:, None, None, None]
     g_sigma = (v[3] * 0.04)[..., None, None]
@@ -817,7 +857,7 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
         if kind == "classifier":
             xb, yb = _as_float(Xtr[idx]), ytr[idx]
             if config.augment:
-                xb = augment_classifier(xb, gen, dna_dropout=float(config.dna_dropout))
+                xb = augment_classifier(xb, gen, dna_dropout=float(config.dna_dropout), intensity=config.intensity)
             elif config.dna_dropout > 0 and xb.shape[1] >= 2:
                 drop = torch.rand(xb.shape[0], generator=gen, device=device) < config.dna_dropout
                 xb = xb.clone()
@@ -1056,4 +1096,4 @@ def _result(model, kind, arch, classes, history, best_epoch, best_loss, stopped,
 
 
 __all__ = ["TrainConfig", "TrainResult", "BatchEvent", "EpochEvent", "train", "format_epoch",
-           "resolve_device", "available_devices", "augment_classifier", "augment_planes", "DEFAULT_ARCH"]
+           "resolve_device", "available_devices", "augment_classifier", "augment_planes", "random_transfer", "DEFAULT_ARCH"]
