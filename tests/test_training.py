@@ -378,3 +378,17 @@ def test_intensity_augmentation_is_a_checked_setting(data):
         fit(data, intensity="strong")
     res = fit(data, epochs=1, intensity="mild")
     assert res.checkpoint()["training"]["config"]["intensity"] == "mild"
+
+
+def test_channels_last_only_for_networks_wide_enough_on_the_cpu():
+    # torch 2.14's oneDNN backward corrupted the heap in channels-last for 4-channel convolutions on an
+    # AVX2 CPU; such narrow networks train in the default layout on the CPU
+    from napari_organelle.models import build_model
+
+    assert tr._cl_safe_on_cpu(build_model("classifier", "organelle-cnn"))
+    assert not tr._cl_safe_on_cpu(build_model("classifier", "organelle-cnn", stem=4, widths=(4, 8), blocks=(1, 1)))
+    X = np.random.default_rng(0).random((12, 2, 32, 32)).astype(np.float32)
+    y = np.arange(12) % 3
+    res = train("classifier", (X, y), (X[:4], y[:4]), cfg(epochs=1, batch_size=4, channels_last=True),
+                classes=["a", "b", "c"], arch_kwargs={"stem": 4, "widths": (4, 8), "blocks": (1, 1)})
+    assert len(res.history) == 1 and np.isfinite(res.history[0].train_loss)

@@ -621,6 +621,12 @@ def _average_buffers(net: nn.Module, world: int, device: torch.device) -> None:
             b.copy_((t / world).to(b.device))
 
 
+def _cl_safe_on_cpu(model: nn.Module, min_channels: int = 8) -> bool:
+    """Whether every convolution of ``model`` has at least ``min_channels`` output channels (the
+    channels-last layout is used for training on the CPU only then; see ``train``)."""
+    return all(m.out_channels >= min_channels for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
 def _train_step(model: nn.Module, optimizer, loss_fn, xb: torch.Tensor, yb: torch.Tensor, autocast):
     """One optimisation step; returns (detached loss, detached output). Module-level so tests can
     simulate failures (e.g. CUDA out-of-memory)."""
@@ -764,8 +770,12 @@ def _run(kind, model, arch, classes, config, device, stop, callback, checkpoint_
 
     model = model.to(device)
     # Channels-last is much faster for the classifier's convolutions on the CPU (oneDNN): ~1.8x on a
-    # training step of organelle-cnn at 128 px. It only changes the memory layout.
-    use_cl = bool(config.channels_last) or (device.type == "cpu" and kind == "classifier")
+    # training step of organelle-cnn at 128 px. It only changes the memory layout. Not on the CPU for
+    # networks with convolutions narrower than 8 channels: there torch 2.14's oneDNN backward corrupts
+    # the heap on AVX2 CPUs (an AMD EPYC: 5 of 5 runs aborted at widths 4, 0 of 5 at 8 or more).
+    cpu_cl_safe = _cl_safe_on_cpu(model)
+    use_cl = (bool(config.channels_last) and (device.type != "cpu" or cpu_cl_safe)) or (
+        device.type == "cpu" and kind == "classifier" and cpu_cl_safe)
     if use_cl:
         model = model.to(memory_format=torch.channels_last)
     mf = torch.channels_last if use_cl else torch.contiguous_format
