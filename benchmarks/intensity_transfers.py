@@ -4,7 +4,8 @@
     python benchmarks/intensity_transfers.py --model my.pt --work bundled_work --tta
 
 Data: the validation cells of every renderer (benchmarks/bundled_models.py's sets: 40 per class,
-seed 1, 192 px; made and cached in WORK the first time, about a minute per renderer on 2 cores).
+seed 1, 192 px; made and cached in WORK the first time, about a minute per renderer on 2 cores), or
+with ``--split test`` its test cells (40 per class, seed 2), on which no weights were ever chosen.
 Each set is classified as rendered (P) and with its protein image through a test family of
 intensity transfers that no training augmentation uses (T): for half of the cells a gamma
 log-uniform in 0.33-3, for the other half a random monotone piecewise-linear lookup table with four
@@ -71,6 +72,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="bundled_work", help="where bundled_models.py caches its sets")
     ap.add_argument("--renderers", default=None, help="comma-separated (default: all)")
     ap.add_argument("--tta", action="store_true")
+    ap.add_argument("--split", choices=("val", "test"), default="val",
+                    help="val: the validation cells (seed 1; rounds 1-6 chose their weights on them); test: the "
+                         "test cells (seed 2, 40 per class), which no training or choice of weights ever saw")
     a = ap.parse_args(argv)
     import torch
 
@@ -85,7 +89,7 @@ def main(argv=None) -> int:
     n = 0
     t = time.perf_counter()
     for r in renderers:
-        X, y = bm.sets(Path(a.work), r, "val", bm.FULL["val_per_class"], size, 2)
+        X, y = bm.sets(Path(a.work), r, a.split, bm.FULL[f"{a.split}_per_class"], size, 2)
         row = {f"P {k}": v for k, v in accuracies(model, X, y, a.tta).items()}
         row.update({f"T {k}": v for k, v in accuracies(model, test_family(X), y, a.tta).items()})
         print(f"{r:10s} " + "  ".join(f"{k} {100 * v:.2f}%" for k, v in row.items()), flush=True)
